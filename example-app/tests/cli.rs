@@ -1,0 +1,174 @@
+//! Runs the real `example-app` binary, as a newcomer or an operator would.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_example-app"))
+}
+
+/// A scratch working directory with no config files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "weapp-example-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn command(scratch: &Scratch) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.current_dir(&scratch.0)
+        .env_remove("WEAPP_ENV")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("WEAPP__")) {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// Starts `serve` on a free port and returns the child and its address.
+fn serve(scratch: &Scratch) -> (Child, String) {
+    let mut child = command(scratch)
+        .env("WEAPP__SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("example-app: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+            && let Some(at) = line.find("listening on http://")
+        {
+            let address: String = line[at + "listening on ".len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            return (child, address);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("example-app did not report its address within 30 s");
+}
+
+#[tokio::test]
+async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
+    let scratch = Scratch::new();
+    let (mut child, address) = serve(&scratch);
+    assert!(
+        scratch.0.join("data/example.db").exists(),
+        "SQLite file under data/"
+    );
+
+    let health: serde_json::Value = reqwest::get(format!("{address}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready = reqwest::get(format!("{address}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "example-app ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_redacted() {
+    let scratch = Scratch::new();
+    let output = command(&scratch)
+        .args(["config", "check"])
+        .env(
+            "WEAPP__DATABASE__URL",
+            "postgres://shop:db-pass-123@db.internal:5432/shop",
+        )
+        .env("WEAPP__WECHAT__SECRET", "wechat-secret-456")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("postgres://shop:***@db.internal:5432/shop"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("db-pass-123"), "{stdout}");
+    assert!(!stdout.contains("wechat-secret-456"), "{stdout}");
+    assert!(stdout.contains("# configuration OK"), "{stdout}");
+}
+
+#[test]
+fn a_bad_config_value_stops_the_app_with_the_key_named() {
+    let scratch = Scratch::new();
+    let output = command(&scratch)
+        .args(["config", "check"])
+        .env("WEAPP__SERVER__PORT", "http")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.port"), "{stderr}");
+    assert!(stderr.contains("WEAPP__SERVER__PORT"), "{stderr}");
+}
+
+#[test]
+fn migrate_applies_pending_migrations_once() {
+    let scratch = Scratch::new();
+    let run = || {
+        let output = command(&scratch).arg("migrate").output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("migration(s)"), "{first}");
+    let second = run();
+    assert!(second.starts_with("applied 0 migration(s)"), "{second}");
+    assert!(scratch.0.join("data/example.db").exists());
+}

@@ -1,0 +1,126 @@
+//! The state every handler, plugin and task shares.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::{Ready, ready};
+use std::sync::{Arc, RwLock};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::kv::KvStore;
+use crate::plugin::Shutdown;
+
+/// Build facts reported by `/healthz`.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The app's version (its `CARGO_PKG_VERSION` when set with
+    /// [`App::version`](crate::App::version), else the framework's).
+    pub version: String,
+    /// Short git commit the framework was built from, or `unknown`.
+    pub git_hash: String,
+}
+
+struct Inner {
+    config: Config,
+    db: Db,
+    kv: Arc<dyn KvStore>,
+    build: BuildInfo,
+    started_at: DateTime<Utc>,
+    shutdown: Shutdown,
+    extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// Configuration, database, key-value store and plugin services, shared by reference
+/// count: clone it freely. Handlers take it as an argument (`ctx: AppContext`).
+#[derive(Clone)]
+pub struct AppContext {
+    inner: Arc<Inner>,
+}
+
+impl AppContext {
+    /// Assembles a context; the app builder does this once at start-up.
+    pub fn new(config: Config, db: Db, kv: Arc<dyn KvStore>, build: BuildInfo) -> Self {
+        AppContext {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                kv,
+                build,
+                started_at: Utc::now(),
+                shutdown: Shutdown::new(),
+                extensions: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The loaded configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database pool.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The key-value store (Redis or in-memory).
+    pub fn kv(&self) -> &dyn KvStore {
+        self.inner.kv.as_ref()
+    }
+
+    /// The key-value store as a shared handle, for services that keep it.
+    pub fn kv_handle(&self) -> Arc<dyn KvStore> {
+        self.inner.kv.clone()
+    }
+
+    /// Version and commit of the running build.
+    pub fn build_info(&self) -> &BuildInfo {
+        &self.inner.build
+    }
+
+    /// When this process started serving.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+
+    /// The signal background tasks watch to stop.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+
+    /// Stores a service (one per type), typically from a plugin's `on_start`.
+    pub fn insert<T: Send + Sync + 'static>(&self, value: T) {
+        self.inner
+            .extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// A service stored with [`AppContext::insert`].
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner
+            .extensions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|any| any.downcast::<T>().ok())
+    }
+}
+
+impl FromRequest for AppContext {
+    type Error = crate::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.app_data::<web::Data<AppContext>>()
+                .map(|data| data.get_ref().clone())
+                .ok_or_else(|| crate::Error::internal("AppContext is not registered on this app")),
+        )
+    }
+}

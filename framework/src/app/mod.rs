@@ -1,0 +1,184 @@
+//! The application builder: config + registered plugins -> a running actix-web server.
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> weapp::Result<()> {
+//!     weapp::App::from_env()?.run().await
+//! }
+//! ```
+
+mod context;
+mod server;
+
+use std::sync::Arc;
+
+pub use context::{AppContext, BuildInfo};
+pub use server::Server;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::config::Config;
+use crate::db::{Db, Migration, MigrationReport, MigrationSet};
+use crate::kv::KvStore;
+use crate::plugin::{self, Plugin};
+
+/// Migrations of the framework itself; they run before every plugin's.
+const FRAMEWORK_MIGRATIONS: &[Migration] = &[];
+
+/// Builds and runs a weapp application.
+pub struct App {
+    config: Config,
+    extra_plugins: Vec<&'static dyn Plugin>,
+    version: Option<String>,
+    kv: Option<Arc<dyn KvStore>>,
+}
+
+impl App {
+    /// An app for an already loaded configuration.
+    pub fn new(config: Config) -> App {
+        App {
+            config,
+            extra_plugins: Vec::new(),
+            version: None,
+            kv: None,
+        }
+    }
+
+    /// Loads the configuration from `config/` and `WEAPP__*` variables.
+    pub fn from_env() -> crate::Result<App> {
+        Ok(App::new(Config::load()?))
+    }
+
+    /// Like [`App::from_env`], with the app's own defaults (TOML compiled into the
+    /// binary) layered just above the framework's.
+    pub fn from_env_with_defaults(defaults_toml: &str) -> crate::Result<App> {
+        Ok(App::new(
+            Config::loader().defaults_toml(defaults_toml).load()?,
+        ))
+    }
+
+    /// Adds a plugin besides those registered with `register_plugin!` (as bevy's
+    /// `add_plugins`); useful for app-local plugins and tests.
+    pub fn add_plugin(mut self, plugin: &'static dyn Plugin) -> Self {
+        self.extra_plugins.push(plugin);
+        self
+    }
+
+    /// Sets the version `/healthz` reports, e.g. `env!("CARGO_PKG_VERSION")`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Uses this key-value store instead of the one `[redis]` configures.
+    pub fn kv_store(mut self, kv: Arc<dyn KvStore>) -> Self {
+        self.kv = Some(kv);
+        self
+    }
+
+    /// The configuration the app will run with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The enabled plugins in start order, or why they cannot start.
+    pub fn plugins(&self) -> Result<Vec<&'static dyn Plugin>, plugin::PluginError> {
+        let mut all = plugin::registered();
+        all.extend(self.extra_plugins.iter().copied());
+        plugin::resolve(&all, &self.config.plugins.disabled)
+    }
+
+    /// Runs the command line: `serve` (default), `migrate`, or `config check`.
+    pub async fn run(self) -> crate::Result<()> {
+        use clap::Parser;
+        match Cli::parse().command.unwrap_or(Command::Serve) {
+            Command::Serve => self.serve().await,
+            Command::Migrate => {
+                crate::observe::init_logging(&self.config.observe);
+                let report = self.migrate().await?;
+                println!(
+                    "applied {} migration(s), {} already applied",
+                    report.applied.len(),
+                    report.already_applied
+                );
+                for (owner, version) in report.applied {
+                    println!("  {owner}/{version}");
+                }
+                Ok(())
+            }
+            Command::Config(ConfigCommand::Check) => {
+                let plugins = self.plugins()?;
+                println!("# environment: {}", self.config.environment);
+                println!(
+                    "# plugins (start order): {}",
+                    plugins
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                print!("{}", self.config.redacted_toml());
+                println!("# configuration OK");
+                Ok(())
+            }
+        }
+    }
+
+    /// Builds the server and serves until SIGTERM/SIGINT.
+    pub async fn serve(self) -> crate::Result<()> {
+        self.build().await?.run_until_stopped().await
+    }
+
+    /// Applies pending migrations of the framework and every enabled plugin.
+    pub async fn migrate(self) -> crate::Result<MigrationReport> {
+        let plugins = self.plugins()?;
+        let db = Db::connect(&self.config.database)?;
+        Ok(db.migrate(&migration_sets(&plugins)).await?)
+    }
+
+    /// Connects, migrates (if `database.migrate_on_start`), starts plugins and binds
+    /// the listener; the returned [`Server`] knows its port and serves once awaited.
+    pub async fn build(self) -> crate::Result<Server> {
+        crate::observe::init_logging(&self.config.observe);
+        let plugins = self.plugins()?;
+        tracing::info!(
+            plugins = %plugins.iter().map(|p| p.name()).collect::<Vec<_>>().join(","),
+            "resolved plugins"
+        );
+        let db = Db::connect(&self.config.database)?;
+        let kv = match self.kv {
+            Some(kv) => kv,
+            None => crate::kv::connect(&self.config.redis)?,
+        };
+        if self.config.database.migrate_on_start {
+            let report = db.migrate(&migration_sets(&plugins)).await?;
+            tracing::info!(
+                applied = report.applied.len(),
+                already_applied = report.already_applied,
+                "migrations done"
+            );
+        }
+        let build = BuildInfo {
+            version: self
+                .version
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+            git_hash: env!("WEAPP_GIT_HASH").to_owned(),
+        };
+        let ctx = AppContext::new(self.config, db, kv, build);
+        for plugin in &plugins {
+            plugin.on_start(&ctx).await?;
+        }
+        Server::start(ctx, plugins)
+    }
+}
+
+fn migration_sets(plugins: &[&'static dyn Plugin]) -> Vec<MigrationSet> {
+    std::iter::once(MigrationSet {
+        owner: "weapp",
+        migrations: FRAMEWORK_MIGRATIONS,
+    })
+    .chain(plugins.iter().map(|p| MigrationSet {
+        owner: p.name(),
+        migrations: p.migrations(),
+    }))
+    .collect()
+}

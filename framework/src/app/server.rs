@@ -1,0 +1,108 @@
+//! The bound HTTP server, its background tasks, and graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpServer, web};
+
+use super::AppContext;
+use crate::plugin::Plugin;
+
+/// A bound server: listening, background tasks running, not yet serving until
+/// [`Server::run_until_stopped`] is awaited (zero-to-production's `Application`).
+pub struct Server {
+    addr: SocketAddr,
+    ctx: AppContext,
+    server: actix_web::dev::Server,
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl Server {
+    pub(super) fn start(
+        ctx: AppContext,
+        plugins: Vec<&'static dyn Plugin>,
+    ) -> crate::Result<Server> {
+        let cfg = ctx.config().server.clone();
+        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))?;
+        let addr = listener.local_addr()?;
+        let data = web::Data::new(ctx.clone());
+        let routes_plugins = plugins.clone();
+        let mut http = HttpServer::new(move || {
+            let plugins = routes_plugins.clone();
+            actix_web::App::new()
+                .wrap(from_fn(crate::http::request_context))
+                .app_data(data.clone())
+                .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
+                .configure(crate::health::routes)
+                .configure(move |c| {
+                    for plugin in &plugins {
+                        plugin.routes(c);
+                    }
+                })
+                .default_service(web::to(crate::http::not_found))
+        })
+        .shutdown_timeout(ctx.config().server.shutdown_timeout_s)
+        .listen(listener)?;
+        if ctx.config().server.workers > 0 {
+            http = http.workers(ctx.config().server.workers);
+        }
+        let server = http.run();
+
+        let mut tasks = Vec::new();
+        for plugin in &plugins {
+            for task in plugin.background_tasks(&ctx) {
+                tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
+            }
+        }
+        tracing::info!(address = %addr, "listening on http://{addr}");
+        Ok(Server {
+            addr,
+            ctx,
+            server,
+            tasks,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The shared context.
+    pub fn context(&self) -> &AppContext {
+        &self.ctx
+    }
+
+    /// A handle to stop the server, as SIGTERM would: `handle.stop(true)` stops
+    /// accepting and lets in-flight requests finish within `server.shutdown_timeout_s`.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM, SIGINT or the handle), then tells background
+    /// tasks to stop and waits for them up to `server.shutdown_timeout_s`.
+    pub async fn run_until_stopped(self) -> crate::Result<()> {
+        let served = self.server.await;
+        tracing::info!("server stopped; stopping background tasks");
+        self.ctx.shutdown().trigger();
+        let grace = Duration::from_secs(self.ctx.config().server.shutdown_timeout_s);
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, mut handle) in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(task = %name, "background task did not stop in time; aborting");
+                handle.abort();
+            }
+        }
+        Ok(served?)
+    }
+}

@@ -1,0 +1,31 @@
+//! The app binary's command line.
+
+use clap::{Parser, Subcommand};
+
+/// Command line of every weapp app binary.
+#[derive(Debug, Parser)]
+#[command(about = "A weapp WeChat Mini Program backend", version)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP until SIGTERM/SIGINT (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate and print the effective configuration, secrets redacted.
+    Check,
+}

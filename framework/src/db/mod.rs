@@ -1,0 +1,200 @@
+//! One database handle for PostgreSQL, MySQL/MariaDB and SQLite.
+//!
+//! # Design
+//! diesel's query builder is generic over the backend, but a connection has one
+//! concrete type per backend. [`Db`] holds a bb8 pool of the backend named by the URL
+//! scheme, and [`Db::conn`] returns a [`DbConn`], an enum of the three pooled
+//! connections. The [`with_conn!`](crate::with_conn) macro matches that enum and
+//! expands the same query body once per backend with the inner connection bound to a
+//! name, so plugin code is written once, reads as plain diesel-async, and is still
+//! type-checked against every backend:
+//!
+//! ```ignore
+//! let mut conn = ctx.db().conn().await?;
+//! let rows: Vec<Product> = weapp::with_conn!(conn, |c| {
+//!     products::table.load(c).await
+//! })?;
+//! ```
+//!
+//! Where SQL must differ per backend, the two-argument form also binds the
+//! [`Backend`], so the branch sits inside the one body:
+//! `with_conn!(conn, |c, backend| if backend == Backend::Mysql { .. } else { .. })`.
+//! We chose this over generic functions (`fn f<C: AsyncConnection>`) because those
+//! need long trait bounds on every query function, which plugin authors would copy.
+
+mod error;
+mod migrate;
+mod pool;
+
+use std::time::Duration;
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+
+pub use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
+pub use error::DbError;
+pub use migrate::{Migration, MigrationReport, MigrationSet};
+
+use crate::config::DatabaseConfig;
+
+/// SQLite connection as diesel-async drives it (blocking calls on a thread pool).
+pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
+
+type Pool<C> = bb8::Pool<AsyncDieselConnectionManager<C>>;
+type Pooled<C> = bb8::PooledConnection<'static, AsyncDieselConnectionManager<C>>;
+
+/// The database family behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// SQLite (file or memory).
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a URL names by its scheme, if supported.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            "mysql" | "mariadb" => Some(Backend::Mysql),
+            "sqlite" => Some(Backend::Sqlite),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name, as used in migration folders (`postgres`, `mysql`, `sqlite`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Clone)]
+enum DbPool {
+    Postgres(Pool<AsyncPgConnection>),
+    Mysql(Pool<AsyncMysqlConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// A pooled connection to whichever backend is configured; use it through
+/// [`with_conn!`](crate::with_conn).
+// Not boxed: a box would cost an allocation per checkout on every request's hot path,
+// and the value only lives on one request's stack.
+#[allow(clippy::large_enum_variant)]
+pub enum DbConn {
+    /// A PostgreSQL connection.
+    Postgres(Pooled<AsyncPgConnection>),
+    /// A MySQL/MariaDB connection.
+    Mysql(Pooled<AsyncMysqlConnection>),
+    /// A SQLite connection.
+    Sqlite(Pooled<SqliteConn>),
+}
+
+impl DbConn {
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Postgres(_) => Backend::Postgres,
+            DbConn::Mysql(_) => Backend::Mysql,
+            DbConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Runs one query body against a [`DbConn`] whatever its backend; see the
+/// [module documentation](crate::db).
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        $crate::with_conn!($conn, |$c, _backend| $body)
+    };
+    ($conn:expr, |$c:ident, $backend:ident| $body:expr) => {
+        match &mut $conn {
+            $crate::db::DbConn::Postgres(pooled) => {
+                let $c: &mut $crate::db::AsyncPgConnection = &mut *pooled;
+                #[allow(unused_variables)]
+                let $backend = $crate::db::Backend::Postgres;
+                $body
+            }
+            $crate::db::DbConn::Mysql(pooled) => {
+                let $c: &mut $crate::db::AsyncMysqlConnection = &mut *pooled;
+                #[allow(unused_variables)]
+                let $backend = $crate::db::Backend::Mysql;
+                $body
+            }
+            $crate::db::DbConn::Sqlite(pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut *pooled;
+                #[allow(unused_variables)]
+                let $backend = $crate::db::Backend::Sqlite;
+                $body
+            }
+        }
+    };
+}
+
+/// The application's database: a connection pool for one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Builds the pool without connecting, so the app can start (and report itself
+    /// unready) while the database is down.
+    pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
+        let backend = Backend::from_url(config.url.expose())
+            .ok_or_else(|| DbError::Config(format!("unsupported database URL {}", config.url)))?;
+        let pool = match backend {
+            Backend::Postgres => DbPool::Postgres(pool::postgres(config)),
+            Backend::Mysql => DbPool::Mysql(pool::mysql(config)),
+            Backend::Sqlite => DbPool::Sqlite(pool::sqlite(config)?),
+        };
+        Ok(Db { pool, backend })
+    }
+
+    /// The configured backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Takes a connection from the pool, waiting at most `database.connect_timeout_ms`;
+    /// on timeout the error maps to a 503 `database_unavailable`.
+    pub async fn conn(&self) -> Result<DbConn, DbError> {
+        Ok(match &self.pool {
+            DbPool::Postgres(p) => DbConn::Postgres(p.get_owned().await?),
+            DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
+            DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),
+        })
+    }
+
+    /// Runs `SELECT 1` within `timeout`, for readiness checks.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        let check = async {
+            let mut conn = self.conn().await?;
+            with_conn!(conn, |c| diesel::sql_query("SELECT 1").execute(c).await)?;
+            Ok::<_, DbError>(())
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .map_err(|_| DbError::Unavailable(format!("no answer within {timeout:?}")))?
+    }
+
+    /// Pool statistics: (open connections, idle connections).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = match &self.pool {
+            DbPool::Postgres(p) => p.state(),
+            DbPool::Mysql(p) => p.state(),
+            DbPool::Sqlite(p) => p.state(),
+        };
+        (state.connections, state.idle_connections)
+    }
+}

@@ -1,0 +1,92 @@
+//! Pool construction per backend.
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+use super::{AsyncMysqlConnection, AsyncPgConnection, DbError, Pool, SqliteConn};
+use crate::config::DatabaseConfig;
+
+/// Settings shared by every backend's pool.
+fn builder<M: bb8::ManageConnection>(config: &DatabaseConfig, max_size: u32) -> bb8::Builder<M> {
+    bb8::Pool::builder()
+        .max_size(max_size)
+        .min_idle((config.min_idle > 0).then_some(config.min_idle.min(max_size)))
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .max_lifetime(
+            (config.max_lifetime_s > 0).then(|| Duration::from_secs(config.max_lifetime_s)),
+        )
+}
+
+pub(super) fn postgres(config: &DatabaseConfig) -> Pool<AsyncPgConnection> {
+    let manager = AsyncDieselConnectionManager::new(config.url.expose());
+    builder(config, config.max_connections).build_unchecked(manager)
+}
+
+pub(super) fn mysql(config: &DatabaseConfig) -> Pool<AsyncMysqlConnection> {
+    // diesel-async's MySQL driver only knows the `mysql://` scheme.
+    let url = config.url.expose();
+    let url = match url.split_once("://") {
+        Some((_, rest)) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    let manager = AsyncDieselConnectionManager::new(url);
+    builder(config, config.max_connections).build_unchecked(manager)
+}
+
+/// SQLite: creates the file's folder, and sets per-connection pragmas: WAL so readers
+/// do not block the writer, a busy timeout instead of instant `SQLITE_BUSY`, and
+/// foreign keys on. An in-memory database lives per connection, so its pool has one.
+pub(super) fn sqlite(config: &DatabaseConfig) -> Result<Pool<SqliteConn>, DbError> {
+    let url = config.url.expose();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+        .to_owned();
+    let in_memory = path == ":memory:" || path.is_empty();
+    let path = if in_memory {
+        ":memory:".to_owned()
+    } else {
+        path
+    };
+    if !in_memory
+        && let Some(dir) = std::path::Path::new(&path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbError::Config(format!(
+                "cannot create folder {} for SQLite: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let busy_timeout_ms = config.connect_timeout_ms;
+    let mut manager_config = ManagerConfig::<SqliteConn>::default();
+    manager_config.custom_setup = Box::new(move |url: &str| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = SqliteConn::establish(&url).await?;
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            ))
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(path, manager_config);
+    if in_memory {
+        // The database dies with its only connection: never recycle it.
+        return Ok(builder(config, 1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .build_unchecked(manager));
+    }
+    Ok(builder(config, config.max_connections).build_unchecked(manager))
+}

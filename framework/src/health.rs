@@ -1,0 +1,141 @@
+//! `GET /healthz` (the process is alive) and `GET /readyz` (its dependencies answer).
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::AppContext;
+use crate::error::JSON_UTF8;
+
+/// Body of `/healthz`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+    /// The app's version.
+    pub version: String,
+    /// Commit the build came from.
+    pub git_hash: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Seconds since start.
+    pub uptime_s: i64,
+}
+
+/// One dependency's state in `/readyz`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Check {
+    /// `up` or `down`.
+    pub status: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Body of `/readyz`; on failure it also carries the error shape's `code` and `message`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    /// `not_ready` when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Names the failing dependencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The request id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `database` and `kv`.
+    pub checks: std::collections::BTreeMap<String, Check>,
+}
+
+/// Mounts both endpoints.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+async fn healthz(ctx: AppContext) -> HttpResponse {
+    let build = ctx.build_info();
+    let started = ctx.started_at();
+    json(
+        StatusCode::OK,
+        &Health {
+            status: "ok".into(),
+            version: build.version.clone(),
+            git_hash: build.git_hash.clone(),
+            started_at: started.to_rfc3339(),
+            uptime_s: (chrono::Utc::now() - started).num_seconds(),
+        },
+    )
+}
+
+fn check(result: Result<(), String>) -> Check {
+    match result {
+        Ok(()) => Check {
+            status: "up".into(),
+            error: None,
+        },
+        Err(e) => Check {
+            status: "down".into(),
+            error: Some(e),
+        },
+    }
+}
+
+async fn readyz(ctx: AppContext) -> HttpResponse {
+    let timeout = Duration::from_millis(ctx.config().health.check_timeout_ms);
+    let kv_check = async {
+        match tokio::time::timeout(timeout, ctx.kv().ping()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    };
+    let (db, kv) = tokio::join!(ctx.db().ping(timeout), kv_check);
+    let checks: std::collections::BTreeMap<String, Check> = [
+        ("database".to_owned(), check(db.map_err(|e| e.to_string()))),
+        ("kv".to_owned(), check(kv)),
+    ]
+    .into();
+    let down: Vec<&str> = checks
+        .iter()
+        .filter(|(_, c)| c.status != "up")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if down.is_empty() {
+        return json(
+            StatusCode::OK,
+            &Readiness {
+                status: "ready".into(),
+                code: None,
+                message: None,
+                request_id: None,
+                checks,
+            },
+        );
+    }
+    for name in &down {
+        tracing::warn!(dependency = name, error = ?checks[*name].error, "not ready");
+    }
+    let message = format!("unavailable: {}", down.join(", "));
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &Readiness {
+            status: "unavailable".into(),
+            code: Some("not_ready".into()),
+            message: Some(message),
+            request_id: crate::http::current_request_id(),
+            checks,
+        },
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8)))
+        .body(serde_json::to_vec(body).unwrap_or_default())
+}

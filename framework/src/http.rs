@@ -1,0 +1,234 @@
+//! HTTP plumbing shared by every route: request ids, the JSON error shape for
+//! everything actix itself rejects, body limits and extractor error mapping.
+//!
+//! The outermost middleware ([`request_context`]) gives each request an id, makes it
+//! visible to [`crate::Error`] responses through a task-local, converts panics and
+//! non-JSON error responses into the framework's JSON error shape, and adds
+//! `charset=utf-8` to JSON responses.
+
+use std::panic::AssertUnwindSafe;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures_util::FutureExt;
+
+use crate::error::{Error, JSON_UTF8, default_code, error_response};
+
+/// Header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, if called inside one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The id of a request, stored in its extensions by [`request_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Accepts a client-supplied id only if it is short and printable, so it is safe to
+/// log and echo; otherwise a fresh one is generated.
+fn request_id_from(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The outermost middleware; see the module documentation.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request_id_from(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
+
+    let outcome = REQUEST_ID
+        .scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind())
+        .await;
+
+    let mut res = match outcome {
+        Ok(Ok(res)) => {
+            let status = res.status();
+            let is_error = status.is_client_error() || status.is_server_error();
+            if is_error && !is_json(res.headers().get(CONTENT_TYPE)) {
+                // actix's own rejections (payload overflow, bad headers...) are plain text.
+                let message = res.response().error().map(|e| e.to_string());
+                let json = REQUEST_ID.sync_scope(id.clone(), || {
+                    json_error_for_status(status, message.as_deref())
+                });
+                res.into_response(json)
+            } else {
+                res.map_into_boxed_body()
+            }
+        }
+        // The request was consumed by the failed call, so no response can be built
+        // here; the error carries the id into the response actix builds from it.
+        Ok(Err(err)) => {
+            let status = err.as_response_error().status_code();
+            if status.is_server_error() {
+                tracing::error!(error = %err, "request failed");
+            }
+            return Err(FailedRequest {
+                status,
+                message: Some(err.to_string()),
+                request_id: id,
+            }
+            .into());
+        }
+        Err(_panic) => {
+            tracing::error!(request_id = %id, "handler panicked");
+            return Err(FailedRequest {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: None,
+                request_id: id,
+            }
+            .into());
+        }
+    };
+
+    let headers = res.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    if headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
+    {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    }
+    Ok(res)
+}
+
+/// A failure that escaped the service (a middleware error or a panic), carrying the
+/// request id because actix turns it into a response outside our task-local scope.
+#[derive(Debug)]
+struct FailedRequest {
+    status: StatusCode,
+    message: Option<String>,
+    request_id: String,
+}
+
+impl std::fmt::Display for FailedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request {} failed with {}", self.request_id, self.status)
+    }
+}
+
+impl actix_web::ResponseError for FailedRequest {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = REQUEST_ID.sync_scope(self.request_id.clone(), || {
+            json_error_for_status(self.status, self.message.as_deref())
+        });
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+}
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// A JSON error for a response that carries no code of its own; 5xx details are not
+/// sent to the client.
+fn json_error_for_status(status: StatusCode, message: Option<&str>) -> HttpResponse {
+    let message = match message {
+        Some(m) if !status.is_server_error() => m.to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    error_response(status, default_code(status), &message)
+}
+
+/// Fallback for requests that match no route: a JSON 404.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(Error::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Maps JSON body extractor failures to 400/413/415 framework errors.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let error = match &err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => Error::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => Error::http(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a JSON body with Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            let message = e.to_string();
+            if message.starts_with("unknown field") {
+                Error::bad_request("unknown_field", message)
+            } else {
+                Error::bad_request("invalid_body", message)
+            }
+        }
+        JsonPayloadError::Deserialize(e) => {
+            Error::bad_request("malformed_json", format!("malformed JSON: {e}"))
+        }
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => Error::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        ),
+        other => Error::bad_request("invalid_body", other.to_string()),
+    };
+    error.into()
+}
+
+/// Maps query-string extractor failures to 400 `invalid_query`.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    Error::bad_request("invalid_query", err.to_string()).into()
+}
+
+/// Maps path-parameter extractor failures to 404 `not_found` (a malformed id names
+/// no resource).
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    Error::not_found(format!("no such resource: {err}")).into()
+}
+
+/// Extractor configuration registered on every app: body limit and error mapping.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(body_limit)
+            .error_handler(json_error),
+    )
+    .app_data(web::PayloadConfig::new(body_limit))
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(web::PathConfig::default().error_handler(path_error));
+}

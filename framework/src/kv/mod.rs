@@ -1,0 +1,67 @@
+//! A small key-value store for sessions, rate limits, nonces, locks and caches.
+//!
+//! [`KvStore`] has two implementations: [`RedisStore`] (production; shared by all
+//! instances) and [`MemoryStore`] (the embedded default; one process only). Both pass
+//! the same test suite. Values are bytes; TTLs are per key.
+
+mod memory;
+mod redis_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+
+use crate::config::RedisConfig;
+
+/// A key-value store failure, typically Redis being unreachable (a 503 for clients).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KvError(pub String);
+
+/// The operations weapp needs from a key-value store. Every operation is atomic.
+#[async_trait::async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// The value of `key`, if present and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+
+    /// Sets `key`, replacing any value; `ttl` of `None` keeps it until deleted.
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError>;
+
+    /// Sets `key` only if absent; returns whether it was set. The basis of locks and
+    /// replay protection.
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError>;
+
+    /// Deletes `key`; returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool, KvError>;
+
+    /// Deletes `key` only if its value equals `expected` (a lock released by its owner
+    /// only); returns whether it was deleted.
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, KvError>;
+
+    /// Adds `by` to the integer at `key` (absent counts as 0) and returns the new value.
+    /// `ttl` is applied when the key has no expiry yet, so a counter window starts with
+    /// its first increment. A non-integer value is an error.
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError>;
+
+    /// Remaining time to live: `None` if the key is absent or has no expiry.
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, KvError>;
+
+    /// Checks that the store answers, for readiness probes.
+    async fn ping(&self) -> Result<(), KvError>;
+}
+
+/// The store configured by `[redis]`: Redis when `redis.url` is set, else in memory.
+/// Redis is connected lazily, so the app starts (unready) while Redis is down.
+pub fn connect(config: &RedisConfig) -> Result<Arc<dyn KvStore>, KvError> {
+    match &config.url {
+        Some(_) => Ok(Arc::new(RedisStore::connect(config)?)),
+        None => Ok(Arc::new(MemoryStore::new())),
+    }
+}

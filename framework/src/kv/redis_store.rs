@@ -1,0 +1,141 @@
+//! [`KvStore`] on Redis through a reconnecting connection manager.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{KvError, KvStore};
+use crate::config::RedisConfig;
+
+/// Redis-backed store. Every key is prefixed with `redis.key_prefix`. Commands time
+/// out after `redis.response_timeout_ms`, so a down Redis gives fast errors (503s),
+/// and the manager reconnects by itself when Redis returns.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl From<redis::RedisError> for KvError {
+    fn from(err: redis::RedisError) -> Self {
+        KvError(format!("redis: {err}"))
+    }
+}
+
+// Scripts are hashed once; calls then go by EVALSHA.
+static DELETE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+          end
+          return 0",
+    )
+});
+
+static INCREMENT_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+          if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
+            redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          end
+          return v",
+    )
+});
+
+impl RedisStore {
+    /// A lazily connecting store for `config.url`.
+    pub fn connect(config: &RedisConfig) -> Result<Self, KvError> {
+        let url = config
+            .url
+            .as_ref()
+            .ok_or_else(|| KvError("redis.url is not set".into()))?;
+        let client = redis::Client::open(url.expose())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Ok(RedisStore {
+            conn,
+            prefix: config.key_prefix.clone(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    // Redis rejects a zero expiry; round sub-millisecond TTLs up.
+    (ttl.as_millis() as u64).max(1)
+}
+
+#[async_trait::async_trait]
+impl KvStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.conn.clone().get(self.key(key)).await?)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(millis(ttl));
+        }
+        Ok(cmd.query_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("NX");
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(millis(ttl));
+        }
+        let reply: Option<String> = cmd.query_async(&mut self.conn.clone()).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let removed: i64 = self.conn.clone().del(self.key(key)).await?;
+        Ok(removed > 0)
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, KvError> {
+        let removed: i64 = DELETE_IF_EQUALS
+            .key(self.key(key))
+            .arg(expected)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        Ok(INCREMENT_WITH_TTL
+            .key(self.key(key))
+            .arg(by)
+            .arg(ttl.map(millis).unwrap_or(0))
+            .invoke_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, KvError> {
+        let ms: i64 = self.conn.clone().pttl(self.key(key)).await?;
+        Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    async fn ping(&self) -> Result<(), KvError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Plugins: the unit of features in weapp.
+//!
+//! A plugin crate defines a unit struct implementing [`Plugin`] and registers it with
+//! [`register_plugin!`](crate::register_plugin), which submits it to an `inventory`
+//! registry at compile time. The app collects every registered plugin, drops those named
+//! in `plugins.disabled`, and orders the rest by [`Plugin::dependencies`]
+//! (see [`resolve`]). Registration holds only a `&'static` unit struct; state is built
+//! in [`Plugin::on_start`] and stored in the [`AppContext`](crate::AppContext).
+//!
+//! The linker drops a crate that nothing references, registration included, so an app
+//! must mention each plugin crate it wants: `use weapp_order as _;`.
+
+mod registry;
+mod task;
+
+use actix_web::web;
+
+pub use registry::{PluginError, registered, resolve};
+pub use task::{BackgroundTask, Shutdown};
+
+use crate::AppContext;
+use crate::db::Migration;
+
+/// A feature packaged for weapp: routes, migrations, a start-up hook and background tasks.
+#[async_trait::async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// Unique name; also the config section and migration owner, e.g. `order`.
+    fn name(&self) -> &'static str;
+
+    /// Names of plugins that must start (and migrate) before this one.
+    fn dependencies(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Registers routes. Runs once per server worker, so it must only wire handlers;
+    /// shared state belongs in [`Plugin::on_start`].
+    fn routes(&self, _cfg: &mut web::ServiceConfig) {}
+
+    /// Migrations owned by this plugin, in order; see [`migration!`](crate::migration).
+    fn migrations(&self) -> &'static [Migration] {
+        &[]
+    }
+
+    /// Runs once at start-up, after migrations and before serving, in dependency order.
+    /// Build services here and store them with [`AppContext::insert`].
+    async fn on_start(&self, _ctx: &AppContext) -> crate::Result<()> {
+        Ok(())
+    }
+
+    /// Long-running tasks started after every `on_start`; each is told to stop through
+    /// its [`Shutdown`] when the server shuts down.
+    fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
+        Vec::new()
+    }
+}
+
+/// A plugin as submitted to the compile-time registry.
+pub struct PluginRegistration(pub &'static dyn Plugin);
+
+inventory::collect!(PluginRegistration);
+
+/// Registers a plugin value (a `const`-constructible unit struct) with the app.
+///
+/// ```ignore
+/// pub struct OrderPlugin;
+/// weapp::register_plugin!(OrderPlugin);
+/// ```
+#[macro_export]
+macro_rules! register_plugin {
+    ($plugin:expr) => {
+        $crate::inventory::submit! {
+            $crate::plugin::PluginRegistration(&$plugin)
+        }
+    };
+}
+
+impl std::fmt::Debug for dyn Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plugin({})", self.name())
+    }
+}

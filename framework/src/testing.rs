@@ -1,0 +1,305 @@
+//! Test helpers for apps and plugins (feature `testing`): throwaway databases and an
+//! app spawned on a free port.
+//!
+//! Service locations come from `WEAPP_TEST_POSTGRES_URL`, `WEAPP_TEST_MYSQL_URL` and
+//! `WEAPP_TEST_REDIS_URL` (defaults: the local services on their standard ports). A
+//! missing service fails the test with a message saying what to start; it never skips.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+
+use crate::config::ConfigLoader;
+use crate::db::{AsyncMysqlConnection, AsyncPgConnection, Backend};
+use crate::kv::{KvStore, RedisStore};
+use crate::plugin::Plugin;
+use crate::{App, AppContext};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Admin URL of the test PostgreSQL server.
+pub fn postgres_url() -> String {
+    env_or(
+        "WEAPP_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+}
+
+/// Admin URL of the test MySQL/MariaDB server.
+pub fn mysql_url() -> String {
+    env_or("WEAPP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+}
+
+/// URL of the test Redis server.
+pub fn redis_url() -> String {
+    env_or("WEAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// A uniquely named database (or SQLite file) that is dropped with this value.
+pub struct TestDatabase {
+    backend: Backend,
+    url: String,
+    name: String,
+    admin_url: String,
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let prefix = base.rsplit_once('/').map(|(p, _)| p).unwrap_or(base);
+    format!("{prefix}/{name}")
+}
+
+impl TestDatabase {
+    /// Creates a fresh, empty database on `backend`; panics with a clear message when
+    /// the server is unreachable.
+    pub async fn create(backend: Backend) -> TestDatabase {
+        let name = format!("weapp_test_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = match backend {
+            Backend::Postgres => postgres_url(),
+            Backend::Mysql => mysql_url(),
+            Backend::Sqlite => String::new(),
+        };
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                format!("sqlite://{}", path.display())
+            }
+            _ => {
+                run_admin(backend, &admin_url, &format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "cannot create a test database on {} ({e}); is the server running? \
+                             `.ci/run` starts it",
+                            backend.name()
+                        )
+                    });
+                with_database(&admin_url, &name)
+            }
+        };
+        TestDatabase {
+            backend,
+            url,
+            name,
+            admin_url,
+        }
+    }
+
+    /// Connection URL of the new database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+async fn run_admin(backend: Backend, admin_url: &str, sql: &str) -> Result<(), String> {
+    match backend {
+        Backend::Postgres => {
+            let mut c = AsyncPgConnection::establish(admin_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.batch_execute(sql).await.map_err(|e| e.to_string())
+        }
+        Backend::Mysql => {
+            let mut c = AsyncMysqlConnection::establish(admin_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.batch_execute(sql).await.map_err(|e| e.to_string())
+        }
+        Backend::Sqlite => Ok(()),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            let path = PathBuf::from(self.url.trim_start_matches("sqlite://"));
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+            return;
+        }
+        let sql = match self.backend {
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            _ => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let (backend, admin_url) = (self.backend, self.admin_url.clone());
+        // Drop cannot be async, and we may be inside a runtime: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt
+                && let Err(e) = rt.block_on(run_admin(backend, &admin_url, &sql))
+            {
+                eprintln!("warning: could not drop test database: {e}");
+            }
+        })
+        .join();
+    }
+}
+
+/// A Redis store with a unique key prefix, so parallel tests never collide; panics
+/// with a clear message when Redis is unreachable.
+pub async fn redis_store() -> Arc<dyn KvStore> {
+    let config = crate::config::RedisConfig {
+        url: Some(crate::config::ConnectionUrl::new(redis_url())),
+        key_prefix: format!("weapp_test:{}:", uuid::Uuid::new_v4().simple()),
+        ..Default::default()
+    };
+    let store = RedisStore::connect(&config).expect("valid Redis URL");
+    store.ping().await.unwrap_or_else(|e| {
+        panic!(
+            "Redis is not reachable at {} ({e}); `.ci/run` starts it",
+            redis_url()
+        )
+    });
+    Arc::new(store)
+}
+
+/// Builds a [`TestApp`]: SQLite and the in-memory store unless told otherwise.
+pub struct TestAppBuilder {
+    loader: ConfigLoader,
+    backend: Backend,
+    database_url: Option<String>,
+    redis: bool,
+    plugins: Vec<&'static dyn Plugin>,
+}
+
+impl TestAppBuilder {
+    /// Uses this database URL as is, creating no database (e.g. a closed port to test
+    /// an outage).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Uses a fresh database on `backend`.
+    pub fn database(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Uses the test Redis (with a unique prefix) instead of the in-memory store.
+    pub fn redis(mut self) -> Self {
+        self.redis = true;
+        self
+    }
+
+    /// Sets one configuration value, e.g. `.set("server.body_limit_bytes", 1024)`.
+    pub fn set(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.loader = self.loader.set(key, value);
+        self
+    }
+
+    /// Adds a plugin besides the registered ones.
+    pub fn plugin(mut self, plugin: &'static dyn Plugin) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Starts the app on 127.0.0.1 with a free port; panics if it cannot start.
+    pub async fn spawn(self) -> TestApp {
+        self.try_spawn()
+            .await
+            .unwrap_or_else(|e| panic!("test app failed to start: {e}"))
+    }
+
+    /// Starts the app, returning the start-up error instead of panicking.
+    pub async fn try_spawn(self) -> crate::Result<TestApp> {
+        let db = match self.database_url {
+            Some(_) => None,
+            None => Some(TestDatabase::create(self.backend).await),
+        };
+        let url = match (&db, &self.database_url) {
+            (Some(db), _) => db.url().to_owned(),
+            (None, url) => url.clone().unwrap_or_default(),
+        };
+        let config = self
+            .loader
+            .set("server.host", "127.0.0.1")
+            .set("server.port", 0)
+            .set("server.workers", 1)
+            .set("database.url", url)
+            .load()?;
+        let mut app = App::new(config);
+        for plugin in self.plugins {
+            app = app.add_plugin(plugin);
+        }
+        if self.redis {
+            app = app.kv_store(redis_store().await);
+        }
+        let server = app.build().await?;
+        let address = format!("http://{}", server.addr());
+        let ctx = server.context().clone();
+        let handle = server.handle();
+        let join = tokio::spawn(server.run_until_stopped());
+        Ok(TestApp {
+            address,
+            ctx,
+            handle,
+            join,
+            client: reqwest::Client::new(),
+            _db: db,
+        })
+    }
+}
+
+/// An app serving on a free local port, with its own database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The app's shared context.
+    pub ctx: AppContext,
+    /// An HTTP client for requests to the app.
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<crate::Result<()>>,
+    _db: Option<TestDatabase>,
+}
+
+impl TestApp {
+    /// A builder with an isolated configuration (no files, no process variables).
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            loader: ConfigLoader::isolated(),
+            backend: Backend::Sqlite,
+            database_url: None,
+            redis: false,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// Full URL of `path` on this app.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops the server gracefully (as SIGTERM does) and waits for shutdown to finish,
+    /// background tasks included.
+    pub async fn stop(self) -> crate::Result<()> {
+        self.handle.stop(true).await;
+        self.join
+            .await
+            .map_err(|e| crate::Error::internal(e.to_string()))?
+    }
+
+    /// A handle to stop the server from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.handle.clone()
+    }
+}
+
+/// Spawns the app with default test settings; see [`TestApp::builder`].
+pub async fn spawn_app() -> TestApp {
+    TestApp::builder().spawn().await
+}

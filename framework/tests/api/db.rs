@@ -1,0 +1,216 @@
+use std::time::Duration;
+
+use diesel::prelude::*;
+use weapp::config::{ConnectionUrl, DatabaseConfig};
+use weapp::db::{Backend, Db, DbError, Migration, MigrationSet};
+use weapp::diesel_async::RunQueryDsl;
+use weapp::testing::TestDatabase;
+use weapp::with_conn;
+
+diesel::table! {
+    notes (id) {
+        id -> BigInt,
+        body -> Text,
+        stars -> Integer,
+    }
+}
+
+const NOTES_V1: &[Migration] = &[Migration {
+    version: "0001_create_notes",
+    postgres: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, stars INTEGER NOT NULL);",
+    mysql: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, stars INTEGER NOT NULL);",
+    sqlite: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, stars INTEGER NOT NULL);",
+}];
+
+const NOTES_V2: &[Migration] = &[
+    NOTES_V1[0],
+    Migration {
+        version: "0002_index_stars",
+        postgres: "CREATE INDEX notes_stars ON notes (stars);",
+        mysql: "CREATE INDEX notes_stars ON notes (stars);",
+        sqlite: "CREATE INDEX notes_stars ON notes (stars);",
+    },
+];
+
+fn config(url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: ConnectionUrl::new(url),
+        max_connections: 4,
+        ..Default::default()
+    }
+}
+
+/// Connect, migrate, write, read, re-migrate, and refuse an edited migration.
+async fn round_trip(backend: Backend) {
+    let test_db = TestDatabase::create(backend).await;
+    let db = Db::connect(&config(test_db.url())).unwrap();
+    assert_eq!(db.backend(), backend);
+
+    let report = db
+        .migrate(&[MigrationSet {
+            owner: "notes",
+            migrations: NOTES_V1,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.applied,
+        [("notes".to_owned(), "0001_create_notes".to_owned())]
+    );
+
+    let mut conn = db.conn().await.unwrap();
+    let inserted = with_conn!(conn, |c| {
+        diesel::insert_into(notes::table)
+            .values((
+                notes::id.eq(1_i64),
+                notes::body.eq("你好, weapp"),
+                notes::stars.eq(5),
+            ))
+            .execute(c)
+            .await
+    })
+    .unwrap();
+    assert_eq!(inserted, 1);
+    let rows: Vec<(i64, String, i32)> = with_conn!(conn, |c| notes::table
+        .select((notes::id, notes::body, notes::stars))
+        .load(c)
+        .await)
+    .unwrap();
+    assert_eq!(rows, [(1, "你好, weapp".to_owned(), 5)]);
+    drop(conn);
+
+    let again = db
+        .migrate(&[MigrationSet {
+            owner: "notes",
+            migrations: NOTES_V2,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(again.already_applied, 1);
+    assert_eq!(
+        again.applied,
+        [("notes".to_owned(), "0002_index_stars".to_owned())]
+    );
+
+    let edited = [Migration {
+        postgres: "CREATE TABLE notes (id BIGINT PRIMARY KEY);",
+        mysql: "CREATE TABLE notes (id BIGINT PRIMARY KEY);",
+        sqlite: "CREATE TABLE notes (id BIGINT PRIMARY KEY);",
+        ..NOTES_V1[0]
+    }];
+    let edited: &'static [Migration] = Box::leak(Box::new(edited));
+    let err = db
+        .migrate(&[MigrationSet {
+            owner: "notes",
+            migrations: edited,
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DbError::Migration(ref m) if m.contains("changed after it was applied")),
+        "{err}"
+    );
+
+    // The data survived every run.
+    let mut conn = db.conn().await.unwrap();
+    let count: i64 = with_conn!(conn, |c| notes::table.count().get_result(c).await).unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn postgres_round_trip() {
+    round_trip(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_round_trip() {
+    round_trip(Backend::Mysql).await;
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    round_trip(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_failing_migration_is_not_recorded_and_keeps_earlier_data() {
+    let test_db = TestDatabase::create(Backend::Postgres).await;
+    let db = Db::connect(&config(test_db.url())).unwrap();
+    db.migrate(&[MigrationSet {
+        owner: "notes",
+        migrations: NOTES_V1,
+    }])
+    .await
+    .unwrap();
+    const BROKEN: &[Migration] = &[
+        NOTES_V1[0],
+        Migration {
+            version: "0002_broken",
+            postgres: "ALTER TABLE notes ADD COLUMN x INTEGER; SELECT * FROM no_such_table;",
+            mysql: "",
+            sqlite: "",
+        },
+    ];
+    let err = db
+        .migrate(&[MigrationSet {
+            owner: "notes",
+            migrations: BROKEN,
+        }])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("notes/0002_broken"), "{err}");
+    // The transaction rolled back: the column is absent and the migration is pending.
+    const FIXED: &[Migration] = &[
+        NOTES_V1[0],
+        Migration {
+            version: "0002_broken",
+            postgres: "ALTER TABLE notes ADD COLUMN x INTEGER;",
+            mysql: "",
+            sqlite: "",
+        },
+    ];
+    let report = db
+        .migrate(&[MigrationSet {
+            owner: "notes",
+            migrations: FIXED,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.applied.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_times_out_as_unavailable() {
+    let db = Db::connect(&DatabaseConfig {
+        connect_timeout_ms: 300,
+        ..config("postgres://postgres@127.0.0.1:1/none")
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = db
+        .conn()
+        .await
+        .err()
+        .expect("no connection to a closed port");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let err = weapp::Error::from(err);
+    assert_eq!(err.code(), "database_unavailable");
+    use weapp::actix_web::ResponseError;
+    assert_eq!(err.status_code().as_u16(), 503);
+    assert!(db.ping(Duration::from_millis(200)).await.is_err());
+}
+
+#[tokio::test]
+async fn sqlite_creates_its_folder() {
+    let dir = std::env::temp_dir().join(format!("weapp-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = format!("sqlite://{}/nested/app.db", dir.display());
+    let db = Db::connect(&config(&url)).unwrap();
+    db.ping(Duration::from_secs(5)).await.unwrap();
+    assert!(dir.join("nested/app.db").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,63 @@
+use weapp::health::{Health, Readiness};
+use weapp::testing::TestApp;
+
+#[tokio::test]
+async fn healthz_reports_build_and_uptime() {
+    let app = TestApp::builder().spawn().await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let health: Health = response.json().await.unwrap();
+    assert_eq!(health.status, "ok");
+    assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
+    assert!(!health.git_hash.is_empty());
+    assert!(chrono::DateTime::parse_from_rfc3339(&health.started_at).is_ok());
+    assert!(health.uptime_s >= 0);
+}
+
+#[tokio::test]
+async fn readyz_is_ready_with_database_and_redis_up() {
+    let app = TestApp::builder()
+        .database(weapp::db::Backend::Postgres)
+        .redis()
+        .spawn()
+        .await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let ready: Readiness = response.json().await.unwrap();
+    assert_eq!(ready.status, "ready");
+    assert_eq!(ready.checks["database"].status, "up");
+    assert_eq!(ready.checks["kv"].status, "up");
+}
+
+#[tokio::test]
+async fn readyz_names_a_database_that_is_down() {
+    let app = TestApp::builder()
+        .database_url("postgres://postgres@127.0.0.1:1/none")
+        .set("database.migrate_on_start", false)
+        .set("database.connect_timeout_ms", 5_000)
+        .set("health.check_timeout_ms", 300)
+        .spawn()
+        .await;
+    let started = std::time::Instant::now();
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "bounded by the check timeout"
+    );
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let ready: Readiness = response.json().await.unwrap();
+    assert_eq!(ready.status, "unavailable");
+    assert_eq!(ready.code.as_deref(), Some("not_ready"));
+    assert_eq!(ready.message.as_deref(), Some("unavailable: database"));
+    assert!(ready.request_id.is_some());
+    assert_eq!(ready.checks["database"].status, "down");
+    assert_eq!(ready.checks["kv"].status, "up");
+}

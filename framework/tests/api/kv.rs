@@ -1,0 +1,146 @@
+use std::time::Duration;
+
+use weapp::kv::{KvStore, MemoryStore};
+
+/// The contract every store must meet; run against Redis and memory alike.
+async fn exercise(store: &dyn KvStore) {
+    store.ping().await.unwrap();
+    assert_eq!(store.get("absent").await.unwrap(), None);
+
+    store.set("k", b"v1", None).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(store.ttl("k").await.unwrap(), None);
+    store
+        .set("k", b"v2", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    let ttl = store.ttl("k").await.unwrap().expect("ttl set");
+    assert!(
+        ttl > Duration::from_secs(50) && ttl <= Duration::from_secs(60),
+        "{ttl:?}"
+    );
+
+    assert!(
+        store
+            .set_if_absent("lock", b"owner-a", Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_if_absent("lock", b"owner-b", None).await.unwrap());
+    assert!(!store.delete_if_equals("lock", b"owner-b").await.unwrap());
+    assert_eq!(
+        store.get("lock").await.unwrap().as_deref(),
+        Some(&b"owner-a"[..])
+    );
+    assert!(store.delete_if_equals("lock", b"owner-a").await.unwrap());
+    assert_eq!(store.get("lock").await.unwrap(), None);
+
+    assert!(store.delete("k").await.unwrap());
+    assert!(!store.delete("k").await.unwrap());
+
+    assert_eq!(
+        store
+            .increment("n", 1, Some(Duration::from_secs(30)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .increment("n", 5, Some(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        6
+    );
+    let ttl = store
+        .ttl("n")
+        .await
+        .unwrap()
+        .expect("first increment sets the ttl");
+    assert!(
+        ttl > Duration::from_secs(20),
+        "later increments keep the window: {ttl:?}"
+    );
+    assert_eq!(store.increment("n", -10, None).await.unwrap(), -4);
+    store.set("text", b"abc", None).await.unwrap();
+    assert!(store.increment("text", 1, None).await.is_err());
+
+    // Expiry.
+    store
+        .set("short", b"x", Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .set_if_absent("short-lock", b"x", Some(Duration::from_millis(50)))
+            .await
+            .unwrap()
+    );
+    store
+        .increment("short-n", 1, Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(store.get("short").await.unwrap(), None);
+    assert!(
+        store.set_if_absent("short-lock", b"y", None).await.unwrap(),
+        "expired lock is free"
+    );
+    assert_eq!(
+        store.increment("short-n", 1, None).await.unwrap(),
+        1,
+        "expired counter restarts"
+    );
+
+    // Atomic under concurrency: 100 increments from 10 tasks.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        tasks.push(async {
+            for _ in 0..10 {
+                store.increment("concurrent", 1, None).await.unwrap();
+            }
+        });
+    }
+    futures_util::future::join_all(tasks).await;
+    assert_eq!(store.increment("concurrent", 0, None).await.unwrap(), 100);
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_contract() {
+    exercise(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn redis_store_meets_the_contract() {
+    let store = weapp::testing::redis_store().await;
+    exercise(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn redis_prefixes_isolate_stores() {
+    let a = weapp::testing::redis_store().await;
+    let b = weapp::testing::redis_store().await;
+    a.set("shared-name", b"a", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(b.get("shared-name").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast() {
+    let config = weapp::config::RedisConfig {
+        url: Some(weapp::config::ConnectionUrl::new("redis://127.0.0.1:1")),
+        connect_timeout_ms: 200,
+        response_timeout_ms: 200,
+        ..Default::default()
+    };
+    let store = weapp::kv::RedisStore::connect(&config).unwrap();
+    let started = std::time::Instant::now();
+    assert!(store.get("k").await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: plugin crates and the example app binary.
+
+// Referenced only like this, as an app references its plugins: the linker would
+// otherwise drop the crate and its registration.
+use weapp_probe_plugin as _;
+
+mod registration;

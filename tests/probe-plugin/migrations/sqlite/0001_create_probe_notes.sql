@@ -1,0 +1,4 @@
+CREATE TABLE probe_notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL
+);
