@@ -45,10 +45,11 @@ fn command(scratch: &Scratch) -> Command {
     cmd
 }
 
-/// Starts `serve` on a free port and returns the child and its address.
-fn serve(scratch: &Scratch) -> (Child, String) {
+/// Starts `serve` on a free port with extra variables; returns the child and its address.
+fn serve(scratch: &Scratch, vars: &[(&str, &str)]) -> (Child, String) {
     let mut child = command(scratch)
         .env("WEAPP__SERVER__PORT", "0")
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -81,7 +82,7 @@ fn serve(scratch: &Scratch) -> (Child, String) {
 #[tokio::test]
 async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
     let scratch = Scratch::new();
-    let (mut child, address) = serve(&scratch);
+    let (child, address) = serve(&scratch, &[]);
     assert!(
         scratch.0.join("data/example.db").exists(),
         "SQLite file under data/"
@@ -97,6 +98,11 @@ async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
     let ready = reqwest::get(format!("{address}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
+    terminate(child);
+}
+
+/// Sends SIGTERM and requires a clean exit within 15 s.
+fn terminate(mut child: Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -106,11 +112,59 @@ async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "exit after SIGTERM: {status}");
-            break;
+            return;
         }
-        assert!(Instant::now() < deadline, "example-app ignored SIGTERM");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("example-app ignored SIGTERM");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[tokio::test]
+async fn with_database_and_redis_urls_it_uses_postgres_and_redis() {
+    let scratch = Scratch::new();
+    let db = weapp::testing::TestDatabase::create(weapp::db::Backend::Postgres).await;
+    let prefix = format!("weapp_example_test_{}:", std::process::id());
+    let redis_url = weapp::testing::redis_url();
+    let (child, address) = serve(
+        &scratch,
+        &[
+            ("WEAPP__DATABASE__URL", db.url()),
+            ("WEAPP__REDIS__URL", &redis_url),
+            ("WEAPP__REDIS__KEY_PREFIX", &prefix),
+        ],
+    );
+    let ready = reqwest::get(format!("{address}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+    assert_eq!(ready["checks"]["kv"]["backend"], "redis");
+    assert!(
+        !scratch.0.join("data").exists(),
+        "no SQLite file when a URL is given"
+    );
+
+    // The app migrated the PostgreSQL database at start-up.
+    let config = weapp::config::DatabaseConfig {
+        url: weapp::config::ConnectionUrl::new(db.url()),
+        ..Default::default()
+    };
+    let pg = weapp::db::Db::connect(&config).unwrap();
+    let mut conn = pg.conn().await.unwrap();
+    use weapp::diesel_async::RunQueryDsl;
+    let tables = weapp::with_conn!(conn, |c| {
+        weapp::diesel::sql_query(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'weapp_schema_migrations'",
+        )
+        .execute(c)
+        .await
+    })
+    .unwrap();
+    assert_eq!(tables, 1);
+    terminate(child);
 }
 
 #[test]

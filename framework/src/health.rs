@@ -30,6 +30,8 @@ pub struct Health {
 pub struct Check {
     /// `up` or `down`.
     pub status: String,
+    /// What answers: `postgres`, `mysql`, `sqlite`, `redis` or `memory`.
+    pub backend: String,
     /// Why it is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -74,16 +76,15 @@ async fn healthz(ctx: AppContext) -> HttpResponse {
     )
 }
 
-fn check(result: Result<(), String>) -> Check {
-    match result {
-        Ok(()) => Check {
-            status: "up".into(),
-            error: None,
-        },
-        Err(e) => Check {
-            status: "down".into(),
-            error: Some(e),
-        },
+fn check(backend: &str, result: Result<(), String>) -> Check {
+    let (status, error) = match result {
+        Ok(()) => ("up", None),
+        Err(e) => ("down", Some(e)),
+    };
+    Check {
+        status: status.into(),
+        backend: backend.into(),
+        error,
     }
 }
 
@@ -97,8 +98,11 @@ async fn readyz(ctx: AppContext) -> HttpResponse {
     };
     let (db, kv) = tokio::join!(ctx.db().ping(timeout), kv_check);
     let checks: std::collections::BTreeMap<String, Check> = [
-        ("database".to_owned(), check(db.map_err(|e| e.to_string()))),
-        ("kv".to_owned(), check(kv)),
+        (
+            "database".to_owned(),
+            check(ctx.db().backend().name(), db.map_err(|e| e.to_string())),
+        ),
+        ("kv".to_owned(), check(ctx.kv().backend(), kv)),
     ]
     .into();
     let down: Vec<&str> = checks

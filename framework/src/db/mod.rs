@@ -9,11 +9,25 @@
 //! name, so plugin code is written once, reads as plain diesel-async, and is still
 //! type-checked against every backend:
 //!
-//! ```ignore
-//! let mut conn = ctx.db().conn().await?;
-//! let rows: Vec<Product> = weapp::with_conn!(conn, |c| {
-//!     products::table.load(c).await
-//! })?;
+//! ```no_run
+//! use diesel::prelude::*;
+//! use weapp::diesel_async::RunQueryDsl;
+//!
+//! diesel::table! {
+//!     products (id) {
+//!         id -> BigInt,
+//!         name -> Text,
+//!     }
+//! }
+//!
+//! async fn product_names(ctx: &weapp::AppContext) -> weapp::Result<Vec<String>> {
+//!     let mut conn = ctx.db().conn().await?;
+//!     let names = weapp::with_conn!(conn, |c| {
+//!         products::table.select(products::name).order(products::id).load(c).await
+//!     })
+//!     .map_err(weapp::db::DbError::from)?;
+//!     Ok(names)
+//! }
 //! ```
 //!
 //! Where SQL must differ per backend, the two-argument form also binds the

@@ -156,6 +156,10 @@ impl KvStore for MemoryStore {
         }))
     }
 
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn ping(&self) -> Result<(), KvError> {
         Ok(())
     }

@@ -55,6 +55,9 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Checks that the store answers, for readiness probes.
     async fn ping(&self) -> Result<(), KvError>;
+
+    /// Which implementation this is (`redis`, `memory`), for `/readyz` and logs.
+    fn backend(&self) -> &'static str;
 }
 
 /// The store configured by `[redis]`: Redis when `redis.url` is set, else in memory.

@@ -132,6 +132,10 @@ impl KvStore for RedisStore {
         Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
     }
 
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn ping(&self) -> Result<(), KvError> {
         let _: String = redis::cmd("PING")
             .query_async(&mut self.conn.clone())

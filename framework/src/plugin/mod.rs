@@ -61,9 +61,20 @@ inventory::collect!(PluginRegistration);
 
 /// Registers a plugin value (a `const`-constructible unit struct) with the app.
 ///
-/// ```ignore
-/// pub struct OrderPlugin;
-/// weapp::register_plugin!(OrderPlugin);
+/// ```no_run
+/// use weapp::actix_web::{HttpResponse, web};
+///
+/// pub struct HelloPlugin;
+/// weapp::register_plugin!(HelloPlugin);
+///
+/// impl weapp::Plugin for HelloPlugin {
+///     fn name(&self) -> &'static str {
+///         "hello"
+///     }
+///     fn routes(&self, cfg: &mut web::ServiceConfig) {
+///         cfg.route("/hello", web::get().to(|| async { HttpResponse::Ok().body("hi") }));
+///     }
+/// }
 /// ```
 #[macro_export]
 macro_rules! register_plugin {

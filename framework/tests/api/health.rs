@@ -30,7 +30,9 @@ async fn readyz_is_ready_with_database_and_redis_up() {
     let ready: Readiness = response.json().await.unwrap();
     assert_eq!(ready.status, "ready");
     assert_eq!(ready.checks["database"].status, "up");
+    assert_eq!(ready.checks["database"].backend, "postgres");
     assert_eq!(ready.checks["kv"].status, "up");
+    assert_eq!(ready.checks["kv"].backend, "redis");
 }
 
 #[tokio::test]
@@ -60,4 +62,20 @@ async fn readyz_names_a_database_that_is_down() {
     assert!(ready.request_id.is_some());
     assert_eq!(ready.checks["database"].status, "down");
     assert_eq!(ready.checks["kv"].status, "up");
+}
+
+#[tokio::test]
+async fn readyz_names_a_key_value_store_that_is_down() {
+    let app = TestApp::builder()
+        .set("redis.url", "redis://127.0.0.1:1")
+        .set("redis.connect_timeout_ms", 200)
+        .set("redis.response_timeout_ms", 200)
+        .spawn()
+        .await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let ready: Readiness = response.json().await.unwrap();
+    assert_eq!(ready.message.as_deref(), Some("unavailable: kv"));
+    assert_eq!(ready.checks["database"].status, "up");
+    assert_eq!(ready.checks["kv"].status, "down");
 }
