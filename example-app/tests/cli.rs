@@ -143,7 +143,7 @@ async fn with_database_and_redis_urls_it_uses_postgres_and_redis() {
     assert_eq!(ready["checks"]["database"]["backend"], "postgres");
     assert_eq!(ready["checks"]["kv"]["backend"], "redis");
     assert!(
-        !scratch.0.join("data").exists(),
+        !scratch.0.join("data/example.db").exists(),
         "no SQLite file when a URL is given"
     );
 
@@ -225,4 +225,38 @@ fn migrate_applies_pending_migrations_once() {
     let second = run();
     assert!(second.starts_with("applied 0 migration(s)"), "{second}");
     assert!(scratch.0.join("data/example.db").exists());
+}
+
+#[test]
+fn crypto_rotate_reports_counts() {
+    let scratch = Scratch::new();
+    let output = command(&scratch)
+        .args(["crypto", "rotate", "--batch-size", "100"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("scanned "), "{stdout}");
+    assert!(stdout.contains("rotated 0"), "{stdout}");
+}
+
+#[test]
+fn production_without_keys_refuses_to_rotate() {
+    let scratch = Scratch::new();
+    let output = command(&scratch)
+        .args(["crypto", "rotate"])
+        .env("WEAPP_ENV", "production")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("crypto.keys"), "{stderr}");
+    assert!(
+        !scratch.0.join("data/dev-keys.toml").exists(),
+        "no dev keys outside development"
+    );
 }

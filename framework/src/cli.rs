@@ -18,6 +18,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Field-encryption key management.
+    #[command(subcommand)]
+    Crypto(CryptoCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -28,4 +31,15 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate and print the effective configuration, secrets redacted.
     Check,
+}
+
+/// `crypto` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CryptoCommand {
+    /// Re-encrypt sealed columns under the active key, in batches; safe to re-run.
+    Rotate {
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+    },
 }

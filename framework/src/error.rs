@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::config::ConfigError;
+use crate::crypto::FieldError;
 use crate::db::DbError;
 use crate::kv::KvError;
 use crate::plugin::PluginError;
@@ -47,6 +48,9 @@ pub enum Error {
     /// The key-value store failed or is unreachable.
     #[error("key-value store error: {0}")]
     Kv(#[from] KvError),
+    /// A stored sealed value could not be opened, or crypto is not configured.
+    #[error("field encryption: {0}")]
+    Field(#[from] FieldError),
     /// Binding or running the HTTP server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -114,9 +118,11 @@ impl Error {
             Error::Http { code, .. } => code,
             Error::Db(e) => e.code(),
             Error::Kv(_) => "kv_unavailable",
-            Error::Config(_) | Error::Plugin(_) | Error::Io(_) | Error::Internal(_) => {
-                "internal_error"
-            }
+            Error::Config(_)
+            | Error::Plugin(_)
+            | Error::Field(_)
+            | Error::Io(_)
+            | Error::Internal(_) => "internal_error",
         }
     }
 

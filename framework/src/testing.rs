@@ -268,10 +268,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A builder with an isolated configuration (no files, no process variables).
+    /// A builder with an isolated configuration (no files, no process variables) and
+    /// this process's random field-encryption keys ([`test_crypto_keys`]).
     pub fn builder() -> TestAppBuilder {
+        let (field_key, blind_key) = test_crypto_keys();
         TestAppBuilder {
-            loader: ConfigLoader::isolated(),
+            loader: ConfigLoader::isolated()
+                .set("crypto.keys.1", field_key)
+                .set("crypto.blind_index_key", blind_key),
             backend: Backend::Sqlite,
             database_url: None,
             redis: false,
@@ -297,6 +301,22 @@ impl TestApp {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
     }
+}
+
+/// Random base64 keys (a 16-byte SM4 field key, a 32-byte blind-index key), the same
+/// for every app in this process: `Sealed` columns use one process-wide key ring.
+pub fn test_crypto_keys() -> (&'static str, &'static str) {
+    use base64::Engine;
+    static KEYS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (field, blind) = KEYS.get_or_init(|| {
+        let mut field = [0u8; 16];
+        let mut blind = [0u8; 32];
+        getrandom::fill(&mut field).expect("random source");
+        getrandom::fill(&mut blind).expect("random source");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        (b64.encode(field), b64.encode(blind))
+    });
+    (field, blind)
 }
 
 /// Spawns the app with default test settings; see [`TestApp::builder`].

@@ -9,6 +9,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::crypto::FieldCrypto;
 use crate::db::Db;
 use crate::kv::KvStore;
 use crate::plugin::Shutdown;
@@ -27,6 +28,7 @@ struct Inner {
     config: Config,
     db: Db,
     kv: Arc<dyn KvStore>,
+    crypto: Option<Arc<FieldCrypto>>,
     build: BuildInfo,
     started_at: DateTime<Utc>,
     shutdown: Shutdown,
@@ -42,12 +44,19 @@ pub struct AppContext {
 
 impl AppContext {
     /// Assembles a context; the app builder does this once at start-up.
-    pub fn new(config: Config, db: Db, kv: Arc<dyn KvStore>, build: BuildInfo) -> Self {
+    pub fn new(
+        config: Config,
+        db: Db,
+        kv: Arc<dyn KvStore>,
+        crypto: Option<Arc<FieldCrypto>>,
+        build: BuildInfo,
+    ) -> Self {
         AppContext {
             inner: Arc::new(Inner {
                 config,
                 db,
                 kv,
+                crypto,
                 build,
                 started_at: Utc::now(),
                 shutdown: Shutdown::new(),
@@ -74,6 +83,15 @@ impl AppContext {
     /// The key-value store as a shared handle, for services that keep it.
     pub fn kv_handle(&self) -> Arc<dyn KvStore> {
         self.inner.kv.clone()
+    }
+
+    /// Field encryption and blind indexes; an error (500) if `crypto.keys` is not
+    /// configured.
+    pub fn crypto(&self) -> Result<&FieldCrypto, crate::crypto::FieldError> {
+        self.inner
+            .crypto
+            .as_deref()
+            .ok_or(crate::crypto::FieldError::NotConfigured)
     }
 
     /// Version and commit of the running build.

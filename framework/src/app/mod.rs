@@ -15,8 +15,9 @@ use std::sync::Arc;
 pub use context::{AppContext, BuildInfo};
 pub use server::Server;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, CryptoCommand};
 use crate::config::Config;
+use crate::crypto::{FieldCrypto, RotationReport};
 use crate::db::{Db, Migration, MigrationReport, MigrationSet};
 use crate::kv::KvStore;
 use crate::plugin::{self, Plugin};
@@ -93,7 +94,7 @@ impl App {
         match Cli::parse().command.unwrap_or(Command::Serve) {
             Command::Serve => self.serve().await,
             Command::Migrate => {
-                crate::observe::init_logging(&self.config.observe);
+                crate::observe::init_cli_logging(&self.config.observe);
                 let report = self.migrate().await?;
                 println!(
                     "applied {} migration(s), {} already applied",
@@ -102,6 +103,20 @@ impl App {
                 );
                 for (owner, version) in report.applied {
                     println!("  {owner}/{version}");
+                }
+                Ok(())
+            }
+            Command::Crypto(CryptoCommand::Rotate { batch_size }) => {
+                crate::observe::init_cli_logging(&self.config.observe);
+                let report = self.rotate_keys(batch_size).await?;
+                println!(
+                    "scanned {}, rotated {}, already current {}, changed concurrently {}, failed {}",
+                    report.scanned, report.rotated, report.current, report.raced, report.failed
+                );
+                if report.failed > 0 || report.raced > 0 {
+                    return Err(crate::Error::internal(
+                        "some values were not rotated; see the log, then run again",
+                    ));
                 }
                 Ok(())
             }
@@ -135,6 +150,18 @@ impl App {
         Ok(db.migrate(&migration_sets(&plugins)).await?)
     }
 
+    /// Re-seals every value of every plugin's sealed columns under the active key.
+    pub async fn rotate_keys(self, batch_size: u32) -> crate::Result<RotationReport> {
+        let plugins = self.plugins()?;
+        let crypto = build_crypto(&self.config)?.ok_or(crate::crypto::FieldError::NotConfigured)?;
+        let db = Db::connect(&self.config.database)?;
+        let columns: Vec<_> = plugins
+            .iter()
+            .flat_map(|p| p.sealed_columns().iter().copied())
+            .collect();
+        Ok(crate::crypto::rotate_keys(&db, &crypto, &columns, batch_size).await?)
+    }
+
     /// Connects, migrates (if `database.migrate_on_start`), starts plugins and binds
     /// the listener; the returned [`Server`] knows its port and serves once awaited.
     pub async fn build(self) -> crate::Result<Server> {
@@ -163,12 +190,26 @@ impl App {
                 .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
             git_hash: env!("WEAPP_GIT_HASH").to_owned(),
         };
-        let ctx = AppContext::new(self.config, db, kv, build);
+        let crypto = build_crypto(&self.config)?;
+        let ctx = AppContext::new(self.config, db, kv, crypto, build);
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }
         Server::start(ctx, plugins)
     }
+}
+
+/// Builds the field crypto from `[crypto]` and installs it for `Sealed` columns.
+fn build_crypto(config: &Config) -> crate::Result<Option<Arc<FieldCrypto>>> {
+    let crypto = config
+        .crypto
+        .build(&config.environment)
+        .map_err(|e| crate::config::ConfigError::Load(format!("crypto: {e}")))?
+        .map(Arc::new);
+    if let Some(crypto) = &crypto {
+        crate::crypto::install(crypto.clone());
+    }
+    Ok(crypto)
 }
 
 fn migration_sets(plugins: &[&'static dyn Plugin]) -> Vec<MigrationSet> {

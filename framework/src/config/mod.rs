@@ -32,6 +32,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Logging.
     pub observe: ObserveConfig,
+    /// Field encryption keys.
+    pub crypto: crate::crypto::CryptoConfig,
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
@@ -267,6 +269,7 @@ impl Config {
             "redis",
             "health",
             "observe",
+            "crypto",
             "plugins",
             "environment",
         ];
@@ -342,6 +345,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.observe.log_level) {
             bad("observe.log_level", format!("not a valid filter: {e}"));
         }
+        issues.extend(self.crypto.issues());
         if issues.is_empty() {
             Ok(())
         } else {

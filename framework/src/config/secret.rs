@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroize;
 
 /// A secret string (app secret, JWT key, SM4 key...). `Debug`, `Display` and
-/// `Serialize` all print `***`; the memory is zeroed when dropped. Read it with
+/// `Serialize` all print `***` (`Serialize` prints `""` when unset); the memory is zeroed when dropped. Read it with
 /// [`Secret::expose`], only where the value is actually used.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -46,9 +46,11 @@ impl fmt::Display for Secret {
     }
 }
 
+// An unset secret serializes as "" (not "***"): config check then shows it is
+// missing, and built-in defaults, which figment reads through Serialize, stay empty.
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "***" })
     }
 }
 

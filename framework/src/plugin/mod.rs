@@ -41,6 +41,11 @@ pub trait Plugin: Send + Sync + 'static {
         &[]
     }
 
+    /// Sealed columns this plugin owns, visited by `crypto rotate`.
+    fn sealed_columns(&self) -> &'static [crate::crypto::SealedColumnInfo] {
+        &[]
+    }
+
     /// Runs once at start-up, after migrations and before serving, in dependency order.
     /// Build services here and store them with [`AppContext::insert`].
     async fn on_start(&self, _ctx: &AppContext) -> crate::Result<()> {

@@ -188,3 +188,91 @@ fn config_check_output_redacts_secrets() {
     );
     assert!(!format!("{config:?}").contains("db-password"));
 }
+
+#[test]
+fn crypto_keys_are_validated_with_their_keys_named() {
+    let sixteen = "AAAAAAAAAAAAAAAAAAAAAA=="; // 16 zero bytes
+    let thirty_two = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="; // 32 bytes of 1
+    let ok = ConfigLoader::isolated()
+        .set("crypto.keys.1", sixteen)
+        .set("crypto.blind_index_key", thirty_two)
+        .load();
+    assert!(ok.is_ok(), "{:?}", ok.err());
+
+    let issues = |loader: ConfigLoader| match loader.load().unwrap_err() {
+        ConfigError::Invalid(issues) => issues
+            .into_iter()
+            .map(|i| format!("{}: {}", i.key, i.reason))
+            .collect::<Vec<_>>(),
+        other => panic!("{other}"),
+    };
+    let found = issues(
+        ConfigLoader::isolated()
+            .set("crypto.keys.1", "AAAA")
+            .set("crypto.keys.x", sixteen)
+            .set("crypto.blind_index_key", thirty_two),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|i| i.starts_with("crypto.keys.1: decodes to 3 bytes")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|i| i.starts_with("crypto.keys.x: key ids")),
+        "{found:?}"
+    );
+
+    let found = issues(ConfigLoader::isolated().set("crypto.keys.1", sixteen));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.starts_with("crypto.blind_index_key: required")),
+        "{found:?}"
+    );
+
+    let found = issues(
+        ConfigLoader::isolated()
+            .set("crypto.keys.1", sixteen)
+            .set("crypto.active_key", 2)
+            .set("crypto.blind_index_key", thirty_two),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|i| i.starts_with("crypto.active_key: 2 is not among")),
+        "{found:?}"
+    );
+
+    let found = issues(
+        ConfigLoader::isolated()
+            .set("crypto.keys.1", sixteen)
+            .set("crypto.algorithm", "aes-256-gcm")
+            .set("crypto.blind_index_key", sixteen),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|i| i.contains("crypto.algorithm needs 32")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|i| i.contains("must differ from every field key")),
+        "{found:?}"
+    );
+
+    let printed = ConfigLoader::isolated()
+        .set("crypto.keys.1", sixteen)
+        .set("crypto.blind_index_key", thirty_two)
+        .load()
+        .unwrap()
+        .redacted_toml();
+    assert!(
+        !printed.contains(sixteen) && !printed.contains(thirty_two),
+        "{printed}"
+    );
+}

@@ -1,6 +1,9 @@
 //! Integration tests of the framework core, one binary for fast linking.
 
 mod config;
+mod crypto_field;
+mod crypto_sealed;
+mod crypto_wechat;
 mod db;
 mod errors;
 mod health;
