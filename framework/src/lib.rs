@@ -18,6 +18,7 @@ pub mod observe;
 pub mod plugin;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wechat;
 
 pub use app::{App, AppContext, Server};
 pub use config::Config;

@@ -191,7 +191,11 @@ impl App {
             git_hash: env!("WEAPP_GIT_HASH").to_owned(),
         };
         let crypto = build_crypto(&self.config)?;
+        let push = self.config.wechat.push_crypto();
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
+        if let Some(push) = push {
+            ctx.insert(push);
+        }
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }

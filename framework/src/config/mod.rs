@@ -34,6 +34,8 @@ pub struct Config {
     pub observe: ObserveConfig,
     /// Field encryption keys.
     pub crypto: crate::crypto::CryptoConfig,
+    /// The mini program's credentials and message push.
+    pub wechat: crate::wechat::WechatConfig,
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
@@ -270,6 +272,7 @@ impl Config {
             "health",
             "observe",
             "crypto",
+            "wechat",
             "plugins",
             "environment",
         ];
@@ -346,6 +349,7 @@ impl Config {
             bad("observe.log_level", format!("not a valid filter: {e}"));
         }
         issues.extend(self.crypto.issues());
+        issues.extend(self.wechat.issues());
         if issues.is_empty() {
             Ok(())
         } else {

@@ -10,3 +10,4 @@ mod health;
 mod kv;
 mod plugins;
 mod shutdown;
+mod wechat_push;

@@ -1,0 +1,99 @@
+//! Receiving pushes in a plugin with a few lines:
+//!
+//! ```no_run
+//! use weapp::actix_web::{HttpResponse, web};
+//! use weapp::wechat::PushMessage;
+//!
+//! async fn on_push(push: PushMessage) -> HttpResponse {
+//!     if push.event() == Some("subscribe_msg_popup_event") {
+//!         // ... record the user's choices from push.0 ...
+//!     }
+//!     weapp::wechat::push_ack()
+//! }
+//!
+//! fn routes(cfg: &mut web::ServiceConfig) {
+//!     cfg.route("/wechat/push", web::get().to(weapp::wechat::verify_url))
+//!         .route("/wechat/push", web::post().to(on_push));
+//! }
+//! ```
+//!
+//! Both need `[wechat.push]` configured; otherwise they answer 503 `push_not_configured`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::ContentType;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+
+use super::{PushCrypto, PushQuery};
+use crate::{AppContext, Error};
+
+fn push_crypto(ctx: &AppContext) -> Result<std::sync::Arc<PushCrypto>, Error> {
+    ctx.get::<PushCrypto>()
+        .ok_or_else(|| Error::unavailable("push_not_configured", "wechat.push is not configured"))
+}
+
+/// A verified, decrypted push message as JSON (XML elements become fields).
+#[derive(Debug, Clone)]
+pub struct PushMessage(pub serde_json::Value);
+
+impl PushMessage {
+    /// `MsgType` (`event`, `text`...).
+    pub fn msg_type(&self) -> Option<&str> {
+        self.0.get("MsgType").and_then(|v| v.as_str())
+    }
+
+    /// `Event` of an event push (e.g. `subscribe_msg_popup_event`).
+    pub fn event(&self) -> Option<&str> {
+        self.0.get("Event").and_then(|v| v.as_str())
+    }
+
+    /// `FromUserName`: the openid of the user concerned.
+    pub fn from_openid(&self) -> Option<&str> {
+        self.0.get("FromUserName").and_then(|v| v.as_str())
+    }
+}
+
+impl FromRequest for PushMessage {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let ctx = AppContext::extract(&req).await?;
+            let crypto = push_crypto(&ctx)?;
+            let query = web::Query::<PushQuery>::from_query(req.query_string())
+                .map_err(|e| Error::bad_request("invalid_query", e.to_string()))?;
+            let body = body.await.map_err(|e| {
+                Error::http(
+                    e.as_response_error().status_code(),
+                    "invalid_body",
+                    e.to_string(),
+                )
+            })?;
+            let message = crypto.open_push(&query, &body)?;
+            Ok(PushMessage(message))
+        })
+    }
+}
+
+/// GET handler for the console's URL verification: echoes `echostr` once the
+/// signature checks out.
+pub async fn verify_url(
+    ctx: AppContext,
+    query: web::Query<PushQuery>,
+) -> Result<HttpResponse, Error> {
+    let echo = push_crypto(&ctx)?.verify_url(&query)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body(echo))
+}
+
+/// The reply WeChat expects after a push was handled: `success`.
+pub fn push_ack() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("success")
+}
