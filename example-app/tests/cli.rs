@@ -47,13 +47,18 @@ fn command(scratch: &Scratch) -> Command {
 
 /// Starts `serve` on a free port with extra variables; returns the child and its address.
 fn serve(scratch: &Scratch, vars: &[(&str, &str)]) -> (Child, String) {
-    let mut child = command(scratch)
+    let child = command(scratch)
         .env("WEAPP__SERVER__PORT", "0")
         .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    wait_for_address(child, "listening on http://")
+}
+
+/// Reads the child's log until `marker` followed by an address appears.
+fn wait_for_address(mut child: Child, marker: &str) -> (Child, String) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -65,9 +70,9 @@ fn serve(scratch: &Scratch, vars: &[(&str, &str)]) -> (Child, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
-            && let Some(at) = line.find("listening on http://")
+            && let Some(at) = line.find(marker)
         {
-            let address: String = line[at + "listening on ".len()..]
+            let address: String = line[at + marker.len() - "http://".len()..]
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"')
                 .collect();
@@ -97,6 +102,27 @@ async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
     assert_eq!(health["status"], "ok");
     let ready = reqwest::get(format!("{address}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
+
+    // The embedded WeChat sandbox answers on the app's own address.
+    let login: serde_json::Value = reqwest::Client::new()
+        .post(format!("{address}/__sandbox/login"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session: serde_json::Value = reqwest::get(format!(
+        "{address}/sns/jscode2session?appid=wx00000000example&secret=sandbox-only-secret&js_code={}&grant_type=authorization_code",
+        login["code"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(session["openid"], login["openid"]);
 
     terminate(child);
 }
@@ -259,4 +285,34 @@ fn production_without_keys_refuses_to_rotate() {
         !scratch.0.join("data/dev-keys.toml").exists(),
         "no dev keys outside development"
     );
+}
+
+#[tokio::test]
+async fn the_sandbox_runs_standalone() {
+    let scratch = Scratch::new();
+    let child = command(&scratch)
+        .args(["sandbox", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (child, address) = wait_for_address(child, "sandbox listening on http://");
+    let login: serde_json::Value = reqwest::Client::new()
+        .post(format!("{address}/__sandbox/login"))
+        .body(r#"{"openid":"o_standalone"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["openid"], "o_standalone");
+    let stats: serde_json::Value = reqwest::get(format!("{address}/__sandbox/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats.is_object());
+    terminate(child);
 }

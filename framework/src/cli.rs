@@ -21,6 +21,16 @@ pub enum Command {
     /// Field-encryption key management.
     #[command(subcommand)]
     Crypto(CryptoCommand),
+    /// Serve the WeChat API sandbox alone, for other apps or manual testing.
+    #[cfg(feature = "sandbox")]
+    Sandbox {
+        /// Interface to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to bind.
+        #[arg(long, default_value_t = 8090)]
+        port: u16,
+    },
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

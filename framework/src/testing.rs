@@ -275,7 +275,10 @@ impl TestApp {
         TestAppBuilder {
             loader: ConfigLoader::isolated()
                 .set("crypto.keys.1", field_key)
-                .set("crypto.blind_index_key", blind_key),
+                .set("crypto.blind_index_key", blind_key)
+                .set("wechat.sandbox", true)
+                .set("wechat.appid", SANDBOX_APPID)
+                .set("wechat.secret", SANDBOX_SECRET),
             backend: Backend::Sqlite,
             database_url: None,
             redis: false,
@@ -297,11 +300,61 @@ impl TestApp {
             .map_err(|e| crate::Error::internal(e.to_string()))?
     }
 
+    /// Simulates `wx.login` in the embedded sandbox: `(code, openid, session_key)`.
+    pub async fn sandbox_login(&self, openid: Option<&str>) -> (String, String, String) {
+        let body = match openid {
+            Some(openid) => serde_json::json!({ "openid": openid }),
+            None => serde_json::json!({}),
+        };
+        let answer: serde_json::Value = self
+            .client
+            .post(self.url("/__sandbox/login"))
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox reachable")
+            .json()
+            .await
+            .expect("sandbox login answer");
+        let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+        (field("code"), field("openid"), field("session_key"))
+    }
+
+    /// POSTs JSON to a sandbox control endpoint and returns its answer.
+    pub async fn sandbox_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox reachable")
+            .json()
+            .await
+            .expect("sandbox answer")
+    }
+
+    /// Calls per WeChat endpoint the embedded sandbox has seen.
+    pub async fn sandbox_stats(&self) -> std::collections::BTreeMap<String, u64> {
+        self.client
+            .get(self.url("/__sandbox/stats"))
+            .send()
+            .await
+            .expect("sandbox reachable")
+            .json()
+            .await
+            .expect("sandbox stats")
+    }
+
     /// A handle to stop the server from elsewhere.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
     }
 }
+
+/// AppID the test apps use with their embedded sandbox.
+pub const SANDBOX_APPID: &str = "wx00000000sandbox";
+/// AppSecret the test apps use with their embedded sandbox (a fake, for tests only).
+pub const SANDBOX_SECRET: &str = "sandbox-test-secret";
 
 /// Random base64 keys (a 16-byte SM4 field key, a 32-byte blind-index key), the same
 /// for every app in this process: `Sealed` columns use one process-wide key ring.

@@ -94,6 +94,13 @@ impl AppContext {
             .ok_or(crate::crypto::FieldError::NotConfigured)
     }
 
+    /// The WeChat API client (pointing at the sandbox when `wechat.sandbox` is on).
+    pub fn wechat(&self) -> Result<Arc<crate::wechat::WechatClient>, crate::Error> {
+        self.get::<crate::wechat::WechatClient>().ok_or_else(|| {
+            crate::Error::unavailable("wechat_not_configured", "wechat.appid is not configured")
+        })
+    }
+
     /// Version and commit of the running build.
     pub fn build_info(&self) -> &BuildInfo {
         &self.inner.build

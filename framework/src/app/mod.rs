@@ -120,6 +120,19 @@ impl App {
                 }
                 Ok(())
             }
+            #[cfg(feature = "sandbox")]
+            Command::Sandbox { host, port } => {
+                crate::observe::init_logging(&self.config.observe);
+                let wechat = &self.config.wechat;
+                let sandbox = crate::wechat::sandbox::Sandbox::new(
+                    &wechat.appid,
+                    wechat.secret.expose(),
+                    wechat.sandbox_settings.risky_words.clone(),
+                );
+                let (addr, server) = sandbox.serve(&host, port)?;
+                tracing::info!("WeChat API sandbox listening on http://{addr}");
+                Ok(server.await?)
+            }
             Command::Config(ConfigCommand::Check) => {
                 let plugins = self.plugins()?;
                 println!("# environment: {}", self.config.environment);
@@ -191,15 +204,16 @@ impl App {
             git_hash: env!("WEAPP_GIT_HASH").to_owned(),
         };
         let crypto = build_crypto(&self.config)?;
-        let push = self.config.wechat.push_crypto();
+        let server = &self.config.server;
+        let listener = std::net::TcpListener::bind((server.host.as_str(), server.port))?;
+        let addr = listener.local_addr()?;
+        let wechat = crate::wechat::WechatServices::build(&self.config, addr, kv.clone())?;
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
-        if let Some(push) = push {
-            ctx.insert(push);
-        }
+        wechat.install(&ctx);
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }
-        Server::start(ctx, plugins)
+        Server::start(ctx, plugins, listener, wechat.sandbox)
     }
 }
 

@@ -23,19 +23,22 @@ impl Server {
     pub(super) fn start(
         ctx: AppContext,
         plugins: Vec<&'static dyn Plugin>,
+        listener: TcpListener,
+        sandbox: Option<crate::wechat::EmbeddedSandbox>,
     ) -> crate::Result<Server> {
         let cfg = ctx.config().server.clone();
-        let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))?;
         let addr = listener.local_addr()?;
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
         let mut http = HttpServer::new(move || {
             let plugins = routes_plugins.clone();
+            let sandbox = sandbox.clone();
             actix_web::App::new()
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
                 .configure(crate::health::routes)
+                .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
                 .configure(move |c| {
                     for plugin in &plugins {
                         plugin.routes(c);

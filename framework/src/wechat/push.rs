@@ -110,6 +110,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// Token, AES key and app id of one mini program's message push.
+#[derive(Clone)]
 pub struct PushCrypto {
     token: Secret,
     key: Zeroizing<[u8; 32]>,

@@ -10,4 +10,5 @@ mod health;
 mod kv;
 mod plugins;
 mod shutdown;
+mod wechat_client;
 mod wechat_push;
