@@ -125,6 +125,11 @@ impl From<WechatError> for crate::Error {
                 "wechat_unavailable",
                 "WeChat is unavailable, try again later",
             ),
+            // A user without a subscription is a business outcome, not a failure.
+            Some(errcode::NO_SUBSCRIPTION) => crate::Error::conflict(
+                "no_subscription",
+                "the user has not accepted this subscribe message",
+            ),
             _ => {
                 tracing::warn!(error = %err, "WeChat call failed");
                 crate::Error::http(StatusCode::BAD_GATEWAY, "wechat_error", err.to_string())

@@ -433,9 +433,89 @@ fn wechat_errors_map_to_clear_client_errors() {
         (api(errcode::BUSY), 502, "wechat_unavailable"),
         (WechatError::Timeout, 502, "wechat_unavailable"),
         (api(errcode::INVALID_SECRET), 502, "wechat_error"),
+        (api(errcode::NO_SUBSCRIPTION), 409, "no_subscription"),
     ];
     for (err, status, code) in cases {
         let http = weapp::Error::from(err);
         assert_eq!((http.status_code().as_u16(), http.code()), (status, code));
     }
+}
+
+#[tokio::test]
+async fn final_errors_are_not_retried_and_probabilistic_faults_apply() {
+    let app = spawn().await;
+    let client = app.ctx.wechat().unwrap();
+    fault(&app, json!({"endpoint": "/wxa/msg_sec_check", "errcode": errcode::QUOTA_REACHED, "errmsg": "reach max api daily quota limit"})).await;
+    let (_, openid, _) = app.sandbox_login(None).await;
+    app.client
+        .delete(app.url("/__sandbox/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_error(client.msg_sec_check(&openid, 1, "hi").await),
+        errcode::QUOTA_REACHED
+    );
+    assert_eq!(
+        app.sandbox_stats().await["/wxa/msg_sec_check"],
+        1,
+        "45011 is not retried"
+    );
+
+    fault(
+        &app,
+        json!({"endpoint": "/sns/jscode2session", "errcode": errcode::HIGH_RISK_USER}),
+    )
+    .await;
+    let (code, _, _) = app.sandbox_login(None).await;
+    let err = client.code2session(&code).await.unwrap_err();
+    assert_eq!(weapp::Error::from(err).code(), "high_risk_user");
+
+    // Probability 0 never fires; probability 1 always does.
+    fault(
+        &app,
+        json!({"endpoint": "/sns/jscode2session", "errcode": 40226, "probability": 0.0}),
+    )
+    .await;
+    let (code, _, _) = app.sandbox_login(None).await;
+    client.code2session(&code).await.unwrap();
+    fault(
+        &app,
+        json!({"endpoint": "/sns/jscode2session", "errcode": 40226, "probability": 1.0}),
+    )
+    .await;
+    let (code, _, _) = app.sandbox_login(None).await;
+    assert_eq!(
+        api_error(client.code2session(&code).await),
+        errcode::HIGH_RISK_USER
+    );
+
+    // A bad fault description is a clear 400, not a panic.
+    let bad = app
+        .client
+        .post(app.url("/__sandbox/faults"))
+        .body(r#"{"endpoint": "/x", "bogus": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn a_fixture_user_keeps_its_session_key() {
+    let app = spawn().await;
+    let client = app.ctx.wechat().unwrap();
+    let fixed = "tiihtNczf5v6AKRyjwEUhQ==";
+    let login = app
+        .sandbox_post(
+            "/__sandbox/login",
+            json!({"openid": "o_fixture", "session_key": fixed, "unionid": "u_fixture"}),
+        )
+        .await;
+    let session = client
+        .code2session(login["code"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(session.session_key, fixed);
+    assert_eq!(session.unionid.as_deref(), Some("u_fixture"));
 }
