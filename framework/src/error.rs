@@ -48,6 +48,9 @@ pub enum Error {
     /// The key-value store failed or is unreachable.
     #[error("key-value store error: {0}")]
     Kv(#[from] KvError),
+    /// The request is not authenticated (401 with `WWW-Authenticate`).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// A stored sealed value could not be opened, or crypto is not configured.
     #[error("field encryption: {0}")]
     Field(#[from] FieldError),
@@ -118,6 +121,7 @@ impl Error {
             Error::Http { code, .. } => code,
             Error::Db(e) => e.code(),
             Error::Kv(_) => "kv_unavailable",
+            Error::Auth(e) => e.code(),
             Error::Config(_)
             | Error::Plugin(_)
             | Error::Field(_)
@@ -143,16 +147,33 @@ impl ResponseError for Error {
             Error::Http { status, .. } => *status,
             Error::Db(e) => e.status(),
             Error::Kv(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Auth(e) => e.status_code(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Error::Auth(e) = self {
+            return e.error_response();
+        }
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
         }
-        error_response(status, self.code(), &self.public_message())
+        let mut response = error_response(status, self.code(), &self.public_message());
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110: every 401 names its scheme.
+            let challenge = format!(
+                r#"Bearer realm="weapp", error_description="{}""#,
+                self.code()
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
     }
 }
 

@@ -6,6 +6,7 @@
 //! which every client sees as `{"code", "message", "request_id"}`.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;

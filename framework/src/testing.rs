@@ -278,7 +278,8 @@ impl TestApp {
                 .set("crypto.blind_index_key", blind_key)
                 .set("wechat.sandbox", true)
                 .set("wechat.appid", SANDBOX_APPID)
-                .set("wechat.secret", SANDBOX_SECRET),
+                .set("wechat.secret", SANDBOX_SECRET)
+                .set("auth.jwt.keys.test", field_key.repeat(2)),
             backend: Backend::Sqlite,
             database_url: None,
             redis: false,

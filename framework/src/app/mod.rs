@@ -23,7 +23,7 @@ use crate::kv::KvStore;
 use crate::plugin::{self, Plugin};
 
 /// Migrations of the framework itself; they run before every plugin's.
-const FRAMEWORK_MIGRATIONS: &[Migration] = &[];
+const FRAMEWORK_MIGRATIONS: &[Migration] = &[crate::migration!("0001_create_users")];
 
 /// Builds and runs a weapp application.
 pub struct App {

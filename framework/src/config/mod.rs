@@ -36,6 +36,8 @@ pub struct Config {
     pub crypto: crate::crypto::CryptoConfig,
     /// The mini program's credentials and message push.
     pub wechat: crate::wechat::WechatConfig,
+    /// Access tokens and sessions.
+    pub auth: crate::auth::AuthConfig,
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
@@ -273,6 +275,7 @@ impl Config {
             "observe",
             "crypto",
             "wechat",
+            "auth",
             "plugins",
             "environment",
         ];
@@ -350,6 +353,7 @@ impl Config {
         }
         issues.extend(self.crypto.issues());
         issues.extend(self.wechat.issues());
+        issues.extend(self.auth.issues());
         if issues.is_empty() {
             Ok(())
         } else {

@@ -26,6 +26,15 @@ pub trait KvStore: Send + Sync + 'static {
     /// The value of `key`, if present and not expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
 
+    /// The values of several keys in one round trip, in order.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+
     /// Sets `key`, replacing any value; `ttl` of `None` keeps it until deleted.
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError>;
 

@@ -80,6 +80,14 @@ impl KvStore for RedisStore {
         Ok(self.conn.clone().get(self.key(key)).await?)
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        Ok(cmd.query_async(&mut self.conn.clone()).await?)
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);

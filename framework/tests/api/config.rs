@@ -171,11 +171,21 @@ fn config_check_output_redacts_secrets() {
     let config = ConfigLoader::isolated()
         .set("database.url", "postgres://app:db-password@db:5432/shop")
         .set("redis.url", "redis://:redis-password@cache:6379/0")
-        .defaults_toml("[wechat]\nappid = \"wx123\"\nsecret = \"app-secret\"\n[auth.jwt]\nsigning_key = \"jwt-key\"\n")
+        .defaults_toml(
+            "[wechat]\nappid = \"wx123\"\nsecret = \"app-secret\"\n\
+             [auth.jwt.keys]\nk1 = \"hs256-material-0123456789-0123456789\"\n\
+             [payments]\nmerchant = \"m-42\"\napi_key = \"pay-key\"\n",
+        )
         .load()
         .unwrap();
     let printed = config.redacted_toml();
-    for secret in ["db-password", "redis-password", "app-secret", "jwt-key"] {
+    for secret in [
+        "db-password",
+        "redis-password",
+        "app-secret",
+        "hs256-material",
+        "pay-key",
+    ] {
         assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
     }
     assert!(

@@ -1,0 +1,122 @@
+//! `[auth]`: access tokens and sessions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigIssue, Secret};
+
+/// `[auth]` configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access-token signing.
+    pub jwt: JwtConfig,
+    /// Lifetime of a login session and its refresh tokens, in seconds.
+    pub session_ttl_s: u64,
+    /// In `development` with no `auth.jwt.keys`, a random HS256 secret is generated
+    /// into this file on first run (never in other environments).
+    pub dev_key_file: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt: JwtConfig::default(),
+            session_ttl_s: 30 * 24 * 3600,
+            dev_key_file: "data/dev-jwt-key".into(),
+        }
+    }
+}
+
+/// Signature algorithm of access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (at least 32 bytes).
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256; PEM keys.
+    RS256,
+    /// Ed25519; PEM keys.
+    EdDSA,
+}
+
+/// `[auth.jwt]`: a key set by `kid`, so keys rotate without logging anyone out: add
+/// the new key, make it active, and drop the old one after `ttl_s`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The one algorithm accepted.
+    pub algorithm: JwtAlgorithm,
+    /// Signing keys by kid: the HS256 secret, or a PEM private key.
+    pub keys: BTreeMap<String, Secret>,
+    /// RS256/EdDSA verification keys by kid (PEM public keys).
+    pub public_keys: BTreeMap<String, String>,
+    /// Kid that signs new tokens; default: the last kid in order.
+    pub active_kid: Option<String>,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Access-token lifetime in seconds.
+    pub ttl_s: u64,
+    /// Clock-skew allowance when checking `exp` and `nbf`.
+    pub leeway_s: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            algorithm: JwtAlgorithm::HS256,
+            keys: BTreeMap::new(),
+            public_keys: BTreeMap::new(),
+            active_kid: None,
+            issuer: "weapp".into(),
+            audience: "weapp-miniprogram".into(),
+            ttl_s: 7200,
+            leeway_s: 30,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Problems with the values, each naming its key.
+    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut bad = |key: String, reason: &str| {
+            issues.push(ConfigIssue {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        let jwt = &self.jwt;
+        if let Some(active) = &jwt.active_kid
+            && !jwt.keys.contains_key(active)
+        {
+            bad("auth.jwt.active_kid".into(), "not among auth.jwt.keys");
+        }
+        for (kid, key) in &jwt.keys {
+            if jwt.algorithm == JwtAlgorithm::HS256 && key.expose().len() < 32 {
+                bad(
+                    format!("auth.jwt.keys.{kid}"),
+                    "HS256 secrets need at least 32 bytes",
+                );
+            }
+            if jwt.algorithm != JwtAlgorithm::HS256 && !jwt.public_keys.contains_key(kid) {
+                bad(
+                    format!("auth.jwt.public_keys.{kid}"),
+                    "required for RS256/EdDSA keys",
+                );
+            }
+        }
+        if jwt.ttl_s == 0 {
+            bad("auth.jwt.ttl_s".into(), "must be at least 1");
+        }
+        if self.session_ttl_s < jwt.ttl_s {
+            bad(
+                "auth.session_ttl_s".into(),
+                "must be at least auth.jwt.ttl_s",
+            );
+        }
+        issues
+    }
+}

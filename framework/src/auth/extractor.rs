@@ -1,0 +1,61 @@
+//! `AuthUser`: the authenticated caller, for handlers.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+
+use super::{Auth, AuthError};
+use crate::AppContext;
+
+/// The caller of an authenticated route: verified token, live session.
+///
+/// ```no_run
+/// async fn orders(user: weapp::auth::AuthUser) -> String {
+///     format!("orders of user {}", user.user_id)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// The user's id.
+    pub user_id: i64,
+    /// The session the token belongs to.
+    pub session_id: String,
+}
+
+impl FromRequest for AuthUser {
+    type Error = crate::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let ctx = AppContext::extract(&req).await?;
+            let auth = ctx.get::<Auth>().ok_or_else(|| {
+                crate::Error::unavailable("auth_not_configured", "auth.jwt.keys is not configured")
+            })?;
+            let token = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(AuthError::MissingToken)?;
+            let claims = auth.jwt.verify(token)?;
+            let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
+            let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
+            if session.is_none() {
+                return Err(AuthError::RevokedSession.into());
+            }
+            Ok(AuthUser {
+                user_id,
+                session_id: claims.sid,
+            })
+        })
+    }
+}

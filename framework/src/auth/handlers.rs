@@ -1,0 +1,243 @@
+//! `/api/auth/*` and `/api/me`.
+
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::sessions::RotateOutcome;
+use super::users::{self, UserRow};
+use super::{Auth, AuthError, AuthUser};
+use crate::crypto::{FieldContext, WechatDecryptor, mask::mask_phone};
+use crate::{AppContext, Error};
+
+/// Where session keys are sealed (they never touch the database; the context binds
+/// their ciphertext to this use).
+const SESSION_KEY: FieldContext = FieldContext::new("sessions", "session_key");
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/auth/login", web::post().to(login))
+        .route("/api/auth/refresh", web::post().to(refresh))
+        .route("/api/auth/logout", web::post().to(logout))
+        .route("/api/auth/logout-all", web::post().to(logout_all))
+        .route("/api/auth/profile", web::post().to(profile))
+        .route("/api/auth/phone", web::post().to(phone))
+        .route("/api/me", web::get().to(me));
+}
+
+fn auth(ctx: &AppContext) -> Result<std::sync::Arc<Auth>, Error> {
+    ctx.get::<Auth>()
+        .ok_or_else(|| Error::unavailable("auth_not_configured", "auth.jwt.keys is not configured"))
+}
+
+/// `POST /api/auth/login` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    code: String,
+}
+
+/// Tokens handed to the mini program.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque token for `/api/auth/refresh`; single use.
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// The user's id.
+    pub user_id: i64,
+}
+
+async fn login(ctx: AppContext, body: web::Json<LoginRequest>) -> Result<HttpResponse, Error> {
+    let auth = auth(&ctx)?;
+    if body.code.is_empty() || body.code.len() > 128 {
+        return Err(Error::bad_request(
+            "invalid_code",
+            "code must be the wx.login code",
+        ));
+    }
+    let session = ctx.wechat()?.code2session(&body.code).await?;
+    let crypto = ctx.crypto()?;
+    let user_id = users::upsert_by_openid(
+        ctx.db(),
+        crypto,
+        &session.openid,
+        session.unionid.as_deref(),
+    )
+    .await?;
+    let sealed = STANDARD.encode(crypto.seal(session.session_key.as_bytes(), &SESSION_KEY));
+    let (sid, refresh_token) = auth.sessions(ctx.kv()).create(user_id, sealed).await?;
+    let (access_token, expires_in) = auth.jwt.issue(user_id, &sid)?;
+    tracing::info!(user_id, "login");
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        refresh_token,
+        expires_in,
+        user_id,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(ctx: AppContext, body: web::Json<RefreshRequest>) -> Result<HttpResponse, Error> {
+    let auth = auth(&ctx)?;
+    let outcome = auth.sessions(ctx.kv()).rotate(&body.refresh_token).await?;
+    match outcome {
+        RotateOutcome::Rotated {
+            sid,
+            user_id,
+            refresh,
+        } => {
+            let (access_token, expires_in) = auth.jwt.issue(user_id, &sid)?;
+            Ok(HttpResponse::Ok().json(TokenResponse {
+                access_token,
+                refresh_token: refresh,
+                expires_in,
+                user_id,
+            }))
+        }
+        RotateOutcome::Unknown => Err(AuthError::InvalidRefreshToken.into()),
+        RotateOutcome::Ended => Err(AuthError::RevokedSession.into()),
+        RotateOutcome::Reused => {
+            tracing::warn!("refresh token reused; session revoked");
+            Err(AuthError::RefreshTokenReused.into())
+        }
+    }
+}
+
+async fn logout(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
+    auth(&ctx)?.sessions(ctx.kv()).end(&user.session_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn logout_all(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
+    auth(&ctx)?.sessions(ctx.kv()).end_all(user.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// What `/api/me` and the profile/phone updates answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Me {
+    /// The user's id.
+    pub id: i64,
+    /// Nickname, once the profile was shared.
+    pub nickname: Option<String>,
+    /// Avatar URL, once the profile was shared.
+    pub avatar_url: Option<String>,
+    /// Masked phone number (`138****8000`), once shared.
+    pub phone: Option<String>,
+}
+
+impl From<UserRow> for Me {
+    fn from(row: UserRow) -> Self {
+        Me {
+            id: row.id,
+            nickname: row.nickname,
+            avatar_url: row.avatar_url,
+            phone: row.phone.map(|p| mask_phone(p.expose())),
+        }
+    }
+}
+
+async fn load_me(ctx: &AppContext, user_id: i64) -> Result<Me, Error> {
+    users::find(ctx.db(), user_id)
+        .await?
+        .map(Me::from)
+        .ok_or(Error::Auth(AuthError::RevokedSession))
+}
+
+async fn me(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProfileRequest {
+    encrypted_data: String,
+    iv: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WechatProfile {
+    nick_name: Option<String>,
+    avatar_url: Option<String>,
+}
+
+async fn profile(
+    ctx: AppContext,
+    user: AuthUser,
+    body: web::Json<ProfileRequest>,
+) -> Result<HttpResponse, Error> {
+    let auth = auth(&ctx)?;
+    let session = auth
+        .sessions(ctx.kv())
+        .active(&user.session_id, user.user_id)
+        .await?
+        .ok_or(AuthError::RevokedSession)?;
+    let crypto = ctx.crypto()?;
+    let sealed = STANDARD
+        .decode(&session.sealed_session_key)
+        .map_err(|_| Error::internal("stored session key is not base64"))?;
+    let session_key = crypto.open(&sealed, &SESSION_KEY)?;
+    let session_key = std::str::from_utf8(&session_key)
+        .map_err(|_| Error::internal("stored session key is not text"))?;
+    let appid = &ctx.config().wechat.appid;
+    let decoded: WechatProfile = WechatDecryptor::new(appid.clone()).decrypt_as(
+        session_key,
+        &body.encrypted_data,
+        &body.iv,
+    )?;
+    let clip = |s: Option<String>, max: usize| s.map(|s| s.chars().take(max).collect::<String>());
+    users::update_profile(
+        ctx.db(),
+        user.user_id,
+        clip(decoded.nick_name, 64).as_deref(),
+        clip(decoded.avatar_url, 512).as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneRequest {
+    code: String,
+}
+
+async fn phone(
+    ctx: AppContext,
+    user: AuthUser,
+    body: web::Json<PhoneRequest>,
+) -> Result<HttpResponse, Error> {
+    let info = ctx
+        .wechat()?
+        .get_phone_number(&body.code)
+        .await
+        .map_err(|e| {
+            if e.errcode() == Some(crate::wechat::errcode::INVALID_CODE)
+                || e.errcode() == Some(crate::wechat::errcode::CODE_USED)
+            {
+                Error::bad_request(
+                    "invalid_phone_code",
+                    "the phone-number code is invalid, expired or used",
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    users::set_phone(
+        ctx.db(),
+        ctx.crypto()?,
+        user.user_id,
+        &info.pure_phone_number,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+}

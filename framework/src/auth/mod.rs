@@ -1,0 +1,98 @@
+//! Mini-program login and sessions, mounted by the built-in `auth` plugin.
+//!
+//! `POST /api/auth/login {"code"}` exchanges a `wx.login` code (code2Session), creates
+//! or finds the user by the blind index of the openid, keeps the `session_key` sealed
+//! in a server-side session, and returns a short-lived JWT plus a single-use refresh
+//! token. `session_key` never leaves the server. Handlers take [`AuthUser`] to require
+//! a valid token and a live session. Routes: `/api/auth/{login,refresh,logout,
+//! logout-all,profile,phone}` and `GET /api/me`.
+
+mod config;
+mod error;
+mod extractor;
+mod handlers;
+mod jwt;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use actix_web::web;
+
+pub use config::{AuthConfig, JwtAlgorithm, JwtConfig};
+pub use error::AuthError;
+pub use extractor::AuthUser;
+pub use handlers::{Me, TokenResponse};
+pub use jwt::{Claims, JwtKeys};
+use sessions::SessionStore;
+
+use crate::AppContext;
+use crate::kv::KvStore;
+
+/// The auth service stored in the context.
+pub struct Auth {
+    /// Token signing and verification.
+    pub jwt: JwtKeys,
+    session_ttl: Duration,
+}
+
+impl Auth {
+    /// Sessions on the app's key-value store.
+    pub fn sessions<'a>(&self, kv: &'a dyn KvStore) -> SessionStore<'a> {
+        SessionStore::new(kv, self.session_ttl)
+    }
+}
+
+/// The built-in plugin mounting the auth routes (disable with
+/// `plugins.disabled = ["auth"]`).
+pub struct AuthPlugin;
+
+crate::register_plugin!(AuthPlugin);
+
+#[async_trait::async_trait]
+impl crate::Plugin for AuthPlugin {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        handlers::routes(cfg);
+    }
+
+    async fn on_start(&self, ctx: &AppContext) -> crate::Result<()> {
+        let config = &ctx.config().auth;
+        let mut jwt_config = config.jwt.clone();
+        if jwt_config.keys.is_empty() && ctx.config().environment == "development" {
+            let secret = dev_secret(std::path::Path::new(&config.dev_key_file))
+                .map_err(|e| crate::Error::internal(format!("auth.dev_key_file: {e}")))?;
+            jwt_config.algorithm = JwtAlgorithm::HS256;
+            jwt_config
+                .keys
+                .insert("dev".into(), crate::config::Secret::new(secret));
+            tracing::warn!(file = %config.dev_key_file, "using a development JWT key");
+        }
+        match JwtKeys::new(&jwt_config).map_err(crate::Error::internal)? {
+            Some(jwt) => ctx.insert(Auth {
+                jwt,
+                session_ttl: Duration::from_secs(config.session_ttl_s),
+            }),
+            None => tracing::warn!("auth.jwt.keys is not configured; /api/auth answers 503"),
+        }
+        Ok(())
+    }
+}
+
+/// A development HS256 secret kept in a file, so tokens survive restarts.
+fn dev_secret(path: &std::path::Path) -> std::io::Result<String> {
+    if let Ok(secret) = std::fs::read_to_string(path)
+        && secret.trim().len() >= 32
+    {
+        return Ok(secret.trim().to_owned());
+    }
+    let secret = sessions::random_token(48);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, &secret)?;
+    Ok(secret)
+}

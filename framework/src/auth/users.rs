@@ -1,0 +1,176 @@
+//! The framework-owned `users` table: personal fields sealed, looked up by blind index.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::crypto::{FieldCrypto, Sealed, SealedColumn, normalize_id, normalize_phone};
+use crate::db::{Db, DbError};
+use crate::with_conn;
+
+diesel::table! {
+    /// Users of the mini program.
+    users (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Sealed openid.
+        openid -> Binary,
+        /// Blind index of the openid.
+        openid_index -> Binary,
+        /// Sealed unionid.
+        unionid -> Nullable<Binary>,
+        /// Blind index of the unionid.
+        unionid_index -> Nullable<Binary>,
+        /// Sealed phone number.
+        phone -> Nullable<Binary>,
+        /// Blind index of the phone number.
+        phone_index -> Nullable<Binary>,
+        /// Nickname from the profile.
+        nickname -> Nullable<Text>,
+        /// Avatar URL from the profile.
+        avatar_url -> Nullable<Text>,
+        /// Unix milliseconds.
+        created_at -> BigInt,
+        /// Unix milliseconds.
+        updated_at -> BigInt,
+    }
+}
+
+crate::sealed_column!(pub UserOpenid => "users"."openid");
+crate::sealed_column!(pub UserUnionid => "users"."unionid");
+crate::sealed_column!(pub UserPhone => "users"."phone");
+
+/// What `/api/me` shows of a user.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    /// Id.
+    pub id: i64,
+    /// Nickname.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Phone number (decrypted on read).
+    pub phone: Option<Sealed<String, UserPhone>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The id of the user with this openid, creating the user on first login.
+pub async fn upsert_by_openid(
+    db: &Db,
+    crypto: &FieldCrypto,
+    openid: &str,
+    unionid: Option<&str>,
+) -> Result<i64, DbError> {
+    let index = crypto
+        .blind_index(&UserOpenid::CONTEXT, &normalize_id(openid))
+        .to_vec();
+    let mut conn = db.conn().await?;
+    let existing: Option<i64> = with_conn!(conn, |c| {
+        users::table
+            .filter(users::openid_index.eq(&index))
+            .select(users::id)
+            .first(c)
+            .await
+            .optional()
+    })?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let now = now_ms();
+    let unionid_index = unionid.map(|u| {
+        crypto
+            .blind_index(&UserUnionid::CONTEXT, &normalize_id(u))
+            .to_vec()
+    });
+    let inserted = with_conn!(conn, |c| {
+        diesel::insert_into(users::table)
+            .values((
+                users::openid.eq(Sealed::<String, UserOpenid>::new(openid.to_owned())),
+                users::openid_index.eq(&index),
+                users::unionid
+                    .eq(unionid.map(|u| Sealed::<String, UserUnionid>::new(u.to_owned()))),
+                users::unionid_index.eq(&unionid_index),
+                users::created_at.eq(now),
+                users::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+    });
+    // A concurrent first login may have inserted the same openid: the unique index
+    // rejects ours, and the row is read back either way.
+    if let Err(e) = inserted
+        && !matches!(
+            e,
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            )
+        )
+    {
+        return Err(e.into());
+    }
+    let id: i64 = with_conn!(conn, |c| {
+        users::table
+            .filter(users::openid_index.eq(&index))
+            .select(users::id)
+            .first(c)
+            .await
+    })?;
+    Ok(id)
+}
+
+/// A user by id.
+pub async fn find(db: &Db, id: i64) -> Result<Option<UserRow>, DbError> {
+    let mut conn = db.conn().await?;
+    Ok(with_conn!(conn, |c| {
+        users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+/// Stores nickname and avatar from a decrypted profile.
+pub async fn update_profile(
+    db: &Db,
+    id: i64,
+    nickname: Option<&str>,
+    avatar_url: Option<&str>,
+) -> Result<(), DbError> {
+    let mut conn = db.conn().await?;
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::nickname.eq(nickname),
+                users::avatar_url.eq(avatar_url),
+                users::updated_at.eq(now_ms()),
+            ))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// Stores the phone number sealed, with its blind index.
+pub async fn set_phone(db: &Db, crypto: &FieldCrypto, id: i64, phone: &str) -> Result<(), DbError> {
+    let index = crypto
+        .blind_index(&UserPhone::CONTEXT, &normalize_phone(phone))
+        .to_vec();
+    let mut conn = db.conn().await?;
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::phone.eq(Some(Sealed::<String, UserPhone>::new(phone.to_owned()))),
+                users::phone_index.eq(Some(&index)),
+                users::updated_at.eq(now_ms()),
+            ))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}

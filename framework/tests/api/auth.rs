@@ -1,0 +1,520 @@
+use aes::cipher::block_padding::Pkcs7;
+use aes::cipher::{BlockModeEncrypt, KeyIvInit};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use weapp::auth::{Claims, Me, TokenResponse};
+use weapp::db::Backend;
+use weapp::testing::{SANDBOX_APPID, TestApp};
+
+/// Encrypts a profile as WeChat does for `getUserProfile`.
+fn encrypted_profile(session_key: &str, appid: &str) -> (String, String) {
+    let key: [u8; 16] = STANDARD.decode(session_key).unwrap().try_into().unwrap();
+    let iv = [7u8; 16];
+    let plain = json!({
+        "nickName": "Band",
+        "avatarUrl": "https://thirdwx.qlogo.cn/avatar.png",
+        "watermark": {"appid": appid, "timestamp": 1_700_000_000},
+    })
+    .to_string();
+    let ct = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+        .encrypt_padded_vec::<Pkcs7>(plain.as_bytes());
+    (STANDARD.encode(ct), STANDARD.encode(iv))
+}
+
+async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = app.client.post(app.url(path)).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn me(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn code_of(response: reqwest::Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    if status == StatusCode::UNAUTHORIZED {
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+    }
+    response.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn login(app: &TestApp, openid: &str, phone: Option<&str>) -> (TokenResponse, String) {
+    let fixture = app
+        .sandbox_post(
+            "/__sandbox/login",
+            json!({"openid": openid, "phone": phone}),
+        )
+        .await;
+    let response = post(
+        app,
+        "/api/auth/login",
+        None,
+        json!({"code": fixture["code"]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let session_key = fixture["session_key"].as_str().unwrap().to_owned();
+    assert!(
+        !text.contains(&session_key),
+        "session_key must never reach the client"
+    );
+    (serde_json::from_str(&text).unwrap(), session_key)
+}
+
+async fn journey(app: TestApp) {
+    let (tokens, session_key) = login(&app, "o_journey", Some("13812348000")).await;
+    assert_eq!(tokens.expires_in, 7200);
+    let profile: Me = me(&app, &tokens.access_token).await.json().await.unwrap();
+    assert_eq!(
+        (
+            profile.id,
+            profile.nickname.as_deref(),
+            profile.phone.as_deref()
+        ),
+        (tokens.user_id, None, None)
+    );
+
+    // Same openid logs in again: same user.
+    let (again, _) = login(&app, "o_journey", None).await;
+    assert_eq!(again.user_id, tokens.user_id);
+
+    // Profile from encryptedData under the session's own session_key.
+    let (data, iv) = encrypted_profile(&session_key, SANDBOX_APPID);
+    let stale = post(
+        &app,
+        "/api/auth/profile",
+        Some(&again.access_token),
+        json!({"encryptedData": data, "iv": iv}),
+    )
+    .await;
+    assert_eq!(
+        code_of(stale, StatusCode::BAD_REQUEST).await,
+        "stale_session_key",
+        "another session's key"
+    );
+    let updated = post(
+        &app,
+        "/api/auth/profile",
+        Some(&tokens.access_token),
+        json!({"encryptedData": data, "iv": iv}),
+    )
+    .await;
+    assert_eq!(updated.status(), 200);
+    let (other_app_data, other_iv) = encrypted_profile(&session_key, "wx_other_app");
+    let foreign = post(
+        &app,
+        "/api/auth/profile",
+        Some(&tokens.access_token),
+        json!({"encryptedData": other_app_data, "iv": other_iv}),
+    )
+    .await;
+    assert_eq!(
+        code_of(foreign, StatusCode::BAD_REQUEST).await,
+        "appid_mismatch"
+    );
+
+    // Phone from a getPhoneNumber code.
+    let code = app
+        .sandbox_post("/__sandbox/phone-code", json!({"openid": "o_journey"}))
+        .await;
+    let phone = post(
+        &app,
+        "/api/auth/phone",
+        Some(&tokens.access_token),
+        json!({"code": code["code"]}),
+    )
+    .await;
+    assert_eq!(phone.status(), 200);
+    let used = post(
+        &app,
+        "/api/auth/phone",
+        Some(&tokens.access_token),
+        json!({"code": code["code"]}),
+    )
+    .await;
+    assert_eq!(
+        code_of(used, StatusCode::BAD_REQUEST).await,
+        "invalid_phone_code"
+    );
+
+    let profile: Me = me(&app, &tokens.access_token).await.json().await.unwrap();
+    assert_eq!(profile.nickname.as_deref(), Some("Band"));
+    assert_eq!(
+        profile.avatar_url.as_deref(),
+        Some("https://thirdwx.qlogo.cn/avatar.png")
+    );
+    assert_eq!(profile.phone.as_deref(), Some("138****8000"));
+
+    // Refresh rotates; reusing the old refresh token revokes the session.
+    let rotated: TokenResponse = post(
+        &app,
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": tokens.refresh_token}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(rotated.refresh_token, tokens.refresh_token);
+    assert_eq!(me(&app, &rotated.access_token).await.status(), 200);
+    let reuse = post(
+        &app,
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": tokens.refresh_token}),
+    )
+    .await;
+    assert_eq!(
+        code_of(reuse, StatusCode::UNAUTHORIZED).await,
+        "refresh_token_reused"
+    );
+    assert_eq!(
+        code_of(
+            me(&app, &rotated.access_token).await,
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "revoked_session"
+    );
+    let after = post(
+        &app,
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": rotated.refresh_token}),
+    )
+    .await;
+    assert_eq!(
+        code_of(after, StatusCode::UNAUTHORIZED).await,
+        "revoked_session"
+    );
+    let unknown = post(
+        &app,
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        code_of(unknown, StatusCode::UNAUTHORIZED).await,
+        "invalid_refresh_token"
+    );
+
+    // Logout ends this session only; logout-all ends every session.
+    let (a, _) = login(&app, "o_journey", None).await;
+    let (b, _) = login(&app, "o_journey", None).await;
+    assert_eq!(
+        post(&app, "/api/auth/logout", Some(&a.access_token), json!({}))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        code_of(me(&app, &a.access_token).await, StatusCode::UNAUTHORIZED).await,
+        "revoked_session"
+    );
+    assert_eq!(me(&app, &b.access_token).await.status(), 200);
+    let (c, _) = login(&app, "o_journey", None).await;
+    assert_eq!(
+        post(
+            &app,
+            "/api/auth/logout-all",
+            Some(&b.access_token),
+            json!({})
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        code_of(me(&app, &b.access_token).await, StatusCode::UNAUTHORIZED).await,
+        "revoked_session"
+    );
+    assert_eq!(
+        code_of(me(&app, &c.access_token).await, StatusCode::UNAUTHORIZED).await,
+        "revoked_session"
+    );
+    let refresh_c = post(
+        &app,
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": c.refresh_token}),
+    )
+    .await;
+    assert_eq!(
+        code_of(refresh_c, StatusCode::UNAUTHORIZED).await,
+        "revoked_session"
+    );
+    let (d, _) = login(&app, "o_journey", None).await;
+    assert_eq!(
+        me(&app, &d.access_token).await.status(),
+        200,
+        "new logins work after logout-all"
+    );
+}
+
+#[tokio::test]
+async fn the_login_journey_on_the_embedded_defaults() {
+    journey(TestApp::builder().spawn().await).await;
+}
+
+#[tokio::test]
+async fn the_login_journey_on_postgres_and_redis() {
+    journey(
+        TestApp::builder()
+            .database(Backend::Postgres)
+            .redis()
+            .spawn()
+            .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_login_journey_on_mariadb() {
+    journey(TestApp::builder().database(Backend::Mysql).spawn().await).await;
+}
+
+#[tokio::test]
+async fn login_rejects_bad_codes_and_bodies() {
+    let app = TestApp::builder().spawn().await;
+    let fixture = app.sandbox_post("/__sandbox/login", json!({})).await;
+    assert_eq!(
+        post(
+            &app,
+            "/api/auth/login",
+            None,
+            json!({"code": fixture["code"]})
+        )
+        .await
+        .status(),
+        200
+    );
+    let reused = post(
+        &app,
+        "/api/auth/login",
+        None,
+        json!({"code": fixture["code"]}),
+    )
+    .await;
+    assert_eq!(code_of(reused, StatusCode::UNAUTHORIZED).await, "code_used");
+    let unknown = post(&app, "/api/auth/login", None, json!({"code": "bogus"})).await;
+    assert_eq!(
+        code_of(unknown, StatusCode::UNAUTHORIZED).await,
+        "invalid_code"
+    );
+    let missing = post(&app, "/api/auth/login", None, json!({})).await;
+    assert_eq!(
+        code_of(missing, StatusCode::BAD_REQUEST).await,
+        "invalid_body"
+    );
+    let extra = post(
+        &app,
+        "/api/auth/login",
+        None,
+        json!({"code": "x", "admin": true}),
+    )
+    .await;
+    assert_eq!(
+        code_of(extra, StatusCode::BAD_REQUEST).await,
+        "unknown_field"
+    );
+}
+
+fn forge(header: Value, claims: &Claims, key: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let head = URL_SAFE_NO_PAD.encode(header.to_string());
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_string(claims).unwrap());
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(format!("{head}.{body}").as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{head}.{body}.{sig}")
+}
+
+#[tokio::test]
+async fn every_bad_token_is_a_401_with_its_code() {
+    let app = TestApp::builder().spawn().await;
+    let (tokens, _) = login(&app, "o_tokens", None).await;
+    let key = app.ctx.config().auth.jwt.keys["test"]
+        .expose()
+        .as_bytes()
+        .to_vec();
+    let now = jsonwebtoken::get_current_timestamp();
+    let parts: Vec<&str> = tokens.access_token.split('.').collect();
+    let good: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let hs = json!({"alg": "HS256", "typ": "JWT", "kid": "test"});
+
+    assert_eq!(
+        forge(hs.clone(), &good, &key).split('.').nth(1),
+        Some(parts[1]),
+        "forge matches the real encoding"
+    );
+    assert_eq!(
+        me(&app, &forge(hs.clone(), &good, &key)).await.status(),
+        200
+    );
+
+    let missing = app.client.get(app.url("/api/me")).send().await.unwrap();
+    assert_eq!(
+        code_of(missing, StatusCode::UNAUTHORIZED).await,
+        "missing_token"
+    );
+    let cases = [
+        ("garbage".to_owned(), "invalid_token"),
+        (
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"test"}"#),
+                parts[1]
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(
+                json!({"alg": "RS256", "typ": "JWT", "kid": "test"}),
+                &good,
+                &key,
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(hs.clone(), &good, b"some-other-key-some-other-key-123456"),
+            "invalid_token",
+        ),
+        (
+            forge(
+                json!({"alg": "HS256", "typ": "JWT", "kid": "unknown"}),
+                &good,
+                &key,
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    aud: "someone-else".into(),
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    iss: "evil".into(),
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    nbf: now + 3600,
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "invalid_token",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    exp: now - 120,
+                    iat: now - 7400,
+                    nbf: now - 7400,
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "expired_token",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    sid: "forged-session".into(),
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "revoked_session",
+        ),
+        (
+            forge(
+                hs.clone(),
+                &Claims {
+                    sub: "999999".into(),
+                    ..good.clone()
+                },
+                &key,
+            ),
+            "revoked_session",
+        ),
+        (format!("{}x", tokens.access_token), "invalid_token"),
+    ];
+    for (token, code) in cases {
+        assert_eq!(
+            code_of(me(&app, &token).await, StatusCode::UNAUTHORIZED).await,
+            code,
+            "token {token}"
+        );
+    }
+    // Within the leeway an expired token still passes.
+    let just_expired = forge(
+        hs,
+        &Claims {
+            exp: now - 5,
+            ..good
+        },
+        &key,
+    );
+    assert_eq!(me(&app, &just_expired).await.status(), 200);
+}
+
+#[tokio::test]
+async fn login_with_redis_down_is_a_503() {
+    let app = TestApp::builder()
+        .set("redis.url", "redis://127.0.0.1:1")
+        .set("redis.connect_timeout_ms", 200)
+        .set("redis.response_timeout_ms", 200)
+        .spawn()
+        .await;
+    let fixture = app.sandbox_post("/__sandbox/login", json!({})).await;
+    let response = post(
+        &app,
+        "/api/auth/login",
+        None,
+        json!({"code": fixture["code"]}),
+    )
+    .await;
+    assert_eq!(
+        code_of(response, StatusCode::SERVICE_UNAVAILABLE).await,
+        "kv_unavailable"
+    );
+}
