@@ -78,28 +78,27 @@ pub async fn request_context(
                 res.map_into_boxed_body()
             }
         }
-        // The request was consumed by the failed call, so no response can be built
-        // here; the error carries the id into the response actix builds from it.
+        // The request was consumed by the failed call, so no ServiceResponse can be
+        // built here: the finished response travels inside the error instead.
         Ok(Err(err)) => {
             let status = err.as_response_error().status_code();
             if status.is_server_error() {
                 tracing::error!(error = %err, "request failed");
             }
-            return Err(FailedRequest {
-                status,
-                message: Some(err.to_string()),
-                request_id: id,
+            let mut response = REQUEST_ID.sync_scope(id.clone(), || err.error_response());
+            if !is_json(response.headers().get(CONTENT_TYPE)) {
+                let message = err.to_string();
+                response = REQUEST_ID
+                    .sync_scope(id.clone(), || json_error_for_status(status, Some(&message)));
             }
-            .into());
+            return Err(finished(response, &id, err.to_string()));
         }
         Err(_panic) => {
             tracing::error!(request_id = %id, "handler panicked");
-            return Err(FailedRequest {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: None,
-                request_id: id,
-            }
-            .into());
+            let response = REQUEST_ID.sync_scope(id.clone(), || {
+                json_error_for_status(StatusCode::INTERNAL_SERVER_ERROR, None)
+            });
+            return Err(finished(response, &id, "handler panicked".into()));
         }
     };
 
@@ -116,35 +115,12 @@ pub async fn request_context(
     Ok(res)
 }
 
-/// A failure that escaped the service (a middleware error or a panic), carrying the
-/// request id because actix turns it into a response outside our task-local scope.
-#[derive(Debug)]
-struct FailedRequest {
-    status: StatusCode,
-    message: Option<String>,
-    request_id: String,
-}
-
-impl std::fmt::Display for FailedRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "request {} failed with {}", self.request_id, self.status)
+/// Wraps a finished error response (with its request id header) as an actix error.
+fn finished(mut response: HttpResponse, id: &str, cause: String) -> actix_web::Error {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-}
-
-impl actix_web::ResponseError for FailedRequest {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = REQUEST_ID.sync_scope(self.request_id.clone(), || {
-            json_error_for_status(self.status, self.message.as_deref())
-        });
-        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-        response
-    }
+    actix_web::error::InternalError::from_response(cause, response).into()
 }
 
 fn is_json(content_type: Option<&HeaderValue>) -> bool {

@@ -30,10 +30,15 @@ impl Server {
         let addr = listener.local_addr()?;
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
+        let cors = ctx.config().guard.cors.clone();
         let mut http = HttpServer::new(move || {
             let plugins = routes_plugins.clone();
             let sandbox = sandbox.clone();
+            // Registered innermost first: actix runs the last `wrap` first.
             actix_web::App::new()
+                .wrap(from_fn(crate::guard::rate_limit))
+                .wrap(from_fn(crate::guard::verify_signatures))
+                .wrap(crate::guard::cors(&cors))
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))

@@ -38,6 +38,8 @@ pub struct Config {
     pub wechat: crate::wechat::WechatConfig,
     /// Access tokens and sessions.
     pub auth: crate::auth::AuthConfig,
+    /// CORS, request signatures and rate limits.
+    pub guard: crate::guard::GuardConfig,
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
@@ -276,6 +278,7 @@ impl Config {
             "crypto",
             "wechat",
             "auth",
+            "guard",
             "plugins",
             "environment",
         ];
@@ -354,6 +357,7 @@ impl Config {
         issues.extend(self.crypto.issues());
         issues.extend(self.wechat.issues());
         issues.extend(self.auth.issues());
+        issues.extend(self.guard.issues());
         if issues.is_empty() {
             Ok(())
         } else {

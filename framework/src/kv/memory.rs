@@ -149,6 +149,37 @@ impl KvStore for MemoryStore {
         })
     }
 
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, KvError> {
+        // The theoretical arrival time (TAT) is kept as nanoseconds after a process epoch.
+        static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        Ok(self.with_map(true, |map, now| {
+            let now_ns = now.duration_since(*EPOCH).as_nanos() as u64;
+            let interval_ns = interval.as_nanos() as u64;
+            let tat = live_entry(map, key, now)
+                .and_then(|e| std::str::from_utf8(&e.value).ok()?.parse::<u64>().ok())
+                .unwrap_or(now_ns)
+                .max(now_ns);
+            let new_tat = tat + interval_ns;
+            let allow_at = new_tat.saturating_sub(interval_ns * u64::from(burst.max(1)));
+            if allow_at > now_ns {
+                return Some(Duration::from_nanos(allow_at - now_ns));
+            }
+            map.insert(
+                key.to_owned(),
+                Entry {
+                    value: new_tat.to_string().into_bytes(),
+                    expires_at: Some(now + Duration::from_nanos(new_tat - now_ns)),
+                },
+            );
+            None
+        }))
+    }
+
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, KvError> {
         Ok(self.with_map(false, |map, now| {
             live_entry(map, key, now)

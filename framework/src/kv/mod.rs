@@ -62,6 +62,15 @@ pub trait KvStore: Send + Sync + 'static {
     /// Remaining time to live: `None` if the key is absent or has no expiry.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, KvError>;
 
+    /// One request against a GCRA rate limit: `burst` requests at once, refilling one
+    /// per `interval`. Returns `None` when allowed, or how long to wait.
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, KvError>;
+
     /// Checks that the store answers, for readiness probes.
     async fn ping(&self) -> Result<(), KvError>;
 

@@ -44,6 +44,23 @@ static INCREMENT_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+// GCRA on the server's clock, so instances with skewed clocks agree.
+static THROTTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local t = redis.call('TIME')
+          local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+          local interval = tonumber(ARGV[1])
+          local burst = tonumber(ARGV[2])
+          local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+          if tat < now then tat = now end
+          local new_tat = tat + interval
+          local allow_at = new_tat - interval * burst
+          if allow_at > now then return allow_at - now end
+          redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+          return 0",
+    )
+});
+
 impl RedisStore {
     /// A lazily connecting store for `config.url`.
     pub fn connect(config: &RedisConfig) -> Result<Self, KvError> {
@@ -133,6 +150,21 @@ impl KvStore for RedisStore {
             .arg(ttl.map(millis).unwrap_or(0))
             .invoke_async(&mut self.conn.clone())
             .await?)
+    }
+
+    async fn throttle(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, KvError> {
+        let wait_us: i64 = THROTTLE
+            .key(self.key(key))
+            .arg(interval.as_micros().max(1) as u64)
+            .arg(burst.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok((wait_us > 0).then(|| Duration::from_micros(wait_us as u64)))
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, KvError> {

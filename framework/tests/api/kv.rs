@@ -144,3 +144,49 @@ async fn an_unreachable_redis_fails_fast() {
         started.elapsed()
     );
 }
+
+/// GCRA: a burst passes, the next waits about one interval, then one more passes.
+async fn throttles(store: &dyn KvStore) {
+    let interval = Duration::from_millis(100);
+    for i in 0..3 {
+        assert_eq!(
+            store.throttle("rl", interval, 3).await.unwrap(),
+            None,
+            "burst request {i}"
+        );
+    }
+    let wait = store
+        .throttle("rl", interval, 3)
+        .await
+        .unwrap()
+        .expect("over the burst");
+    assert!(
+        wait > Duration::from_millis(50) && wait <= interval,
+        "{wait:?}"
+    );
+    assert!(
+        store
+            .throttle("other", interval, 3)
+            .await
+            .unwrap()
+            .is_none(),
+        "keys are separate"
+    );
+    tokio::time::sleep(wait + Duration::from_millis(10)).await;
+    assert_eq!(
+        store.throttle("rl", interval, 3).await.unwrap(),
+        None,
+        "refilled"
+    );
+    assert!(store.throttle("rl", interval, 3).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn memory_store_throttles() {
+    throttles(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn redis_store_throttles() {
+    throttles(weapp::testing::redis_store().await.as_ref()).await;
+}

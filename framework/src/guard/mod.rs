@@ -1,0 +1,48 @@
+//! Request guards in front of the handlers: CORS, request signatures, rate limits.
+//!
+//! Middleware order, outermost first:
+//!
+//! 1. request id (`weapp::http`): every response, even a rejection below, carries one;
+//! 2. tracing (one span per request, from the observability layer);
+//! 3. CORS (`actix-cors`, origins from `guard.cors.allowed_origins`): preflights are
+//!    answered before any work;
+//! 4. signature (`X-WX-*` HMAC, or `X-Tcb-Signature` for cloud callbacks) on the route
+//!    prefixes that require it: a forged request costs no database or token work;
+//! 5. auth: the `AuthUser` extractor in each protected handler; the rate limiter below
+//!    reads the caller from the verified bearer token itself, so it needs no session
+//!    lookup;
+//! 6. rate limit (GCRA in the key-value store, per IP and per user, per route prefix):
+//!    429 with `Retry-After`;
+//! 7. the handler.
+//!
+//! Actix runs `wrap`s in reverse order of registration; `Server` registers them so the
+//! order above holds.
+
+mod config;
+mod rate_limit;
+mod signing;
+
+pub use config::{CorsConfig, GuardConfig, Limit, RateLimitRule, SigningConfig, TcbConfig};
+pub use rate_limit::rate_limit;
+pub use signing::{canonical_request, sign, verify_signatures};
+
+/// The CORS middleware for `guard.cors`; with no origins configured it allows none.
+pub fn cors(config: &CorsConfig) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .allowed_header("x-request-id")
+        .allowed_header("x-wx-appid")
+        .allowed_header("x-wx-timestamp")
+        .allowed_header("x-wx-nonce")
+        .allowed_header("x-wx-sign")
+        .expose_headers(["x-request-id"])
+        .max_age(config.max_age_s as usize);
+    for origin in &config.allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}

@@ -1,0 +1,89 @@
+//! Rate limits per route prefix, per client IP and per user, shared by all instances
+//! through the key-value store (GCRA).
+
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+
+use super::config::Limit;
+use crate::{AppContext, Error};
+
+fn interval(limit: &Limit) -> Duration {
+    Duration::from_secs_f64(1.0 / limit.per_second)
+}
+
+/// The user behind a verified bearer token, if any (no session lookup here; the
+/// handler's `AuthUser` does that).
+fn user_of(ctx: &AppContext, req: &ServiceRequest) -> Option<i64> {
+    let auth = ctx.get::<crate::auth::Auth>()?;
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    auth.jwt.verify(token.trim()).ok()?.sub.parse().ok()
+}
+
+/// Middleware: answers 429 with `Retry-After` once a limit is exceeded.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(ctx) = req
+        .app_data::<web::Data<AppContext>>()
+        .map(|d| d.get_ref().clone())
+    else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let path = req.path();
+    let rule = ctx
+        .config()
+        .guard
+        .rate_limits
+        .iter()
+        .filter(|r| path.starts_with(r.prefix.as_str()))
+        .max_by_key(|r| r.prefix.len());
+    let Some(rule) = rule else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let mut checks = Vec::new();
+    if let Some(limit) = rule.per_ip {
+        let ip = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        checks.push((format!("guard:rl:{}:ip:{ip}", rule.prefix), limit));
+    }
+    if let Some(limit) = rule.per_user
+        && let Some(user) = user_of(&ctx, &req)
+    {
+        checks.push((format!("guard:rl:{}:user:{user}", rule.prefix), limit));
+    }
+    for (key, limit) in checks {
+        if let Some(wait) = ctx
+            .kv()
+            .throttle(&key, interval(&limit), limit.burst)
+            .await
+            .map_err(Error::from)?
+        {
+            let error = Error::http(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests, slow down",
+            );
+            let mut response = error.error_response();
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
+            return Ok(req.into_response(response));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
