@@ -20,6 +20,7 @@ pub mod observe;
 pub mod plugin;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod wechat;
 
 pub use app::{App, AppContext, Server};

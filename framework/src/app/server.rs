@@ -31,7 +31,7 @@ impl Server {
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
         let cors = ctx.config().guard.cors.clone();
-        let mut http = HttpServer::new(move || {
+        let http = HttpServer::new(move || {
             let plugins = routes_plugins.clone();
             let sandbox = sandbox.clone();
             // Registered innermost first: actix runs the last `wrap` first.
@@ -51,8 +51,15 @@ impl Server {
                 })
                 .default_service(web::to(crate::http::not_found))
         })
-        .shutdown_timeout(ctx.config().server.shutdown_timeout_s)
-        .listen(listener)?;
+        .shutdown_timeout(ctx.config().server.shutdown_timeout_s);
+        let mut http = match &ctx.config().server.tls {
+            Some(tls) => {
+                let tls =
+                    crate::tls::server_config(tls).map_err(crate::config::ConfigError::Load)?;
+                http.listen_rustls_0_23(listener, tls)?
+            }
+            None => http.listen(listener)?,
+        };
         if ctx.config().server.workers > 0 {
             http = http.workers(ctx.config().server.workers);
         }
@@ -64,7 +71,12 @@ impl Server {
                 tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
             }
         }
-        tracing::info!(address = %addr, "listening on http://{addr}");
+        let scheme = if ctx.config().server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(address = %addr, "listening on {scheme}://{addr}");
         Ok(Server {
             addr,
             ctx,

@@ -74,6 +74,18 @@ pub struct ServerConfig {
     pub shutdown_timeout_s: u64,
     /// Largest accepted request body in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
+    /// HTTPS: serve TLS 1.2/1.3 with rustls when both paths are set.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files of the certificate chain and private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert_path: String,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: String,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +96,7 @@ impl Default for ServerConfig {
             workers: 0,
             shutdown_timeout_s: 30,
             body_limit_bytes: 64 * 1024,
+            tls: None,
         }
     }
 }

@@ -12,5 +12,6 @@ mod health;
 mod kv;
 mod plugins;
 mod shutdown;
+mod tls;
 mod wechat_client;
 mod wechat_push;
