@@ -58,12 +58,25 @@ fn serve(scratch: &Scratch, vars: &[(&str, &str)]) -> (Child, String) {
 }
 
 /// Reads the child's log until `marker` followed by an address appears.
-fn wait_for_address(mut child: Child, marker: &str) -> (Child, String) {
+fn wait_for_address(child: Child, marker: &str) -> (Child, String) {
+    let (child, address, _) = wait_for_address_with_logs(child, marker);
+    (child, address)
+}
+
+/// Everything the child printed on stdout so far.
+type Logs = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// As [`wait_for_address`], also keeping every stdout line.
+fn wait_for_address_with_logs(mut child: Child, marker: &str) -> (Child, String, Logs) {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let logs = Logs::default();
+    let kept = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             println!("example-app: {line}");
+            kept.lock().unwrap().push_str(&line);
+            kept.lock().unwrap().push('\n');
             let _ = tx.send(line);
         }
     });
@@ -76,7 +89,7 @@ fn wait_for_address(mut child: Child, marker: &str) -> (Child, String) {
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"')
                 .collect();
-            return (child, address);
+            return (child, address, logs);
         }
     }
     let _ = child.kill();
@@ -315,4 +328,88 @@ async fn the_sandbox_runs_standalone() {
         .unwrap();
     assert!(stats.is_object());
     terminate(child);
+}
+
+#[tokio::test]
+async fn session_key_and_tokens_never_reach_the_logs() {
+    let scratch = Scratch::new();
+    let mut child = command(&scratch)
+        .env("WEAPP__SERVER__PORT", "0")
+        .env("WEAPP__OBSERVE__LOG_LEVEL", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let (child, address, stdout_logs) = wait_for_address_with_logs(child, "listening on http://");
+    let http = reqwest::Client::new();
+    let fixture: serde_json::Value = http
+        .post(format!("{address}/__sandbox/login"))
+        .body(r#"{"openid":"o_logs","phone":"13812348000"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session_key = fixture["session_key"].as_str().unwrap().to_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{address}/api/auth/login"))
+        .json(&serde_json::json!({"code": fixture["code"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let phone_code: serde_json::Value = http
+        .post(format!("{address}/__sandbox/phone-code"))
+        .body(r#"{"openid":"o_logs"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let phone = http
+        .post(format!("{address}/api/auth/phone"))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"code": phone_code["code"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(phone.status(), 200);
+    let me = http
+        .get(format!("{address}/api/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    terminate(child);
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = format!("{}{}", errors.join().unwrap(), stdout_logs.lock().unwrap());
+    assert!(
+        logs.contains("login"),
+        "the login was logged at all:\n{logs}"
+    );
+    for secret in [
+        &session_key,
+        &access,
+        &refresh,
+        &"13812348000".to_owned(),
+        &"sandbox-only-secret".to_owned(),
+    ] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "{secret} leaked into the logs"
+        );
+    }
 }

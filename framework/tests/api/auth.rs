@@ -518,3 +518,116 @@ async fn login_with_redis_down_is_a_503() {
         "kv_unavailable"
     );
 }
+
+/// A private redis-server on a free port, so the test can stop and restart it.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the machine's Redis package)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn login_survives_a_redis_outage_without_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = OwnRedis::start(port);
+    let app = TestApp::builder()
+        .set("redis.url", format!("redis://127.0.0.1:{}", redis.port))
+        .set("redis.connect_timeout_ms", 300)
+        .set("redis.response_timeout_ms", 300)
+        .spawn()
+        .await;
+    let (tokens, _) = login(&app, "o_outage", None).await;
+    assert_eq!(me(&app, &tokens.access_token).await.status(), 200);
+
+    redis.stop();
+    let fixture = app
+        .sandbox_post("/__sandbox/login", json!({"openid": "o_outage"}))
+        .await;
+    let down = post(
+        &app,
+        "/api/auth/login",
+        None,
+        json!({"code": fixture["code"]}),
+    )
+    .await;
+    assert_eq!(
+        code_of(down, StatusCode::SERVICE_UNAVAILABLE).await,
+        "kv_unavailable"
+    );
+    let me_down = me(&app, &tokens.access_token).await;
+    assert_eq!(
+        code_of(me_down, StatusCode::SERVICE_UNAVAILABLE).await,
+        "kv_unavailable"
+    );
+
+    let _redis = OwnRedis::start(port);
+    let mut recovered = false;
+    for _ in 0..40 {
+        let fixture = app
+            .sandbox_post("/__sandbox/login", json!({"openid": "o_outage"}))
+            .await;
+        if post(
+            &app,
+            "/api/auth/login",
+            None,
+            json!({"code": fixture["code"]}),
+        )
+        .await
+        .status()
+            == 200
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        recovered,
+        "login works again once Redis is back, without a restart"
+    );
+}

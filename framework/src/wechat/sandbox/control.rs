@@ -35,6 +35,8 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, HttpResponse> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    /// Mint this many codes for the user at once (load tests); answers `codes`.
+    count: Option<u32>,
     openid: Option<String>,
     unionid: Option<String>,
     session_key: Option<String>,
@@ -69,17 +71,27 @@ async fn login(sb: web::Data<Sandbox>, body: web::Bytes) -> HttpResponse {
     // A new login rotates the session key unless the fixture pins one, as on WeChat.
     user.session_key = request.session_key.unwrap_or_else(random_session_key);
     let session_key = user.session_key.clone();
-    let code = random_token(32);
     let issued_at = state.now();
-    state.codes.insert(
-        code.clone(),
-        Code {
+    let mut mint = || {
+        let code = random_token(32);
+        let entry = Code {
             openid: openid.clone(),
             issued_at,
             used: false,
-        },
-    );
-    ok_json(json!({"code": code, "openid": openid, "session_key": session_key}))
+        };
+        state.codes.insert(code.clone(), entry);
+        code
+    };
+    match request.count {
+        Some(count) => {
+            let codes: Vec<String> = (0..count.min(1_000_000)).map(|_| mint()).collect();
+            ok_json(json!({"codes": codes, "openid": openid, "session_key": session_key}))
+        }
+        None => {
+            let code = mint();
+            ok_json(json!({"code": code, "openid": openid, "session_key": session_key}))
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@
 //!
 //! | endpoint | purpose |
 //! | --- | --- |
-//! | `POST /__sandbox/login` | simulate `wx.login`: `{openid?, unionid?, session_key?, phone?}` → `{code, openid, session_key}` |
+//! | `POST /__sandbox/login` | simulate `wx.login`: `{openid?, unionid?, session_key?, phone?}` → `{code, openid, session_key}`; with `count`, `{codes: [...]}` (load tests) |
 //! | `POST /__sandbox/phone-code` | simulate `getPhoneNumber`: `{openid}` → `{code}` |
 //! | `POST /__sandbox/subscriptions` | grant one-time quota: `{openid, template_id, count}` |
 //! | `GET /__sandbox/messages` | subscribe messages sent so far |
