@@ -173,6 +173,7 @@ pub struct TestAppBuilder {
     database_url: Option<String>,
     redis: bool,
     plugins: Vec<&'static dyn Plugin>,
+    custom_jwt_keys: bool,
 }
 
 impl TestAppBuilder {
@@ -197,6 +198,7 @@ impl TestAppBuilder {
 
     /// Sets one configuration value, e.g. `.set("server.body_limit_bytes", 1024)`.
     pub fn set(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.custom_jwt_keys |= key.starts_with("auth.jwt.keys");
         self.loader = self.loader.set(key, value);
         self
     }
@@ -224,8 +226,12 @@ impl TestAppBuilder {
             (Some(db), _) => db.url().to_owned(),
             (None, url) => url.clone().unwrap_or_default(),
         };
-        let config = self
-            .loader
+        let mut loader = self.loader;
+        if !self.custom_jwt_keys {
+            // An HS256 test key, unless the test brings its own key set.
+            loader = loader.set("auth.jwt.keys.test", test_crypto_keys().0.repeat(2));
+        }
+        let config = loader
             .set("server.host", "127.0.0.1")
             .set("server.port", 0)
             .set("server.workers", 1)
@@ -278,11 +284,11 @@ impl TestApp {
                 .set("crypto.blind_index_key", blind_key)
                 .set("wechat.sandbox", true)
                 .set("wechat.appid", SANDBOX_APPID)
-                .set("wechat.secret", SANDBOX_SECRET)
-                .set("auth.jwt.keys.test", field_key.repeat(2)),
+                .set("wechat.secret", SANDBOX_SECRET),
             backend: Backend::Sqlite,
             database_url: None,
             redis: false,
+            custom_jwt_keys: false,
             plugins: Vec::new(),
         }
     }

@@ -631,3 +631,94 @@ async fn login_survives_a_redis_outage_without_restart() {
         "login works again once Redis is back, without a restart"
     );
 }
+
+#[tokio::test]
+async fn eddsa_tokens_work_and_resist_algorithm_confusion() {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let private_pem = pair.serialize_pem();
+    let public_pem = pair.public_key_pem();
+    let app = TestApp::builder()
+        .set("auth.jwt.algorithm", "EdDSA")
+        .set("auth.jwt.keys", json!({"ed1": private_pem}))
+        .set("auth.jwt.public_keys", json!({"ed1": public_pem}))
+        .spawn()
+        .await;
+    let (tokens, _) = login(&app, "o_eddsa", None).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(tokens.access_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("EdDSA"), Some("ed1"))
+    );
+    assert_eq!(me(&app, &tokens.access_token).await.status(), 200);
+
+    // The public key used as an HMAC secret: the classic confusion attack.
+    let claims: Claims = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(tokens.access_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let confused = forge(
+        json!({"alg": "HS256", "typ": "JWT", "kid": "ed1"}),
+        &claims,
+        public_pem.as_bytes(),
+    );
+    assert_eq!(
+        code_of(me(&app, &confused).await, StatusCode::UNAUTHORIZED).await,
+        "invalid_token"
+    );
+}
+
+#[test]
+fn tokens_survive_a_key_rotation() {
+    use weapp::auth::{JwtConfig, JwtKeys};
+    use weapp::config::Secret;
+    let old = JwtConfig {
+        keys: [(
+            "k1".to_owned(),
+            Secret::new("k1-secret-0123456789-0123456789-xx"),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let mut rotated = old.clone();
+    rotated.keys.insert(
+        "k2".into(),
+        Secret::new("k2-secret-0123456789-0123456789-xx"),
+    );
+    rotated.active_kid = Some("k2".into());
+    let old_keys = JwtKeys::new(&old).unwrap().unwrap();
+    let new_keys = JwtKeys::new(&rotated).unwrap().unwrap();
+    let (before, _) = old_keys.issue(7, "s1").unwrap();
+    assert_eq!(
+        new_keys.verify(&before).unwrap().sub,
+        "7",
+        "old tokens still verify after rotation"
+    );
+    let (after, _) = new_keys.issue(7, "s2").unwrap();
+    assert!(
+        old_keys.verify(&after).is_err(),
+        "instances without k2 refuse k2 tokens"
+    );
+    let retired = JwtConfig {
+        keys: [(
+            "k2".to_owned(),
+            Secret::new("k2-secret-0123456789-0123456789-xx"),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    assert!(
+        JwtKeys::new(&retired)
+            .unwrap()
+            .unwrap()
+            .verify(&before)
+            .is_err(),
+        "a retired kid is refused"
+    );
+}
