@@ -23,7 +23,7 @@ trap cleanup EXIT
 (
     cd "$work"
     WEAPP__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db" \
-    WEAPP__DATABASE__MAX_CONNECTIONS=32 \
+    WEAPP__DATABASE__MAX_CONNECTIONS=${DB_POOL:-16} \
     WEAPP__REDIS__URL="redis://127.0.0.1:6379" \
     WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
     WEAPP__SERVER__PORT=$port \

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use diesel::ConnectionError;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
@@ -21,8 +23,17 @@ fn builder<M: bb8::ManageConnection>(config: &DatabaseConfig, max_size: u32) -> 
         )
 }
 
+/// Checking a connection out does not cost a `SELECT 1` round trip (diesel-async's
+/// default): broken connections are still detected, and a query on a connection that
+/// died since fails with a clear error instead.
+fn fast<C: diesel_async::pooled_connection::PoolableConnection + 'static>() -> ManagerConfig<C> {
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    config
+}
+
 pub(super) fn postgres(config: &DatabaseConfig) -> Pool<AsyncPgConnection> {
-    let manager = AsyncDieselConnectionManager::new(config.url.expose());
+    let manager = AsyncDieselConnectionManager::new_with_config(config.url.expose(), fast());
     builder(config, config.max_connections).build_unchecked(manager)
 }
 
@@ -33,7 +44,7 @@ pub(super) fn mysql(config: &DatabaseConfig) -> Pool<AsyncMysqlConnection> {
         Some((_, rest)) => format!("mysql://{rest}"),
         None => url.to_owned(),
     };
-    let manager = AsyncDieselConnectionManager::new(url);
+    let manager = AsyncDieselConnectionManager::new_with_config(url, fast());
     builder(config, config.max_connections).build_unchecked(manager)
 }
 
@@ -65,7 +76,7 @@ pub(super) fn sqlite(config: &DatabaseConfig) -> Result<Pool<SqliteConn>, DbErro
         })?;
     }
     let busy_timeout_ms = config.connect_timeout_ms;
-    let mut manager_config = ManagerConfig::<SqliteConn>::default();
+    let mut manager_config = fast::<SqliteConn>();
     manager_config.custom_setup = Box::new(move |url: &str| {
         let url = url.to_owned();
         async move {
