@@ -38,10 +38,7 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Refresh tokens are stored only as their hash.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn session_key(sid: &str) -> String {
@@ -92,19 +89,23 @@ impl<'a> SessionStore<'a> {
             user_id,
             epoch,
             sealed_session_key,
-            refresh_hash: hash.clone(),
+            refresh_hash: hash,
         };
-        self.kv
-            .set(&refresh_key(&hash), sid.as_bytes(), Some(self.ttl))
-            .await?;
+        self.save(&sid, &session).await?;
+        Ok((sid, refresh))
+    }
+
+    /// Stores a session and the lookup from its current refresh token.
+    async fn save(&self, sid: &str, session: &Session) -> Result<(), KvError> {
         self.kv
             .set(
-                &session_key(&sid),
-                &serde_json::to_vec(&session).unwrap_or_default(),
+                &refresh_key(&session.refresh_hash),
+                sid.as_bytes(),
                 Some(self.ttl),
             )
             .await?;
-        Ok((sid, refresh))
+        let raw = serde_json::to_vec(session).unwrap_or_default();
+        self.kv.set(&session_key(sid), &raw, Some(self.ttl)).await
     }
 
     /// The live session `sid` of `user_id`: present, the user's, and not ended by
@@ -163,18 +164,8 @@ impl<'a> SessionStore<'a> {
             return Ok(RotateOutcome::Ended);
         }
         let next = random_token(32);
-        let next_hash = hash_token(&next);
-        session.refresh_hash = next_hash.clone();
-        self.kv
-            .set(&refresh_key(&next_hash), sid.as_bytes(), Some(self.ttl))
-            .await?;
-        self.kv
-            .set(
-                &session_key(&sid),
-                &serde_json::to_vec(&session).unwrap_or_default(),
-                Some(self.ttl),
-            )
-            .await?;
+        session.refresh_hash = hash_token(&next);
+        self.save(&sid, &session).await?;
         Ok(RotateOutcome::Rotated {
             sid,
             user_id: session.user_id,

@@ -65,6 +65,17 @@ impl FieldCrypto {
     }
 }
 
+/// Lower-case hex of `bytes` (digests, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 // diesel's ToSql/FromSql have no context argument, so `Sealed` finds the keys here.
 // The app installs its FieldCrypto at start-up; every app in one process shares it.
 static INSTALLED: RwLock<Option<Arc<FieldCrypto>>> = RwLock::new(None);

@@ -106,10 +106,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS weapp_schema_migrations (
     PRIMARY KEY (owner, version))";
 
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&Sha256::digest(sql.as_bytes()))
 }
 
 fn lock_sql(backend: Backend) -> Option<(&'static str, &'static str)> {

@@ -26,6 +26,13 @@ pub use config::{CorsConfig, GuardConfig, Limit, RateLimitRule, SigningConfig, T
 pub use rate_limit::rate_limit;
 pub use signing::{canonical_request, sign, verify_signatures};
 
+/// The app context of a request, if the app registered one (guards pass requests
+/// through untouched otherwise).
+fn context(req: &actix_web::dev::ServiceRequest) -> Option<crate::AppContext> {
+    req.app_data::<actix_web::web::Data<crate::AppContext>>()
+        .map(|data| data.get_ref().clone())
+}
+
 /// The CORS middleware for `guard.cors`; with no origins configured it allows none.
 pub fn cors(config: &CorsConfig) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
 
 use super::config::Limit;
 use crate::{AppContext, Error};
@@ -35,10 +35,7 @@ pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(ctx) = req
-        .app_data::<web::Data<AppContext>>()
-        .map(|d| d.get_ref().clone())
-    else {
+    let Some(ctx) = super::context(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let path = req.path();

@@ -31,11 +31,8 @@ use actix_web::web;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::crypto::hex;
 use crate::{AppContext, Error};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The string a request signature covers.
 pub fn canonical_request(
@@ -136,10 +133,7 @@ pub async fn verify_signatures(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(ctx) = req
-        .app_data::<web::Data<AppContext>>()
-        .map(|d| d.get_ref().clone())
-    else {
+    let Some(ctx) = super::context(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let guard = &ctx.config().guard;

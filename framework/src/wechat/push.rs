@@ -97,7 +97,7 @@ pub fn signature(parts: &[&str]) -> String {
     for part in sorted {
         sha.update(part.as_bytes());
     }
-    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&sha.finalize())
 }
 
 /// Compares two signatures in constant time.
@@ -107,6 +107,15 @@ fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y.to_ascii_lowercase()))
             == 0
+}
+
+/// Compares the signature of `parts` with `given`.
+fn check(parts: &[&str], given: &str) -> Result<(), PushError> {
+    if same(&signature(parts), given) {
+        Ok(())
+    } else {
+        Err(PushError::InvalidSignature)
+    }
 }
 
 /// Token, AES key and app id of one mini program's message push.
@@ -160,12 +169,7 @@ impl PushCrypto {
         timestamp: &str,
         nonce: &str,
     ) -> Result<(), PushError> {
-        let expected = self::signature(&[self.token.expose(), timestamp, nonce]);
-        if same(&expected, signature) {
-            Ok(())
-        } else {
-            Err(PushError::InvalidSignature)
-        }
+        check(&[self.token.expose(), timestamp, nonce], signature)
     }
 
     /// Checks `msg_signature` over token, timestamp, nonce and the encrypted payload.
@@ -176,12 +180,10 @@ impl PushCrypto {
         nonce: &str,
         encrypted: &str,
     ) -> Result<(), PushError> {
-        let expected = self::signature(&[self.token.expose(), timestamp, nonce, encrypted]);
-        if same(&expected, msg_signature) {
-            Ok(())
-        } else {
-            Err(PushError::InvalidSignature)
-        }
+        check(
+            &[self.token.expose(), timestamp, nonce, encrypted],
+            msg_signature,
+        )
     }
 
     /// Verifies `msg_signature`, then decrypts `encrypted` and checks its app id.
