@@ -122,6 +122,7 @@ impl Error {
             Error::Db(e) => e.code(),
             Error::Kv(_) => "kv_unavailable",
             Error::Auth(e) => e.code(),
+            Error::Field(FieldError::NotConfigured) => "crypto_not_configured",
             Error::Config(_)
             | Error::Plugin(_)
             | Error::Field(_)
@@ -136,6 +137,9 @@ impl Error {
             Error::Http { message, .. } => message.clone(),
             Error::Db(e) => e.public_message().to_owned(),
             Error::Kv(_) => "the key-value store is unavailable, try again later".to_owned(),
+            Error::Field(FieldError::NotConfigured) => {
+                "field encryption is not configured (crypto.keys)".to_owned()
+            }
             _ => "internal server error".to_owned(),
         }
     }
@@ -148,6 +152,7 @@ impl ResponseError for Error {
             Error::Db(e) => e.status(),
             Error::Kv(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Auth(e) => e.status_code(),
+            Error::Field(FieldError::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

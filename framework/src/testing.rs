@@ -174,6 +174,7 @@ pub struct TestAppBuilder {
     redis: bool,
     plugins: Vec<&'static dyn Plugin>,
     custom_jwt_keys: bool,
+    custom_crypto_keys: bool,
 }
 
 impl TestAppBuilder {
@@ -199,6 +200,7 @@ impl TestAppBuilder {
     /// Sets one configuration value, e.g. `.set("server.body_limit_bytes", 1024)`.
     pub fn set(mut self, key: &str, value: impl serde::Serialize) -> Self {
         self.custom_jwt_keys |= key.starts_with("auth.jwt.keys");
+        self.custom_crypto_keys |= key.starts_with("crypto.keys");
         self.loader = self.loader.set(key, value);
         self
     }
@@ -227,6 +229,13 @@ impl TestAppBuilder {
             (None, url) => url.clone().unwrap_or_default(),
         };
         let mut loader = self.loader;
+        if !self.custom_crypto_keys {
+            // This process's field keys, unless the test brings its own (or none).
+            let (field_key, blind_key) = test_crypto_keys();
+            loader = loader
+                .set("crypto.keys.1", field_key)
+                .set("crypto.blind_index_key", blind_key);
+        }
         if !self.custom_jwt_keys {
             // An HS256 test key, unless the test brings its own key set.
             loader = loader.set("auth.jwt.keys.test", test_crypto_keys().0.repeat(2));
@@ -274,14 +283,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A builder with an isolated configuration (no files, no process variables) and
-    /// this process's random field-encryption keys ([`test_crypto_keys`]).
+    /// A builder with an isolated configuration (no files, no process variables), the
+    /// embedded sandbox, and this process's random field-encryption and JWT keys
+    /// ([`test_crypto_keys`]) unless the test sets `crypto.keys` / `auth.jwt.keys`.
     pub fn builder() -> TestAppBuilder {
-        let (field_key, blind_key) = test_crypto_keys();
         TestAppBuilder {
             loader: ConfigLoader::isolated()
-                .set("crypto.keys.1", field_key)
-                .set("crypto.blind_index_key", blind_key)
                 .set("wechat.sandbox", true)
                 .set("wechat.appid", SANDBOX_APPID)
                 .set("wechat.secret", SANDBOX_SECRET),
@@ -289,6 +296,7 @@ impl TestApp {
             database_url: None,
             redis: false,
             custom_jwt_keys: false,
+            custom_crypto_keys: false,
             plugins: Vec::new(),
         }
     }

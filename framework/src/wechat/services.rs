@@ -41,6 +41,12 @@ impl WechatServices {
             if config.environment == "production" {
                 return Err(config_error("wechat.sandbox", "must be off in production"));
             }
+            if config.server.tls.is_some() {
+                return Err(config_error(
+                    "wechat.sandbox",
+                    "cannot be embedded in an HTTPS server; run `sandbox` standalone and set wechat.base_url",
+                ));
+            }
             #[cfg(feature = "sandbox")]
             {
                 let sandbox = super::sandbox::Sandbox::new(

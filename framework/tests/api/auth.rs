@@ -722,3 +722,25 @@ fn tokens_survive_a_key_rotation() {
         "a retired kid is refused"
     );
 }
+
+#[tokio::test]
+async fn login_without_field_keys_is_a_clear_503() {
+    // No crypto keys outside development: personal data cannot be stored, so say so.
+    let app = TestApp::builder()
+        .set("crypto.keys", json!({}))
+        .spawn()
+        .await;
+    assert!(app.ctx.crypto().is_err(), "this app has no field keys");
+    let fixture = app.sandbox_post("/__sandbox/login", json!({})).await;
+    let response = post(
+        &app,
+        "/api/auth/login",
+        None,
+        json!({"code": fixture["code"]}),
+    )
+    .await;
+    assert_eq!(
+        code_of(response, StatusCode::SERVICE_UNAVAILABLE).await,
+        "crypto_not_configured"
+    );
+}

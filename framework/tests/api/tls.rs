@@ -45,6 +45,7 @@ fn tls11_client_hello() -> Vec<u8> {
 async fn https_accepts_tls_1_3_and_1_2_and_refuses_1_1() {
     let (dir, cert_pem) = certificate();
     let app = TestApp::builder()
+        .set("wechat.sandbox", false)
         .set(
             "server.tls.cert_path",
             dir.join("cert.pem").display().to_string(),
@@ -99,6 +100,7 @@ async fn https_accepts_tls_1_3_and_1_2_and_refuses_1_1() {
 #[tokio::test]
 async fn a_missing_certificate_stops_start_up_with_the_key_named() {
     let err = TestApp::builder()
+        .set("wechat.sandbox", false)
         .set("server.tls.cert_path", "/nonexistent/cert.pem")
         .set("server.tls.key_path", "/nonexistent/key.pem")
         .try_spawn()
@@ -106,4 +108,23 @@ async fn a_missing_certificate_stops_start_up_with_the_key_named() {
         .err()
         .expect("start-up must fail");
     assert!(err.to_string().contains("server.tls.cert_path"), "{err}");
+}
+
+#[tokio::test]
+async fn the_embedded_sandbox_and_https_do_not_mix() {
+    let (dir, _) = certificate();
+    let err = TestApp::builder()
+        .set(
+            "server.tls.cert_path",
+            dir.join("cert.pem").display().to_string(),
+        )
+        .set(
+            "server.tls.key_path",
+            dir.join("key.pem").display().to_string(),
+        )
+        .try_spawn()
+        .await
+        .err()
+        .expect("start-up must fail");
+    assert!(err.to_string().contains("wechat.sandbox"), "{err}");
 }
