@@ -18,6 +18,9 @@ pub struct GuardConfig {
     pub tcb: TcbConfig,
     /// Rate limits by route prefix; the longest matching prefix applies.
     pub rate_limits: Vec<RateLimitRule>,
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client. From
+    /// any other peer the header is ignored, so clients cannot spoof their address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[guard.cors]`.

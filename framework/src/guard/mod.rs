@@ -23,7 +23,7 @@ mod rate_limit;
 mod signing;
 
 pub use config::{CorsConfig, GuardConfig, Limit, RateLimitRule, SigningConfig, TcbConfig};
-pub use rate_limit::rate_limit;
+pub use rate_limit::{client_ip, rate_limit};
 pub use signing::{canonical_request, sign, verify_signatures};
 
 /// The app context of a request, if the app registered one (guards pass requests

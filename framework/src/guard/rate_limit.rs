@@ -30,6 +30,24 @@ fn user_of(ctx: &AppContext, req: &ServiceRequest) -> Option<i64> {
     auth.jwt.verify(token.trim()).ok()?.sub.parse().ok()
 }
 
+/// The client address: the TCP peer, or the last `X-Forwarded-For` entry (the one
+/// the proxy appended) when the peer is a trusted proxy.
+pub fn client_ip(
+    req: &ServiceRequest,
+    trusted_proxies: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .or(Some(peer))
+}
+
 /// Middleware: answers 429 with `Retry-After` once a limit is exceeded.
 pub async fn rate_limit(
     req: ServiceRequest,
@@ -51,9 +69,8 @@ pub async fn rate_limit(
     };
     let mut checks = Vec::new();
     if let Some(limit) = rule.per_ip {
-        let ip = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
+        let ip = client_ip(&req, &ctx.config().guard.trusted_proxies)
+            .map(|ip| ip.to_string())
             .unwrap_or_default();
         checks.push((format!("guard:rl:{}:ip:{ip}", rule.prefix), limit));
     }

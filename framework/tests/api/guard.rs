@@ -295,3 +295,39 @@ async fn cors_allows_configured_origins_only() {
     );
     assert!(denied.status().is_client_error());
 }
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let limited = |trusted: bool| {
+        let mut builder = TestApp::builder()
+            .set(
+                "guard.rate_limits",
+                json!([{"prefix": "/api/open", "per_ip": {"burst": 1, "per_second": 0.1}}]),
+            )
+            .plugin(&GuardedPlugin);
+        if trusted {
+            builder = builder.set("guard.trusted_proxies", ["127.0.0.1"]);
+        }
+        builder.spawn()
+    };
+    let get = |app: &TestApp, forwarded: &'static str| {
+        app.client
+            .get(app.url("/api/open"))
+            .header("X-Forwarded-For", forwarded)
+            .send()
+    };
+
+    // Untrusted peer: the header is ignored, so a client cannot dodge its limit.
+    let app = limited(false).await;
+    assert_eq!(get(&app, "10.0.0.1").await.unwrap().status(), 200);
+    assert_eq!(get(&app, "10.0.0.2").await.unwrap().status(), 429);
+
+    // Behind a trusted proxy each forwarded client has its own budget.
+    let app = limited(true).await;
+    assert_eq!(
+        get(&app, "203.0.113.9, 10.0.0.1").await.unwrap().status(),
+        200
+    );
+    assert_eq!(get(&app, "10.0.0.2").await.unwrap().status(), 200);
+    assert_eq!(get(&app, "10.0.0.2").await.unwrap().status(), 429);
+}
