@@ -31,6 +31,16 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> re
     request.send().await.unwrap()
 }
 
+async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+    post(
+        app,
+        "/api/auth/refresh",
+        None,
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
 async fn me(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .get(app.url("/api/me"))
@@ -165,25 +175,14 @@ async fn journey(app: TestApp) {
     assert_eq!(profile.phone.as_deref(), Some("138****8000"));
 
     // Refresh rotates; reusing the old refresh token revokes the session.
-    let rotated: TokenResponse = post(
-        &app,
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": tokens.refresh_token}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rotated: TokenResponse = refresh(&app, &tokens.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(rotated.refresh_token, tokens.refresh_token);
     assert_eq!(me(&app, &rotated.access_token).await.status(), 200);
-    let reuse = post(
-        &app,
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": tokens.refresh_token}),
-    )
-    .await;
+    let reuse = refresh(&app, &tokens.refresh_token).await;
     assert_eq!(
         code_of(reuse, StatusCode::UNAUTHORIZED).await,
         "refresh_token_reused"
@@ -196,24 +195,12 @@ async fn journey(app: TestApp) {
         .await,
         "revoked_session"
     );
-    let after = post(
-        &app,
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": rotated.refresh_token}),
-    )
-    .await;
+    let after = refresh(&app, &rotated.refresh_token).await;
     assert_eq!(
         code_of(after, StatusCode::UNAUTHORIZED).await,
         "revoked_session"
     );
-    let unknown = post(
-        &app,
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": "nope"}),
-    )
-    .await;
+    let unknown = refresh(&app, "nope").await;
     assert_eq!(
         code_of(unknown, StatusCode::UNAUTHORIZED).await,
         "invalid_refresh_token"
@@ -253,13 +240,7 @@ async fn journey(app: TestApp) {
         code_of(me(&app, &c.access_token).await, StatusCode::UNAUTHORIZED).await,
         "revoked_session"
     );
-    let refresh_c = post(
-        &app,
-        "/api/auth/refresh",
-        None,
-        json!({"refresh_token": c.refresh_token}),
-    )
-    .await;
+    let refresh_c = refresh(&app, &c.refresh_token).await;
     assert_eq!(
         code_of(refresh_c, StatusCode::UNAUTHORIZED).await,
         "revoked_session"
