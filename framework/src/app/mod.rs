@@ -210,6 +210,9 @@ impl App {
         let wechat = crate::wechat::WechatServices::build(&self.config, addr, kv.clone())?;
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
         wechat.install(&ctx);
+        if ctx.config().observe.metrics_enabled {
+            ctx.insert(crate::observe::metrics::Metrics::new());
+        }
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }

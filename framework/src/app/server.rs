@@ -39,10 +39,12 @@ impl Server {
                 .wrap(from_fn(crate::guard::rate_limit))
                 .wrap(from_fn(crate::guard::verify_signatures))
                 .wrap(crate::guard::cors(&cors))
+                .wrap(from_fn(crate::observe::metrics::track))
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
                 .configure(crate::health::routes)
+                .route("/metrics", web::get().to(crate::observe::metrics::endpoint))
                 .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
                 .configure(move |c| {
                     for plugin in &plugins {

@@ -182,6 +182,10 @@ pub struct ObserveConfig {
     pub log_level: String,
     /// `pretty` for development, `json` for production log collectors.
     pub log_format: LogFormat,
+    /// Serve `GET /metrics` (Prometheus text format).
+    pub metrics_enabled: bool,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Secret,
 }
 
 impl Default for ObserveConfig {
@@ -189,6 +193,8 @@ impl Default for ObserveConfig {
         ObserveConfig {
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
+            metrics_enabled: true,
+            metrics_token: Secret::default(),
         }
     }
 }

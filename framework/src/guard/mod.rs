@@ -3,7 +3,8 @@
 //! Middleware order, outermost first:
 //!
 //! 1. request id (`weapp::http`): every response, even a rejection below, carries one;
-//! 2. tracing (one span per request, from the observability layer);
+//! 2. metrics (`weapp::observe::metrics::track`: counts and times every request, the
+//!    rejections below included) and, with the observability layer, tracing;
 //! 3. CORS (`actix-cors`, origins from `guard.cors.allowed_origins`): preflights are
 //!    answered before any work;
 //! 4. signature (`X-WX-*` HMAC, or `X-Tcb-Signature` for cloud callbacks) on the route

@@ -10,6 +10,7 @@ mod errors;
 mod guard;
 mod health;
 mod kv;
+mod metrics;
 mod plugins;
 mod shutdown;
 mod tls;

@@ -1,4 +1,4 @@
-//! Logging set-up. (Request spans, metrics and tracing export build on this.)
+//! Logging set-up.
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,176 @@
+//! Prometheus metrics: `GET /metrics` in the text exposition format.
+//!
+//! - `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route}`
+//!   (buckets from 1 ms to 5 s), `http_requests_in_flight`.
+//! - `db_pool_connections`, `db_pool_idle_connections` (read at scrape time).
+//!
+//! `route` is the matched route pattern (`/api/orders/{id}`), never the raw path, and
+//! every path that matches no route is recorded as `unmatched`, so a scanner cannot
+//! create unbounded series. Set `observe.metrics_token` to require
+//! `Authorization: Bearer <token>` on `/metrics`.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{AUTHORIZATION, ContentType};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::{AppContext, Error};
+
+/// Latency buckets in seconds, 1 ms to 5 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The app's metric families, kept in the [`AppContext`].
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGauge,
+    db_connections: IntGauge,
+    db_idle: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route pattern and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route pattern.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new("http_requests_in_flight", "Requests being handled now.")
+            .expect("valid metric");
+        let db_connections = IntGauge::new("db_pool_connections", "Open database connections.")
+            .expect("valid metric");
+        let db_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections.")
+            .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(db_connections.clone()),
+            Box::new(db_idle.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            duration,
+            in_flight,
+            db_connections,
+            db_idle,
+        }
+    }
+
+    /// The registry, for plugins that add their own families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every family in the Prometheus text format.
+    pub fn render(&self, ctx: &AppContext) -> String {
+        let (open, idle) = ctx.db().pool_state();
+        self.db_connections.set(i64::from(open));
+        self.db_idle.set(i64::from(idle));
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware: counts and times every request under its route pattern.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(metrics) = req
+        .app_data::<web::Data<AppContext>>()
+        .and_then(|ctx| ctx.get::<Metrics>())
+    else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    metrics.in_flight.inc();
+    let result = next.call(req).await;
+    metrics.in_flight.dec();
+    let (route, status) = match &result {
+        Ok(res) => (
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+            res.status().as_u16(),
+        ),
+        Err(err) => (
+            "unmatched".to_owned(),
+            err.as_response_error().status_code().as_u16(),
+        ),
+    };
+    metrics
+        .requests
+        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+        .inc();
+    metrics
+        .duration
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(result?.map_into_boxed_body())
+}
+
+/// `GET /metrics`.
+pub async fn endpoint(ctx: AppContext, req: HttpRequest) -> Result<HttpResponse, Error> {
+    let token = &ctx.config().observe.metrics_token;
+    if !token.is_empty() {
+        let given = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.expose()) {
+            return Err(Error::http(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "/metrics needs the metrics token",
+            ));
+        }
+    }
+    let metrics = ctx
+        .get::<Metrics>()
+        .ok_or_else(|| Error::not_found("metrics are disabled"))?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType(
+            "text/plain; version=0.0.4; charset=utf-8"
+                .parse()
+                .expect("valid mime"),
+        ))
+        .body(metrics.render(&ctx)))
+}
