@@ -6,8 +6,8 @@
 //!
 //! `route` is the matched route pattern (`/api/orders/{id}`), never the raw path, and
 //! every path that matches no route is recorded as `unmatched`, so a scanner cannot
-//! create unbounded series. Set `observe.metrics_token` to require
-//! `Authorization: Bearer <token>` on `/metrics`.
+//! create unbounded series; methods outside the standard ones count as `OTHER`.
+//! Set `observe.metrics_token` to require `Authorization: Bearer <token>` on `/metrics`.
 
 use std::time::Instant;
 
@@ -85,6 +85,42 @@ impl Metrics {
         }
     }
 
+    /// The counter and histogram of one (method, route, status), looked up once per
+    /// worker thread: label hashing under the families' locks costs more than the
+    /// request on a trivial route.
+    fn series(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+    ) -> (prometheus::IntCounter, prometheus::Histogram) {
+        type Key = (usize, String, String, u16);
+        thread_local! {
+            static SERIES: std::cell::RefCell<std::collections::HashMap<Key, (prometheus::IntCounter, prometheus::Histogram)>> =
+                std::cell::RefCell::new(std::collections::HashMap::new());
+        }
+        // The registry's address keys the cache, so apps in one process stay apart.
+        let key = (
+            self as *const Metrics as usize,
+            method.to_owned(),
+            route.to_owned(),
+            status,
+        );
+        SERIES.with(|cache| {
+            cache
+                .borrow_mut()
+                .entry(key)
+                .or_insert_with(|| {
+                    (
+                        self.requests
+                            .with_label_values(&[method, route, &status.to_string()]),
+                        self.duration.with_label_values(&[method, route]),
+                    )
+                })
+                .clone()
+        })
+    }
+
     /// The registry, for plugins that add their own families.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -118,7 +154,12 @@ pub async fn track(
     else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let method = req.method().as_str().to_owned();
+    // Arbitrary method tokens are accepted by HTTP, so they must not become labels.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_owned();
     let started = Instant::now();
     metrics.in_flight.inc();
     let result = next.call(req).await;
@@ -135,14 +176,9 @@ pub async fn track(
             err.as_response_error().status_code().as_u16(),
         ),
     };
-    metrics
-        .requests
-        .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
-        .inc();
-    metrics
-        .duration
-        .with_label_values(&[method.as_str(), route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+    let (counter, histogram) = metrics.series(&method, &route, status);
+    counter.inc();
+    histogram.observe(started.elapsed().as_secs_f64());
     Ok(result?.map_into_boxed_body())
 }
 

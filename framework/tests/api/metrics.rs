@@ -102,3 +102,29 @@ async fn metrics_can_be_switched_off() {
         .await;
     assert_eq!(scrape(&app, None).await.status(), 404);
 }
+
+#[tokio::test]
+async fn odd_methods_share_one_label() {
+    let app = TestApp::builder().spawn().await;
+    for method in ["PROPFIND", "BREW", "XYZ1"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = scrape(&app, None).await.text().await.unwrap();
+    assert!(
+        !text.contains("PROPFIND") && !text.contains("BREW"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"http_requests_total{method="OTHER",route="/healthz",status="404"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+}
