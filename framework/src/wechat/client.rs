@@ -36,28 +36,43 @@ struct Inner {
     tokens: AccessTokenCache,
 }
 
-/// A raw answer: status, content type, body.
+/// An answer: content type, body, and the body as JSON when it is JSON (parsed once,
+/// in [`WechatClient::send`], where `-1` is detected for retries).
 struct Answer {
     content_type: String,
     body: actix_web::web::Bytes,
+    json: Option<Value>,
+}
+
+/// The error a non-zero `errcode` stands for.
+fn api_error(value: &Value) -> Option<WechatError> {
+    let errcode = value.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+    (errcode != 0).then(|| WechatError::Api {
+        errcode,
+        errmsg: value
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+/// Turns a non-zero `errcode` into an error.
+fn check(value: Value) -> Result<Value, WechatError> {
+    match api_error(&value) {
+        Some(err) => Err(err),
+        None => Ok(value),
+    }
 }
 
 /// Checks `errcode` and deserializes the rest.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WechatError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| WechatError::Unexpected(format!("not JSON: {e}")))?;
-    let errcode = value.get("errcode").and_then(Value::as_i64).unwrap_or(0);
-    if errcode != 0 {
-        let errmsg = value
-            .get("errmsg")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        return Err(WechatError::Api {
-            errcode,
-            errmsg: errmsg.to_owned(),
-        });
-    }
-    serde_json::from_value(value).map_err(|e| WechatError::Unexpected(e.to_string()))
+fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, WechatError> {
+    let value = match answer.json {
+        Some(value) => value,
+        None => serde_json::from_slice(&answer.body)
+            .map_err(|e| WechatError::Unexpected(format!("not JSON: {e}")))?,
+    };
+    serde_json::from_value(check(value)?).map_err(|e| WechatError::Unexpected(e.to_string()))
 }
 
 fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
@@ -119,13 +134,14 @@ impl WechatClient {
             let started = std::time::Instant::now();
             let outcome = self.send_once(&request).await;
             let outcome = match outcome {
-                Ok(answer)
+                Ok(mut answer)
                     if answer.content_type.starts_with("application/json")
                         || answer.content_type.starts_with("text/plain") =>
                 {
+                    answer.json = serde_json::from_slice(&answer.body).ok();
                     // Surface -1 (busy) here so it is retried like a 5xx.
-                    match parse::<Value>(&answer.body) {
-                        Err(e @ WechatError::Api { .. }) if e.is_transient() => Err(e),
+                    match answer.json.as_ref().and_then(api_error) {
+                        Some(e) if e.is_transient() => Err(e),
                         _ => Ok(answer),
                     }
                 }
@@ -169,7 +185,11 @@ impl WechatClient {
             .unwrap_or("application/json")
             .to_owned();
         let body = response.bytes().await?;
-        Ok(Answer { content_type, body })
+        Ok(Answer {
+            content_type,
+            body,
+            json: None,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -208,7 +228,7 @@ impl WechatClient {
                         .json(body)
                 })
                 .await?;
-            parse(&answer.body)
+            parse(answer)
         })
         .await
     }
@@ -227,7 +247,7 @@ impl WechatClient {
                         .query(query)
                 })
                 .await?;
-            parse(&answer.body)
+            parse(answer)
         })
         .await
     }
@@ -245,7 +265,7 @@ impl WechatClient {
                 ])
             })
             .await?;
-        let value: Value = parse(&answer.body)?;
+        let value: Value = parse(answer)?;
         if value
             .get("openid")
             .and_then(Value::as_str)
@@ -274,7 +294,7 @@ impl WechatClient {
                 http.post(self.url("/cgi-bin/stable_token")).json(&body)
             })
             .await?;
-        parse(&answer.body)
+        parse(answer)
     }
 
     /// `GET /cgi-bin/token`: the classic token endpoint (each call replaces the token).
@@ -288,7 +308,7 @@ impl WechatClient {
                 ])
             })
             .await?;
-        parse(&answer.body)
+        parse(answer)
     }
 
     /// The current access token, from the shared [`AccessTokenCache`].
@@ -364,7 +384,7 @@ impl WechatClient {
                 if answer.content_type.starts_with("image/") {
                     Ok(answer.body.to_vec())
                 } else {
-                    parse::<Value>(&answer.body)?;
+                    parse::<Value>(answer)?;
                     Err(WechatError::Unexpected(
                         "getwxacodeunlimit returned no image".into(),
                     ))
