@@ -3,10 +3,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpMessage;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 
-use super::{Auth, AuthError};
+use super::{Auth, AuthError, Claims};
 use crate::AppContext;
 
 /// The caller of an authenticated route: verified token, live session.
@@ -24,6 +25,19 @@ pub struct AuthUser {
     pub session_id: String,
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequest for AuthUser {
     type Error = crate::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -35,18 +49,14 @@ impl FromRequest for AuthUser {
             let auth = ctx.get::<Auth>().ok_or_else(|| {
                 crate::Error::unavailable("auth_not_configured", "auth.jwt.keys is not configured")
             })?;
-            let token = req
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or(AuthError::MissingToken)?;
-            let claims = auth.jwt.verify(token)?;
+            // The rate limiter may have verified the token already.
+            let verified = req.extensions().get::<Claims>().cloned();
+            let claims = match verified {
+                Some(claims) => claims,
+                None => auth
+                    .jwt
+                    .verify(bearer_token(req.headers()).ok_or(AuthError::MissingToken)?)?,
+            };
             let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
             let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
             if session.is_none() {

@@ -21,7 +21,7 @@ use actix_web::web;
 
 pub use config::{AuthConfig, JwtAlgorithm, JwtConfig};
 pub use error::AuthError;
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, bearer_token};
 pub use handlers::{Me, TokenResponse};
 pub use jwt::{Claims, JwtKeys};
 use sessions::SessionStore;

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use actix_web::HttpMessage;
 use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::middleware::Next;
 
 use super::config::Limit;
@@ -18,16 +19,16 @@ fn interval(limit: &Limit) -> Duration {
 }
 
 /// The user behind a verified bearer token, if any (no session lookup here; the
-/// handler's `AuthUser` does that).
+/// handler's `AuthUser` does that, reusing the claims stored in the request).
 fn user_of(ctx: &AppContext, req: &ServiceRequest) -> Option<i64> {
     let auth = ctx.get::<crate::auth::Auth>()?;
-    let token = req
-        .headers()
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    auth.jwt.verify(token.trim()).ok()?.sub.parse().ok()
+    let claims = auth
+        .jwt
+        .verify(crate::auth::bearer_token(req.headers())?)
+        .ok()?;
+    let user = claims.sub.parse().ok();
+    req.extensions_mut().insert(claims);
+    user
 }
 
 /// The client address: the TCP peer, or the last `X-Forwarded-For` entry (the one
