@@ -137,6 +137,19 @@ async fn the_example_app_runs_on_the_embedded_default_and_stops_on_sigterm() {
     .unwrap();
     assert_eq!(session["openid"], login["openid"]);
 
+    // The order plugin is linked and the fresh database got the demo catalogue.
+    let products: serde_json::Value = reqwest::get(format!("{address}/api/products"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        products["items"].as_array().map(Vec::len),
+        Some(3),
+        "{products}"
+    );
+
     terminate(child);
 }
 

@@ -335,6 +335,27 @@ impl TestApp {
         (field("code"), field("openid"), field("session_key"))
     }
 
+    /// Logs a user in through the sandbox and `/api/auth/login`:
+    /// `(access_token, user_id)`. Panics if login fails.
+    pub async fn login(&self, openid: &str) -> (String, i64) {
+        let (code, _, _) = self.sandbox_login(Some(openid)).await;
+        let response = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await
+            .expect("app reachable");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("login answer");
+        assert_eq!(status, 200, "login failed: {body}");
+        let token = body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        (token, body["user_id"].as_i64().expect("user_id"))
+    }
+
     /// POSTs JSON to a sandbox control endpoint and returns its answer.
     pub async fn sandbox_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         self.client

@@ -32,6 +32,7 @@ struct Inner {
     build: BuildInfo,
     started_at: DateTime<Utc>,
     shutdown: Shutdown,
+    events: crate::events::EventBus,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -60,6 +61,7 @@ impl AppContext {
                 build,
                 started_at: Utc::now(),
                 shutdown: Shutdown::new(),
+                events: crate::events::EventBus::default(),
                 extensions: RwLock::new(HashMap::new()),
             }),
         }
@@ -114,6 +116,11 @@ impl AppContext {
     /// The signal background tasks watch to stop.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    /// In-process events between plugins; see [`crate::events`].
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.inner.events
     }
 
     /// Stores a service (one per type), typically from a plugin's `on_start`.

@@ -21,6 +21,12 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether retrying the whole transaction may succeed; see
+    /// [`is_transient`](super::is_transient).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DbError::Query(e) if super::is_transient(e))
+    }
+
     /// Stable code for clients.
     pub fn code(&self) -> &'static str {
         match self {

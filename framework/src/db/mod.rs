@@ -39,6 +39,7 @@
 mod error;
 mod migrate;
 mod pool;
+pub mod transaction;
 
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 pub use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
 pub use error::DbError;
 pub use migrate::{Migration, MigrationReport, MigrationSet};
+pub use transaction::{BeginTransaction, Isolation, RetryPolicy, is_transient};
 
 use crate::config::DatabaseConfig;
 

@@ -1,0 +1,65 @@
+//! The shop's own plugin: demo products for a fresh embedded database.
+
+use serde::Deserialize;
+use weapp::{AppContext, Plugin};
+use weapp_order::{NewProduct, Orders};
+
+/// `[shop]` settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ShopConfig {
+    /// Adds a few products when the catalogue is empty (the embedded default does).
+    seed_demo_products: bool,
+}
+
+/// Seeds the catalogue on first run.
+pub struct ShopPlugin;
+
+weapp::register_plugin!(ShopPlugin);
+
+/// What a newcomer's first `cargo run` sells.
+fn demo_products() -> Vec<NewProduct> {
+    [
+        ("Jasmine green tea 茉莉绿茶", "500 g loose leaf", 4_800, 200),
+        (
+            "Mooncake gift box 月饼礼盒",
+            "Six lotus-seed mooncakes",
+            12_800,
+            50,
+        ),
+        ("Ceramic teacup 陶瓷茶杯", "Hand-glazed, 150 ml", 2_900, 120),
+    ]
+    .into_iter()
+    .map(|(name, description, price_fen, stock)| NewProduct {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        price_fen,
+        stock,
+    })
+    .collect()
+}
+
+#[weapp::async_trait::async_trait]
+impl Plugin for ShopPlugin {
+    fn name(&self) -> &'static str {
+        "shop"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
+        let config: ShopConfig = ctx.config().section("shop")?;
+        let Some(orders) = ctx.get::<Orders>() else {
+            return Ok(());
+        };
+        if config.seed_demo_products {
+            let added = orders.seed_products(&demo_products()).await?;
+            if added > 0 {
+                tracing::info!(added, "demo products added to the empty catalogue");
+            }
+        }
+        Ok(())
+    }
+}

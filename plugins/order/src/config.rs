@@ -1,0 +1,135 @@
+//! The `[order]` config section.
+
+use serde::{Deserialize, Serialize};
+use weapp::config::Secret;
+use weapp::db::{Isolation, RetryPolicy};
+
+/// Settings of the order plugin (`[order]`, env `WEAPP__ORDER__*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderConfig {
+    /// An unpaid order is cancelled and restocked this long after it was placed.
+    pub unpaid_timeout_s: u64,
+    /// How often the expiry task looks for unpaid orders past their time.
+    pub expiry_interval_ms: u64,
+    /// How long `Idempotency-Key` responses are kept.
+    pub idempotency_ttl_s: u64,
+    /// Isolation of order transactions (`backend_default`, `read_committed`,
+    /// `repeatable_read`, `serializable`).
+    pub isolation: Isolation,
+    /// Retries of transactions that hit a deadlock or serialization failure.
+    pub retry: RetryPolicy,
+    /// Most lines in one order.
+    pub max_items: usize,
+    /// Most units of one product in one order.
+    pub max_qty: i64,
+    /// Default and largest page sizes of list endpoints.
+    pub page_size: i64,
+    /// Largest `per_page` a client may ask for.
+    pub max_page_size: i64,
+    /// The payment provider's notifications.
+    pub payment: PaymentConfig,
+    /// The outbox worker.
+    pub outbox: OutboxConfig,
+}
+
+impl Default for OrderConfig {
+    fn default() -> Self {
+        OrderConfig {
+            unpaid_timeout_s: 900,
+            expiry_interval_ms: 10_000,
+            idempotency_ttl_s: 86_400,
+            isolation: Isolation::BackendDefault,
+            retry: RetryPolicy::default(),
+            max_items: 50,
+            max_qty: 1_000,
+            page_size: 20,
+            max_page_size: 100,
+            payment: PaymentConfig::default(),
+            outbox: OutboxConfig::default(),
+        }
+    }
+}
+
+/// `[order.payment]`: how payment notifications are authenticated.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// HMAC-SHA256 secret shared with the payment provider; notifications are refused
+    /// (503 `payment_not_configured`) while it is empty.
+    pub secret: Secret,
+    /// Accepted clock difference for `X-Pay-Timestamp`, in seconds.
+    pub max_skew_s: i64,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        PaymentConfig {
+            secret: Secret::default(),
+            max_skew_s: 300,
+        }
+    }
+}
+
+/// `[order.outbox]`: delivery of events after commit.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Pause between polls when nothing is due.
+    pub poll_interval_ms: u64,
+    /// Events claimed per poll.
+    pub batch_size: i64,
+    /// Attempts before an event is parked as `failed`.
+    pub max_attempts: i32,
+    /// How long a worker's claim on an event lasts (another instance may take it over
+    /// after that).
+    pub lease_ms: i64,
+    /// First retry delay, doubled per attempt up to `max_backoff_ms`.
+    pub base_backoff_ms: i64,
+    /// Longest retry delay.
+    pub max_backoff_ms: i64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            poll_interval_ms: 200,
+            batch_size: 50,
+            max_attempts: 12,
+            lease_ms: 30_000,
+            base_backoff_ms: 500,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl OrderConfig {
+    /// Problems with values that parsed, each with its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.max_items == 0 {
+            out.push("order.max_items must be at least 1".to_owned());
+        }
+        if self.max_qty < 1 {
+            out.push("order.max_qty must be at least 1".to_owned());
+        }
+        if self.page_size < 1 || self.max_page_size < self.page_size {
+            out.push("order.page_size must be between 1 and order.max_page_size".to_owned());
+        }
+        if self.retry.max_attempts == 0 {
+            out.push("order.retry.max_attempts must be at least 1".to_owned());
+        }
+        if self.expiry_interval_ms == 0 || self.outbox.poll_interval_ms == 0 {
+            out.push(
+                "order.expiry_interval_ms and order.outbox.poll_interval_ms must be positive"
+                    .to_owned(),
+            );
+        }
+        if self.outbox.batch_size < 1 || self.outbox.max_attempts < 1 || self.outbox.lease_ms < 1 {
+            out.push(
+                "order.outbox.batch_size, max_attempts and lease_ms must be positive".to_owned(),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! Failures of order operations and how clients see them.
+
+use weapp::db::DbError;
+
+/// Why an order operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// A statement failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// No connection, or another database failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Not enough units of a product; nothing of the order was kept.
+    #[error("not enough stock for product {product_id}")]
+    OutOfStock {
+        /// The product that ran out.
+        product_id: i64,
+    },
+    /// A product in the request does not exist or is not for sale.
+    #[error("product {0} is not for sale")]
+    UnknownProduct(i64),
+    /// The input is not acceptable (a library caller's mistake, or a client's).
+    #[error("{0}")]
+    Invalid(String),
+    /// The order does not exist, or belongs to someone else.
+    #[error("order not found")]
+    OrderNotFound,
+    /// The order's state does not allow the transition.
+    #[error("order is {0}")]
+    WrongState(&'static str),
+    /// Another transition of the same order won the race; retried.
+    #[error("the order changed concurrently")]
+    Concurrent,
+    /// The `Idempotency-Key` was already used: its stored response applies.
+    #[error("idempotency key already used")]
+    KeyTaken,
+}
+
+impl OrderError {
+    /// Whether retrying the whole transaction may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OrderError::Query(e) => weapp::db::is_transient(e),
+            OrderError::Db(e) => e.is_transient(),
+            OrderError::Concurrent => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<OrderError> for weapp::Error {
+    fn from(e: OrderError) -> Self {
+        if e.is_transient() {
+            // Retries ran out under contention: the client may try again.
+            return weapp::Error::unavailable(
+                "database_busy",
+                "the database is busy with conflicting changes, try again",
+            );
+        }
+        match e {
+            OrderError::Query(e) => weapp::Error::Db(DbError::Query(e)),
+            OrderError::Db(e) => weapp::Error::Db(e),
+            OrderError::OutOfStock { product_id } => weapp::Error::conflict(
+                "out_of_stock",
+                format!("not enough stock for product {product_id}"),
+            ),
+            OrderError::UnknownProduct(id) => weapp::Error::unprocessable(
+                "unknown_product",
+                format!("product {id} does not exist or is not for sale"),
+            ),
+            OrderError::Invalid(message) => weapp::Error::bad_request("invalid_order", message),
+            OrderError::OrderNotFound => weapp::Error::not_found("order not found"),
+            OrderError::WrongState(state) => {
+                weapp::Error::conflict("invalid_order_state", format!("the order is {state}"))
+            }
+            OrderError::Concurrent => weapp::Error::unavailable(
+                "database_busy",
+                "the order was changed by another request, try again",
+            ),
+            OrderError::KeyTaken => weapp::Error::conflict(
+                "request_in_progress",
+                "a request with this Idempotency-Key is in progress",
+            ),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `weapp-order`: products, stock, idempotent orders, payment notifications, and the
+//! events they cause.
+//!
+//! Routes (JSON): `GET /api/products`, `GET /api/products/{id}` (public);
+//! `POST /api/orders` (with `Idempotency-Key`), `GET /api/orders`,
+//! `GET /api/orders/{id}`, `POST /api/orders/{id}/cancel` (authenticated);
+//! `POST /api/pay/notify` (signed by the payment provider, see [`payment`]).
+//!
+//! Correctness rests on three rules: stock is taken with a conditional update in the
+//! order's transaction ([`placing`]); every state change locks the order and checks its
+//! `version` ([`transitions`]); side effects go through the [`outbox`] and are published
+//! on the app's event bus (`order.created`, `order.paid`, `order.cancelled`,
+//! `payment.anomaly`) only after commit.
+//!
+//! An app enables the plugin by linking it: `use weapp_order as _;`.
+
+mod backend;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod model;
+pub mod outbox;
+pub mod payment;
+pub mod placing;
+mod routes;
+mod schema;
+mod service;
+pub mod transitions;
+mod views;
+
+use weapp::actix_web::web;
+use weapp::{AppContext, BackgroundTask, Plugin};
+
+pub use config::OrderConfig;
+pub use error::OrderError;
+pub use model::{NewProduct, OrderStatus};
+pub use service::Orders;
+
+/// The order plugin; registered with the app at compile time.
+pub struct OrderPlugin;
+
+weapp::register_plugin!(OrderPlugin);
+
+const MIGRATIONS: &[weapp::db::Migration] = &[weapp::migration!("0001_create_order_tables")];
+
+/// Unpaid orders cancelled per sweep at most.
+const EXPIRY_BATCH: i64 = 200;
+
+#[weapp::async_trait::async_trait]
+impl Plugin for OrderPlugin {
+    fn name(&self) -> &'static str {
+        "order"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["auth"]
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        routes::configure(cfg);
+    }
+
+    fn migrations(&self) -> &'static [weapp::db::Migration] {
+        MIGRATIONS
+    }
+
+    async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
+        let config: OrderConfig = ctx.config().section("order")?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(weapp::Error::internal(format!(
+                "invalid [order] config: {}",
+                problems.join("; ")
+            )));
+        }
+        if config.payment.secret.is_empty() {
+            tracing::warn!("order.payment.secret is not set; /api/pay/notify answers 503");
+        }
+        ctx.insert(Orders::new(config, ctx.db().clone()));
+        Ok(())
+    }
+
+    fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
+        vec![
+            BackgroundTask::new("order-outbox", outbox::run_worker),
+            BackgroundTask::new("order-expiry", run_expiry),
+        ]
+    }
+}
+
+/// Cancels unpaid orders past their time and forgets old idempotency keys.
+async fn run_expiry(ctx: AppContext, shutdown: weapp::Shutdown) {
+    let Some(orders) = ctx.get::<Orders>() else {
+        return;
+    };
+    let interval = std::time::Duration::from_millis(orders.config().expiry_interval_ms);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let now = model::now_ms();
+        match orders.expire_unpaid(now, EXPIRY_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cancelled = n, "unpaid orders cancelled"),
+            Err(e) => tracing::warn!(error = %e, "expiring unpaid orders failed"),
+        }
+        if let Err(e) = orders.purge_idempotency_keys(now).await {
+            tracing::warn!(error = %e, "purging idempotency keys failed");
+        }
+    }
+}

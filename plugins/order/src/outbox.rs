@@ -1,0 +1,192 @@
+//! The transactional outbox: events are rows written in the transaction that caused
+//! them, and a worker publishes them on the app's event bus after commit.
+//!
+//! A worker claims one due row at a time with a conditional update (a lease in
+//! `locked_until`), so several instances share the work without locks held across the
+//! publish. A failed publish is retried with exponential backoff; after
+//! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is at
+//! least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use weapp::events::Event;
+use weapp::{AppContext, Shutdown, with_conn};
+
+use crate::error::OrderError;
+use crate::model::now_ms;
+use crate::schema::order_outbox as outbox;
+use crate::service::Orders;
+
+/// An outbox row to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct NewEvent {
+    topic: &'static str,
+    payload: String,
+    state: &'static str,
+    attempts: i32,
+    next_attempt_at: i64,
+    created_at: i64,
+}
+
+impl NewEvent {
+    /// An event about an order, with no personal data (the user only by id).
+    pub(crate) fn order(
+        topic: &'static str,
+        order_id: i64,
+        user_id: Option<i64>,
+        total_fen: i64,
+        now: i64,
+    ) -> NewEvent {
+        NewEvent::new(
+            topic,
+            serde_json::json!({ "order_id": order_id, "user_id": user_id, "total_fen": total_fen }),
+            now,
+        )
+    }
+
+    /// Any event.
+    pub(crate) fn new(topic: &'static str, payload: serde_json::Value, now: i64) -> NewEvent {
+        NewEvent {
+            topic,
+            payload: payload.to_string(),
+            state: "pending",
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        }
+    }
+}
+
+/// The prefix of outbox event ids on the bus.
+pub const EVENT_ID_PREFIX: &str = "order-outbox:";
+
+impl Orders {
+    /// Publishes every event that is due, one claim at a time; returns how many were
+    /// attempted.
+    pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
+        let settings = &self.config.outbox;
+        let now = now_ms();
+        let mut conn = self.db.conn().await?;
+        let due: Vec<i64> = with_conn!(conn, |c| {
+            outbox::table
+                .filter(outbox::state.eq("pending"))
+                .filter(outbox::next_attempt_at.le(now))
+                .filter(
+                    outbox::locked_until
+                        .is_null()
+                        .or(outbox::locked_until.lt(now)),
+                )
+                .order(outbox::id)
+                .select(outbox::id)
+                .limit(settings.batch_size)
+                .load(c)
+                .await
+        })?;
+        let mut attempted = 0;
+        for id in due {
+            let now = now_ms();
+            let claimed = with_conn!(conn, |c| {
+                diesel::update(
+                    outbox::table
+                        .find(id)
+                        .filter(outbox::state.eq("pending"))
+                        .filter(
+                            outbox::locked_until
+                                .is_null()
+                                .or(outbox::locked_until.lt(now)),
+                        ),
+                )
+                .set((
+                    outbox::locked_until.eq(now + settings.lease_ms),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                ))
+                .execute(c)
+                .await
+            })?;
+            if claimed != 1 {
+                continue; // another worker has it
+            }
+            let (topic, payload, attempts): (String, String, i32) = with_conn!(conn, |c| {
+                outbox::table
+                    .find(id)
+                    .select((outbox::topic, outbox::payload, outbox::attempts))
+                    .first(c)
+                    .await
+            })?;
+            attempted += 1;
+            let event = Event {
+                id: format!("{EVENT_ID_PREFIX}{id}"),
+                topic,
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+            };
+            let outcome = ctx.events().publish(ctx, event).await;
+            let now = now_ms();
+            let update = match outcome {
+                Ok(()) => (
+                    outbox::state.eq("done"),
+                    outbox::done_at.eq(Some(now)),
+                    outbox::next_attempt_at.eq(now),
+                    outbox::last_error.eq(None::<String>),
+                ),
+                Err(e) if attempts >= settings.max_attempts => {
+                    tracing::error!(event_id = id, attempts, error = %e, "outbox event failed for good");
+                    (
+                        outbox::state.eq("failed"),
+                        outbox::done_at.eq(Some(now)),
+                        outbox::next_attempt_at.eq(now),
+                        outbox::last_error.eq(Some(e.to_string())),
+                    )
+                }
+                Err(e) => (
+                    outbox::state.eq("pending"),
+                    outbox::done_at.eq(None::<i64>),
+                    outbox::next_attempt_at.eq(now + self.backoff_ms(attempts)),
+                    outbox::last_error.eq(Some(e.to_string())),
+                ),
+            };
+            with_conn!(conn, |c| {
+                diesel::update(outbox::table.find(id))
+                    .set((update, outbox::locked_until.eq(None::<i64>)))
+                    .execute(c)
+                    .await
+            })?;
+        }
+        Ok(attempted)
+    }
+
+    fn backoff_ms(&self, attempts: i32) -> i64 {
+        let settings = &self.config.outbox;
+        let exponent = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        settings
+            .base_backoff_ms
+            .saturating_mul(1 << exponent)
+            .min(settings.max_backoff_ms)
+    }
+}
+
+/// The worker: delivers due events until shutdown, pausing when idle.
+pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
+    let Some(orders) = ctx.get::<Orders>() else {
+        return;
+    };
+    let idle = std::time::Duration::from_millis(orders.config.outbox.poll_interval_ms);
+    while !shutdown.is_shutting_down() {
+        let pause = match orders.deliver_outbox(&ctx).await {
+            Ok(0) => idle,
+            Ok(_) => std::time::Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox delivery failed");
+                idle
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}

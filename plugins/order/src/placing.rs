@@ -1,0 +1,289 @@
+//! Placing an order: stock taken, order written, response kept under its key, all in
+//! one transaction.
+//!
+//! The statements of one order, in order (PostgreSQL spelling):
+//! ```sql
+//! SELECT id, price_fen FROM products WHERE id = ANY($1) AND active   -- before the transaction
+//! BEGIN
+//! INSERT INTO orders (user_id, status, total_fen, version, created_at, updated_at, expires_at)
+//!   VALUES (...) RETURNING id
+//! INSERT INTO order_items (order_id, product_id, qty, price_fen) VALUES (...), ...
+//! INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) VALUES (...)
+//! INSERT INTO order_idempotency_keys (user_id, idem_key, request_hash, status, response, created_at)
+//!   VALUES (...)                                           -- unique: a replay stops here
+//! UPDATE stock SET qty = qty - $1 WHERE product_id = $2 AND qty >= $1   -- per line, by id
+//! COMMIT
+//! ```
+//! The stock rows are the contended ones (every buyer of a product updates the same
+//! row), so they are updated last: each is locked only for its own statement and the
+//! commit. Lines are updated in product-id order, so two orders never wait on each
+//! other in a cycle.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as QueryError};
+use diesel_async::RunQueryDsl;
+use weapp::{transaction, with_conn};
+
+use crate::backend::{NewItem, NewOrder, OrderStatements};
+use crate::error::OrderError;
+use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
+use crate::model::{OrderCreated, OrderLine, OrderStatus, now_ms};
+use crate::outbox::NewEvent;
+use crate::schema::{order_idempotency_keys as keys, stock};
+use crate::service::Orders;
+
+impl Orders {
+    /// Places an order for `user_id`, or answers as the first request with this key
+    /// did. Refusals that depend on the stored state (out of stock) are kept under the
+    /// key too; malformed input is not.
+    pub async fn place_order(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        lines: &[OrderLine],
+    ) -> Result<StoredResponse, weapp::Error> {
+        let lines = self.validated(lines)?;
+        let hash = request_hash(&lines);
+        let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+        let prices = self.prices(&ids).await?;
+        let mut total: i64 = 0;
+        for line in &lines {
+            let Some(price) = prices.get(&line.product_id) else {
+                // A product withdrawn since the first attempt: the stored answer wins.
+                if let Some(stored) = self.stored(user_id, key, &hash).await? {
+                    return Ok(stored);
+                }
+                return Err(OrderError::UnknownProduct(line.product_id).into());
+            };
+            total = price
+                .checked_mul(line.qty)
+                .and_then(|amount| total.checked_add(amount))
+                .ok_or_else(|| {
+                    weapp::Error::unprocessable("total_too_large", "the order total is too large")
+                })?;
+        }
+        let now = now_ms();
+        let expires_at =
+            now.saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000));
+        let mut conn = self.db.conn().await?;
+        let placed = crate::service::retrying!(self, "place order", {
+            transaction!(conn, self.config.isolation, |c| {
+                let order_id = c
+                    .insert_order(&NewOrder {
+                        user_id,
+                        status: OrderStatus::Pending.as_str(),
+                        total_fen: total,
+                        version: 0,
+                        created_at: now,
+                        updated_at: now,
+                        expires_at,
+                    })
+                    .await?;
+                let items: Vec<NewItem> = lines
+                    .iter()
+                    .map(|l| NewItem {
+                        order_id,
+                        product_id: l.product_id,
+                        qty: l.qty,
+                        price_fen: prices[&l.product_id],
+                    })
+                    .collect();
+                c.insert_items(&items).await?;
+                let event = NewEvent::order("order.created", order_id, Some(user_id), total, now);
+                diesel::insert_into(crate::schema::order_outbox::table)
+                    .values(&event)
+                    .execute(c)
+                    .await?;
+                let body = serde_json::to_string(&OrderCreated {
+                    order_id,
+                    status: OrderStatus::Pending,
+                    total_fen: total,
+                })
+                .map_err(|e| OrderError::Invalid(e.to_string()))?;
+                diesel::insert_into(keys::table)
+                    .values((
+                        keys::user_id.eq(user_id),
+                        keys::idem_key.eq(key.as_str()),
+                        keys::request_hash.eq(&hash),
+                        keys::status.eq(201),
+                        keys::response.eq(&body),
+                        keys::created_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await
+                    .map_err(key_taken)?;
+                for line in &lines {
+                    let taken = diesel::update(
+                        stock::table
+                            .filter(stock::product_id.eq(line.product_id))
+                            .filter(stock::qty.ge(line.qty)),
+                    )
+                    .set(stock::qty.eq(stock::qty - line.qty))
+                    .execute(c)
+                    .await?;
+                    if taken != 1 {
+                        return Err(OrderError::OutOfStock {
+                            product_id: line.product_id,
+                        });
+                    }
+                }
+                Ok::<_, OrderError>(body)
+            })
+        });
+        drop(conn);
+        match placed {
+            Ok(body) => Ok(StoredResponse {
+                status: 201,
+                body,
+                replayed: false,
+            }),
+            Err(OrderError::KeyTaken) => self.replay(user_id, key, &hash).await,
+            Err(OrderError::OutOfStock { product_id }) => {
+                let body = serde_json::json!({
+                    "code": "out_of_stock",
+                    "message": format!("not enough stock for product {product_id}"),
+                    "product_id": product_id,
+                })
+                .to_string();
+                self.keep_refusal(user_id, key, &hash, 409, body).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks lines and returns them sorted by product.
+    fn validated(&self, lines: &[OrderLine]) -> Result<Vec<OrderLine>, weapp::Error> {
+        let invalid = |message: String| weapp::Error::bad_request("invalid_items", message);
+        if lines.is_empty() || lines.len() > self.config.max_items {
+            return Err(invalid(format!(
+                "items must hold 1 to {} lines",
+                self.config.max_items
+            )));
+        }
+        let mut sorted = lines.to_vec();
+        sorted.sort_by_key(|l| l.product_id);
+        for (i, line) in sorted.iter().enumerate() {
+            if line.product_id <= 0 {
+                return Err(invalid(format!(
+                    "product_id {} is not valid",
+                    line.product_id
+                )));
+            }
+            if line.qty < 1 || line.qty > self.config.max_qty {
+                return Err(invalid(format!(
+                    "qty of product {} must be 1 to {}",
+                    line.product_id, self.config.max_qty
+                )));
+            }
+            if i > 0 && sorted[i - 1].product_id == line.product_id {
+                return Err(invalid(format!(
+                    "product {} appears twice; put the total qty on one line",
+                    line.product_id
+                )));
+            }
+        }
+        Ok(sorted)
+    }
+
+    /// Keeps a refusal under the key, or answers with what another request with the
+    /// same key kept first.
+    async fn keep_refusal(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        hash: &[u8],
+        status: u16,
+        body: String,
+    ) -> Result<StoredResponse, weapp::Error> {
+        let mut conn = self.db.conn().await?;
+        let kept = with_conn!(conn, |c| {
+            diesel::insert_into(keys::table)
+                .values((
+                    keys::user_id.eq(user_id),
+                    keys::idem_key.eq(key.as_str()),
+                    keys::request_hash.eq(hash),
+                    keys::status.eq(i32::from(status)),
+                    keys::response.eq(&body),
+                    keys::created_at.eq(now_ms()),
+                ))
+                .execute(c)
+                .await
+        });
+        drop(conn);
+        match kept.map_err(key_taken) {
+            Ok(_) => Ok(StoredResponse {
+                status,
+                body,
+                replayed: false,
+            }),
+            Err(OrderError::KeyTaken) => self.replay(user_id, key, hash).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The kept answer for a key that is taken.
+    async fn replay(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        hash: &[u8],
+    ) -> Result<StoredResponse, weapp::Error> {
+        self.stored(user_id, key, hash)
+            .await?
+            .ok_or_else(|| OrderError::KeyTaken.into())
+    }
+
+    /// The answer kept under a key, if any; a different request under the same key is
+    /// refused (422 `idempotency_key_reused`).
+    async fn stored(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        hash: &[u8],
+    ) -> Result<Option<StoredResponse>, weapp::Error> {
+        let mut conn = self.db.conn().await?;
+        let row: Option<(Vec<u8>, i32, String)> = with_conn!(conn, |c| {
+            keys::table
+                .find((user_id, key.as_str()))
+                .select((keys::request_hash, keys::status, keys::response))
+                .first(c)
+                .await
+                .optional()
+        })
+        .map_err(OrderError::from)?;
+        let Some((stored_hash, status, body)) = row else {
+            return Ok(None);
+        };
+        if stored_hash != hash {
+            return Err(weapp::Error::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request; use a new key",
+            ));
+        }
+        Ok(Some(StoredResponse {
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+            replayed: true,
+        }))
+    }
+
+    /// Deletes kept responses older than `order.idempotency_ttl_s`; returns how many.
+    pub async fn purge_idempotency_keys(&self, now: i64) -> Result<usize, OrderError> {
+        let cutoff =
+            now.saturating_sub((self.config.idempotency_ttl_s as i64).saturating_mul(1000));
+        let mut conn = self.db.conn().await?;
+        Ok(with_conn!(conn, |c| {
+            diesel::delete(keys::table.filter(keys::created_at.lt(cutoff)))
+                .execute(c)
+                .await
+        })?)
+    }
+}
+
+/// A duplicate key means another request with this key committed first.
+fn key_taken(e: QueryError) -> OrderError {
+    match e {
+        QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => OrderError::KeyTaken,
+        e => OrderError::Query(e),
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP handlers; the work happens in [`Orders`].
+
+use std::sync::Arc;
+
+use weapp::actix_web::http::StatusCode;
+use weapp::actix_web::{HttpRequest, HttpResponse, web};
+use weapp::auth::AuthUser;
+use weapp::error::JSON_UTF8;
+use weapp::{AppContext, Error};
+
+use crate::error::OrderError;
+use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::model::{CreateOrder, PageQuery, PaymentNotice};
+use crate::payment;
+use crate::service::Orders;
+use crate::transitions::{CancelReason, PaymentOutcome};
+
+/// Mounts the plugin's routes.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/products", web::get().to(list_products))
+        .route("/api/products/{id}", web::get().to(get_product))
+        .route("/api/orders", web::post().to(create_order))
+        .route("/api/orders", web::get().to(list_orders))
+        .route("/api/orders/{id}", web::get().to(get_order))
+        .route("/api/orders/{id}/cancel", web::post().to(cancel_order))
+        .route("/api/pay/notify", web::post().to(pay_notify));
+}
+
+fn orders(ctx: &AppContext) -> Result<Arc<Orders>, Error> {
+    ctx.get::<Orders>()
+        .ok_or_else(|| Error::unavailable("order_not_ready", "the order plugin has not started"))
+}
+
+/// `(page, per_page)` within the configured bounds.
+fn page_of(orders: &Orders, query: PageQuery) -> Result<(i64, i64), Error> {
+    let page = query.page.unwrap_or(1);
+    let per_page = query.per_page.unwrap_or(orders.config().page_size);
+    let max = orders.config().max_page_size;
+    if !(1..=1_000_000).contains(&page) || !(1..=max).contains(&per_page) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            format!("page must be at least 1 and per_page 1 to {max}"),
+        ));
+    }
+    Ok((page, per_page))
+}
+
+fn stored(response: StoredResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header(("Content-Type", JSON_UTF8));
+    if response.replayed {
+        builder.insert_header(("Idempotent-Replayed", "true"));
+    }
+    builder.body(response.body)
+}
+
+async fn list_products(
+    ctx: AppContext,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let orders = orders(&ctx)?;
+    let (page, per_page) = page_of(&orders, query.into_inner())?;
+    Ok(HttpResponse::Ok().json(orders.products(page, per_page).await?))
+}
+
+async fn get_product(ctx: AppContext, id: web::Path<i64>) -> Result<HttpResponse, Error> {
+    let product = orders(&ctx)?
+        .product(id.into_inner())
+        .await?
+        .ok_or_else(|| Error::not_found("product not found"))?;
+    Ok(HttpResponse::Ok().json(product))
+}
+
+async fn create_order(
+    ctx: AppContext,
+    user: AuthUser,
+    req: HttpRequest,
+    body: web::Json<CreateOrder>,
+) -> Result<HttpResponse, Error> {
+    let key = IdempotencyKey::from_headers(req.headers())?;
+    let response = orders(&ctx)?
+        .place_order(user.user_id, &key, &body.items)
+        .await?;
+    Ok(stored(response))
+}
+
+async fn list_orders(
+    ctx: AppContext,
+    user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let orders = orders(&ctx)?;
+    let (page, per_page) = page_of(&orders, query.into_inner())?;
+    Ok(HttpResponse::Ok().json(orders.orders_of(user.user_id, page, per_page).await?))
+}
+
+async fn get_order(
+    ctx: AppContext,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, Error> {
+    let view = orders(&ctx)?.order(user.user_id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn cancel_order(
+    ctx: AppContext,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, Error> {
+    let orders = orders(&ctx)?;
+    let id = id.into_inner();
+    orders
+        .cancel_order(Some(user.user_id), id, CancelReason::User)
+        .await?;
+    Ok(HttpResponse::Ok().json(orders.order(user.user_id, id).await?))
+}
+
+/// `POST /api/pay/notify`: the body is read raw, because the signature covers its bytes.
+async fn pay_notify(
+    ctx: AppContext,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, Error> {
+    let orders = orders(&ctx)?;
+    let now_s = chrono::Utc::now().timestamp();
+    payment::verify(&orders.config().payment, req.headers(), &body, now_s)?;
+    let notice: PaymentNotice = serde_json::from_slice(&body)
+        .map_err(|e| Error::bad_request("invalid_body", format!("invalid notification: {e}")))?;
+    if notice.transaction_id.is_empty() || notice.transaction_id.len() > 64 {
+        return Err(Error::bad_request(
+            "invalid_body",
+            "transaction_id must be 1 to 64 characters",
+        ));
+    }
+    let outcome = orders.apply_payment(&notice).await.map_err(|e| match e {
+        OrderError::OrderNotFound => Error::not_found("order not found"),
+        e => e.into(),
+    })?;
+    match outcome {
+        PaymentOutcome::Paid | PaymentOutcome::AlreadyPaid => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({"code": "SUCCESS", "message": "OK"})))
+        }
+        PaymentOutcome::Anomaly(anomaly) => {
+            tracing::warn!(
+                order_id = notice.order_id,
+                reason = anomaly.code(),
+                "payment refused"
+            );
+            let status = match anomaly {
+                crate::transitions::PaymentAnomaly::AmountMismatch => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            Err(Error::http(
+                status,
+                anomaly.code(),
+                format!("payment not applied: {}", anomaly.code().replace('_', " ")),
+            ))
+        }
+    }
+}

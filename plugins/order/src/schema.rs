@@ -1,0 +1,117 @@
+//! The plugin's tables, as diesel sees them.
+
+diesel::table! {
+    /// Things for sale.
+    products (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// Display name.
+        name -> Text,
+        /// Longer text.
+        description -> Text,
+        /// Unit price in fen.
+        price_fen -> BigInt,
+        /// Orderable.
+        active -> Bool,
+        /// Unix milliseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Units on hand per product.
+    stock (product_id) {
+        /// The product.
+        product_id -> BigInt,
+        /// Units left; never negative.
+        qty -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Orders and their state.
+    orders (id) {
+        /// Primary key.
+        id -> BigInt,
+        /// The buyer; `NULL` once anonymised.
+        user_id -> Nullable<BigInt>,
+        /// `pending`, `paid` or `cancelled`.
+        status -> Text,
+        /// Sum of the items in fen.
+        total_fen -> BigInt,
+        /// Bumped by every transition (optimistic check).
+        version -> Integer,
+        /// The payment provider's transaction id.
+        payment_id -> Nullable<Text>,
+        /// `user` or `timeout` for cancelled orders.
+        cancel_reason -> Nullable<Text>,
+        /// Unix milliseconds.
+        created_at -> BigInt,
+        /// Unix milliseconds.
+        updated_at -> BigInt,
+        /// When an unpaid order is cancelled (Unix milliseconds).
+        expires_at -> BigInt,
+        /// Unix milliseconds.
+        paid_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Lines of an order, with the unit price at the time of ordering.
+    order_items (order_id, product_id) {
+        /// The order.
+        order_id -> BigInt,
+        /// The product.
+        product_id -> BigInt,
+        /// Units.
+        qty -> BigInt,
+        /// Unit price in fen.
+        price_fen -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Responses of `POST /api/orders`, per user and `Idempotency-Key`.
+    order_idempotency_keys (user_id, idem_key) {
+        /// The caller.
+        user_id -> BigInt,
+        /// The header's value.
+        idem_key -> Text,
+        /// SHA-256 of the canonical request.
+        request_hash -> Binary,
+        /// HTTP status of the stored response.
+        status -> Integer,
+        /// JSON body of the stored response.
+        response -> Text,
+        /// Unix milliseconds.
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Events written with the change that caused them, delivered after commit.
+    order_outbox (id) {
+        /// Primary key; also the event's id.
+        id -> BigInt,
+        /// Event topic, e.g. `order.paid`.
+        topic -> Text,
+        /// JSON payload.
+        payload -> Text,
+        /// `pending`, `done` or `failed`.
+        state -> Text,
+        /// Delivery attempts so far.
+        attempts -> Integer,
+        /// Not before (Unix milliseconds).
+        next_attempt_at -> BigInt,
+        /// A worker's claim expires then (Unix milliseconds).
+        locked_until -> Nullable<BigInt>,
+        /// Why the last attempt failed.
+        last_error -> Nullable<Text>,
+        /// Unix milliseconds.
+        created_at -> BigInt,
+        /// Unix milliseconds.
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(products, stock, orders, order_items);

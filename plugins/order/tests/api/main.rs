@@ -1,0 +1,10 @@
+//! Integration tests of the order plugin against real databases, one binary.
+
+mod support;
+
+mod concurrency;
+mod idempotency;
+mod journey;
+mod outbox;
+mod payment;
+mod validation;

@@ -1,0 +1,83 @@
+//! The outbox: events after commit, retried until handlers succeed, parked after the
+//! last attempt; and registration of the plugin itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+use weapp::db::Backend;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn the_plugin_is_registered_by_linking_it() {
+    let names: Vec<&str> = weapp::plugin::registered()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    assert!(names.contains(&"order"), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_until_it_succeeds() {
+    let app = builder(Backend::Sqlite)
+        .set("order.outbox.base_backoff_ms", 10)
+        .spawn()
+        .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    app.ctx
+        .events()
+        .subscribe("flaky-test", "order.created", move |_, _| {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(weapp::Error::internal("downstream unavailable"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+    let tea = product(&app, 100, 10).await;
+    let (token, _) = app.login("o_outbox").await;
+    place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    eventually("the event is delivered on the third attempt", || {
+        let app = &app;
+        async move {
+            count(
+                app,
+                "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'done' AND attempts = 3",
+            )
+            .await
+                == 1
+        }
+    })
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_is_parked() {
+    let app = builder(Backend::Postgres)
+        .set("order.outbox.base_backoff_ms", 5)
+        .set("order.outbox.max_attempts", 3)
+        .spawn()
+        .await;
+    app.ctx
+        .events()
+        .subscribe("broken-test", "order.created", |_, _| async {
+            Err(weapp::Error::internal("always failing"))
+        });
+    let tea = product(&app, 100, 10).await;
+    let (token, _) = app.login("o_outbox_failed").await;
+    place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    eventually("the event is parked as failed", || {
+        let app = &app;
+        async move {
+            count(app, "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'failed' AND attempts = 3 AND last_error LIKE '%always failing%'").await == 1
+        }
+    })
+    .await;
+    app.stop().await.unwrap();
+}

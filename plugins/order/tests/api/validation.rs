@@ -1,0 +1,121 @@
+//! Bad input: clear 4xx answers with stable codes, nothing stored.
+
+use serde_json::json;
+use weapp::db::Backend;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn malformed_orders_get_clear_codes() {
+    let app = builder(Backend::Sqlite).spawn().await;
+    let tea = product(&app, 100, 10).await;
+    let (token, _) = app.login("o_bad_input").await;
+    let cases = [
+        (json!([]), 400, "invalid_items"),
+        (json!([{"product_id": tea, "qty": 0}]), 400, "invalid_items"),
+        (
+            json!([{"product_id": tea, "qty": 1_001}]),
+            400,
+            "invalid_items",
+        ),
+        (json!([{"product_id": -1, "qty": 1}]), 400, "invalid_items"),
+        (
+            json!([{"product_id": tea, "qty": 1}, {"product_id": tea, "qty": 2}]),
+            400,
+            "invalid_items",
+        ),
+        (
+            json!([{"product_id": 424_242, "qty": 1}]),
+            422,
+            "unknown_product",
+        ),
+        (
+            json!([{"product_id": tea, "qty": 1, "note": "x"}]),
+            400,
+            "unknown_field",
+        ),
+        (
+            json!([{"product_id": tea, "qty": "1"}]),
+            400,
+            "invalid_body",
+        ),
+        (json!("nope"), 400, "invalid_body"),
+    ];
+    for (items, status, code) in cases {
+        let (got, body, _) = place(&app, &token, key(), items.clone()).await;
+        assert_eq!(
+            (got.as_u16(), body["code"].as_str()),
+            (status, Some(code)),
+            "{items}: {body}"
+        );
+    }
+    let too_many: Vec<_> = (1..=51)
+        .map(|i| json!({"product_id": i, "qty": 1}))
+        .collect();
+    let (got, body, _) = place(&app, &token, key(), json!(too_many)).await;
+    assert_eq!(
+        (got.as_u16(), body["code"].as_str()),
+        (400, Some("invalid_items"))
+    );
+
+    let send = |key: Option<&str>, body: &'static str| {
+        let mut request = app
+            .client
+            .post(app.url("/api/orders"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body["code"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let valid = r#"{"items":[{"product_id":1,"qty":1}]}"#;
+    assert_eq!(
+        send(None, valid).await,
+        (400, "missing_idempotency_key".into())
+    );
+    assert_eq!(
+        send(Some("has space"), valid).await,
+        (400, "invalid_idempotency_key".into())
+    );
+    assert_eq!(
+        send(Some("k1"), "{\"items\": [").await,
+        (400, "malformed_json".into())
+    );
+
+    let anonymous = app
+        .client
+        .post(app.url("/api/orders"))
+        .header("Idempotency-Key", "k2")
+        .json(&json!({"items": [{"product_id": tea, "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    for path in [
+        "/api/products?page=0",
+        "/api/products?per_page=101",
+        "/api/products?size=3",
+    ] {
+        let (status, body) = get(&app, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    let (status, body) = get(&app, "/api/products/abc", None).await;
+    assert!(
+        status.is_client_error() && body["code"].is_string(),
+        "{status} {body}"
+    );
+    let (status, _) = get(&app, "/api/orders/abc", Some(&token)).await;
+    assert!(status.is_client_error());
+
+    assert_eq!(stock(&app, tea).await, 10, "no refused request took stock");
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 0);
+    app.stop().await.unwrap();
+}
