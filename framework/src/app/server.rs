@@ -31,7 +31,13 @@ impl Server {
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
         let cors = ctx.config().guard.cors.clone();
+        let workers = match cfg.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let http = HttpServer::new(move || {
+            // Runs once on each worker thread: its connections are driven there.
+            data.db().attach_worker_pool(workers);
             let plugins = routes_plugins.clone();
             let sandbox = sandbox.clone();
             // Registered innermost first: actix runs the last `wrap` first.
@@ -62,9 +68,7 @@ impl Server {
             }
             None => http.listen(listener)?,
         };
-        if ctx.config().server.workers > 0 {
-            http = http.workers(ctx.config().server.workers);
-        }
+        http = http.workers(workers);
         let server = http.run();
 
         let mut tasks = Vec::new();

@@ -107,7 +107,9 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     /// `postgres://...`, `mysql://...` (MariaDB too) or `sqlite://path/to/file.db`.
     pub url: ConnectionUrl,
-    /// Largest number of pooled connections.
+    /// Largest number of pooled connections for serving requests, split evenly
+    /// among server workers (each gets at least one); background tasks and CLI
+    /// commands open theirs on demand from a shared pool of the same limit.
     pub max_connections: u32,
     /// Connections kept open while idle.
     pub min_idle: u32,

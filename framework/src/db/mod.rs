@@ -41,6 +41,9 @@ mod migrate;
 mod pool;
 pub mod transaction;
 
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -156,11 +159,29 @@ macro_rules! with_conn {
 }
 
 /// The application's database: a connection pool for one backend. Cheap to clone.
+///
+/// # Worker-local pools
+/// A PostgreSQL or MySQL connection is driven by a task on the thread that opened
+/// it; a request on another thread then pays two cross-thread wake-ups per round
+/// trip, which dominated the CPU profile of `POST /api/orders`. So each server
+/// worker thread gets a pool of its own ([`Db::attach_worker_pool`]) holding its
+/// share of `database.max_connections`, and [`Db::conn`] prefers it. Background
+/// tasks and CLI commands use the shared pool, which opens connections only when
+/// asked.
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
     backend: Backend,
+    id: u64,
+    config: Arc<DatabaseConfig>,
 }
+
+thread_local! {
+    /// This thread's worker pools, by [`Db`] id.
+    static WORKER_POOLS: RefCell<Vec<(u64, DbPool)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Db {
     /// Builds the pool without connecting, so the app can start (and report itself
@@ -169,11 +190,45 @@ impl Db {
         let backend = Backend::from_url(config.url.expose())
             .ok_or_else(|| DbError::Config(format!("unsupported database URL {}", config.url)))?;
         let pool = match backend {
-            Backend::Postgres => DbPool::Postgres(pool::postgres(config)),
-            Backend::Mysql => DbPool::Mysql(pool::mysql(config)),
+            Backend::Postgres => DbPool::Postgres(pool::postgres(config, config.max_connections)),
+            Backend::Mysql => DbPool::Mysql(pool::mysql(config, config.max_connections)),
             Backend::Sqlite => DbPool::Sqlite(pool::sqlite(config)?),
         };
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// Gives the calling thread (a server worker) its own pool of
+    /// `max_connections / workers` connections (at least one), used by [`Db::conn`]
+    /// on this thread. SQLite keeps its one shared pool: its connections run on a
+    /// blocking thread pool anyway, and an in-memory database is one connection.
+    pub fn attach_worker_pool(&self, workers: usize) {
+        let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+        let size = (self.config.max_connections / workers).max(1);
+        let pool = match self.backend {
+            Backend::Postgres => DbPool::Postgres(pool::postgres(&self.config, size)),
+            Backend::Mysql => DbPool::Mysql(pool::mysql(&self.config, size)),
+            Backend::Sqlite => return,
+        };
+        WORKER_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            pools.retain(|(id, _)| *id != self.id);
+            pools.push((self.id, pool));
+        });
+    }
+
+    fn worker_pool(&self) -> Option<DbPool> {
+        WORKER_POOLS.with(|pools| {
+            pools
+                .borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, pool)| pool.clone())
+        })
     }
 
     /// The configured backend.
@@ -184,7 +239,8 @@ impl Db {
     /// Takes a connection from the pool, waiting at most `database.connect_timeout_ms`;
     /// on timeout the error maps to a 503 `database_unavailable`.
     pub async fn conn(&self) -> Result<DbConn, DbError> {
-        Ok(match &self.pool {
+        let local = self.worker_pool();
+        Ok(match local.as_ref().unwrap_or(&self.pool) {
             DbPool::Postgres(p) => DbConn::Postgres(p.get_owned().await?),
             DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
             DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),

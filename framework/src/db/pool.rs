@@ -32,12 +32,12 @@ fn fast<C: diesel_async::pooled_connection::PoolableConnection + 'static>() -> M
     config
 }
 
-pub(super) fn postgres(config: &DatabaseConfig) -> Pool<AsyncPgConnection> {
+pub(super) fn postgres(config: &DatabaseConfig, max_size: u32) -> Pool<AsyncPgConnection> {
     let manager = AsyncDieselConnectionManager::new_with_config(config.url.expose(), fast());
-    builder(config, config.max_connections).build_unchecked(manager)
+    builder(config, max_size).build_unchecked(manager)
 }
 
-pub(super) fn mysql(config: &DatabaseConfig) -> Pool<AsyncMysqlConnection> {
+pub(super) fn mysql(config: &DatabaseConfig, max_size: u32) -> Pool<AsyncMysqlConnection> {
     // diesel-async's MySQL driver only knows the `mysql://` scheme.
     let url = config.url.expose();
     let url = match url.split_once("://") {
@@ -45,7 +45,7 @@ pub(super) fn mysql(config: &DatabaseConfig) -> Pool<AsyncMysqlConnection> {
         None => url.to_owned(),
     };
     let manager = AsyncDieselConnectionManager::new_with_config(url, fast());
-    builder(config, config.max_connections).build_unchecked(manager)
+    builder(config, max_size).build_unchecked(manager)
 }
 
 /// SQLite: creates the file's folder, and sets per-connection pragmas: WAL so readers

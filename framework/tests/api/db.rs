@@ -214,3 +214,46 @@ async fn sqlite_creates_its_folder() {
     assert!(dir.join("nested/app.db").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Requests use their server worker's own pool, so the shared pool (migrations,
+/// background tasks) does not grow under request load.
+#[tokio::test]
+async fn requests_use_the_worker_pool_not_the_shared_one() {
+    let app = weapp::testing::TestApp::builder()
+        .database(Backend::Postgres)
+        .set("database.max_connections", 4)
+        .spawn()
+        .await;
+    let (shared_before, _) = app.ctx.db().pool_state();
+    let logins = (0..12).map(|i| {
+        let app = &app;
+        async move { app.login(&format!("o_worker_pool_{i}")).await }
+    });
+    let users = futures_util::future::join_all(logins).await;
+    assert_eq!(users.len(), 12);
+    let (shared_after, _) = app.ctx.db().pool_state();
+    assert_eq!(
+        shared_before, shared_after,
+        "logins must not open connections in the shared pool"
+    );
+    app.stop().await.unwrap();
+}
+
+/// A worker pool gets its share of `max_connections`, at least one.
+#[tokio::test]
+async fn worker_pools_split_max_connections() {
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let mut cfg = config(db.url());
+    cfg.max_connections = 4;
+    let pool = Db::connect(&cfg).unwrap();
+    pool.attach_worker_pool(2);
+    let a = pool.conn().await.unwrap();
+    let b = pool.conn().await.unwrap();
+    let third = tokio::time::timeout(Duration::from_millis(300), pool.conn()).await;
+    assert!(
+        matches!(third, Err(_) | Ok(Err(_))),
+        "this thread's pool holds 4 / 2 = 2 connections"
+    );
+    drop((a, b));
+    assert_eq!(pool.pool_state().0, 0, "the shared pool was not used");
+}

@@ -94,7 +94,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
             poll_interval_ms: 200,
-            batch_size: 50,
+            batch_size: 100,
             max_attempts: 12,
             lease_ms: 30_000,
             base_backoff_ms: 500,

@@ -62,97 +62,116 @@ impl NewEvent {
 pub const EVENT_ID_PREFIX: &str = "order-outbox:";
 
 impl Orders {
-    /// Publishes every event that is due, one claim at a time; returns how many were
-    /// attempted.
+    /// Publishes a batch of due events; returns how many were attempted.
+    ///
+    /// Claims cost two statements per batch, not per event: due ids are read, then
+    /// claimed with one conditional update that stamps this worker's random token
+    /// (so it can tell which rows it won against other instances), and the
+    /// delivered ones are marked done with one more update.
     pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
         let settings = &self.config.outbox;
         let now = now_ms();
+        let token = claim_token();
         let mut conn = self.db.conn().await?;
+        let claimable = outbox::state.eq("pending").and(
+            outbox::locked_until
+                .is_null()
+                .or(outbox::locked_until.lt(now)),
+        );
         let due: Vec<i64> = with_conn!(conn, |c| {
             outbox::table
-                .filter(outbox::state.eq("pending"))
+                .filter(claimable)
                 .filter(outbox::next_attempt_at.le(now))
-                .filter(
-                    outbox::locked_until
-                        .is_null()
-                        .or(outbox::locked_until.lt(now)),
-                )
                 .order(outbox::id)
                 .select(outbox::id)
                 .limit(settings.batch_size)
                 .load(c)
                 .await
         })?;
-        let mut attempted = 0;
-        for id in due {
-            let now = now_ms();
-            let claimed = with_conn!(conn, |c| {
-                diesel::update(
-                    outbox::table
-                        .find(id)
-                        .filter(outbox::state.eq("pending"))
-                        .filter(
-                            outbox::locked_until
-                                .is_null()
-                                .or(outbox::locked_until.lt(now)),
-                        ),
-                )
-                .set((
-                    outbox::locked_until.eq(now + settings.lease_ms),
-                    outbox::attempts.eq(outbox::attempts + 1),
-                ))
-                .execute(c)
-                .await
-            })?;
-            if claimed != 1 {
-                continue; // another worker has it
-            }
-            let (topic, payload, attempts): (String, String, i32) = with_conn!(conn, |c| {
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let claimed: Vec<(i64, String, String, i32)> = with_conn!(conn, |c| {
+            diesel::update(
                 outbox::table
-                    .find(id)
-                    .select((outbox::topic, outbox::payload, outbox::attempts))
-                    .first(c)
-                    .await
-            })?;
-            attempted += 1;
+                    .filter(outbox::id.eq_any(&due))
+                    .filter(claimable),
+            )
+            .set((
+                outbox::locked_until.eq(now + settings.lease_ms),
+                outbox::claim_token.eq(token),
+                outbox::attempts.eq(outbox::attempts + 1),
+            ))
+            .execute(c)
+            .await?;
+            outbox::table
+                .filter(outbox::id.eq_any(&due))
+                .filter(outbox::claim_token.eq(token))
+                .order(outbox::id)
+                .select((outbox::id, outbox::topic, outbox::payload, outbox::attempts))
+                .load(c)
+                .await
+        })?;
+        drop(conn);
+        let attempted = claimed.len();
+        let mut delivered = Vec::with_capacity(attempted);
+        for (id, topic, payload, attempts) in claimed {
             let event = Event {
                 id: format!("{EVENT_ID_PREFIX}{id}"),
                 topic,
                 payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
             };
-            let outcome = ctx.events().publish(ctx, event).await;
+            match ctx.events().publish(ctx, event).await {
+                Ok(()) => delivered.push(id),
+                Err(e) => self.record_failure(id, attempts, &e.to_string()).await?,
+            }
+        }
+        if !delivered.is_empty() {
             let now = now_ms();
-            let update = match outcome {
-                Ok(()) => (
-                    outbox::state.eq("done"),
-                    outbox::done_at.eq(Some(now)),
-                    outbox::next_attempt_at.eq(now),
-                    outbox::last_error.eq(None::<String>),
-                ),
-                Err(e) if attempts >= settings.max_attempts => {
-                    tracing::error!(event_id = id, attempts, error = %e, "outbox event failed for good");
-                    (
-                        outbox::state.eq("failed"),
-                        outbox::done_at.eq(Some(now)),
-                        outbox::next_attempt_at.eq(now),
-                        outbox::last_error.eq(Some(e.to_string())),
-                    )
-                }
-                Err(e) => (
-                    outbox::state.eq("pending"),
-                    outbox::done_at.eq(None::<i64>),
-                    outbox::next_attempt_at.eq(now + self.backoff_ms(attempts)),
-                    outbox::last_error.eq(Some(e.to_string())),
-                ),
-            };
+            let mut conn = self.db.conn().await?;
             with_conn!(conn, |c| {
-                diesel::update(outbox::table.find(id))
-                    .set((update, outbox::locked_until.eq(None::<i64>)))
+                diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
+                    .set((
+                        outbox::state.eq("done"),
+                        outbox::done_at.eq(Some(now)),
+                        outbox::locked_until.eq(None::<i64>),
+                        outbox::last_error.eq(None::<String>),
+                    ))
                     .execute(c)
                     .await
             })?;
         }
         Ok(attempted)
+    }
+
+    /// Schedules a retry with backoff, or parks the event after its last attempt.
+    async fn record_failure(&self, id: i64, attempts: i32, error: &str) -> Result<(), OrderError> {
+        let settings = &self.config.outbox;
+        let now = now_ms();
+        let (state, next_attempt_at) = if attempts >= settings.max_attempts {
+            tracing::error!(
+                event_id = id,
+                attempts,
+                error,
+                "outbox event failed for good"
+            );
+            ("failed", now)
+        } else {
+            ("pending", now + self.backoff_ms(attempts))
+        };
+        let mut conn = self.db.conn().await?;
+        with_conn!(conn, |c| {
+            diesel::update(outbox::table.find(id))
+                .set((
+                    outbox::state.eq(state),
+                    outbox::next_attempt_at.eq(next_attempt_at),
+                    outbox::locked_until.eq(None::<i64>),
+                    outbox::last_error.eq(Some(error)),
+                ))
+                .execute(c)
+                .await
+        })?;
+        Ok(())
     }
 
     fn backoff_ms(&self, attempts: i32) -> i64 {
@@ -165,6 +184,12 @@ impl Orders {
             .saturating_mul(1 << exponent)
             .min(settings.max_backoff_ms)
     }
+}
+
+/// A random positive 63-bit token naming one claim.
+fn claim_token() -> i64 {
+    let id = uuid::Uuid::new_v4().as_u64_pair().0;
+    (id >> 1) as i64
 }
 
 /// The worker: delivers due events until shutdown, pausing when idle.

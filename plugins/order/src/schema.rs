@@ -105,6 +105,8 @@ diesel::table! {
         next_attempt_at -> BigInt,
         /// A worker's claim expires then (Unix milliseconds).
         locked_until -> Nullable<BigInt>,
+        /// Random token of the worker holding the lease.
+        claim_token -> Nullable<BigInt>,
         /// Why the last attempt failed.
         last_error -> Nullable<Text>,
         /// Unix milliseconds.

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS order_outbox (
     attempts INT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     locked_until BIGINT NULL,
+    claim_token BIGINT NULL,
     last_error TEXT NULL,
     created_at BIGINT NOT NULL,
     done_at BIGINT NULL,

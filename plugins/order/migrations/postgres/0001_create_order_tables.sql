@@ -61,6 +61,7 @@ CREATE TABLE order_outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     locked_until BIGINT,
+    claim_token BIGINT,
     last_error TEXT,
     created_at BIGINT NOT NULL,
     done_at BIGINT

@@ -81,3 +81,41 @@ async fn an_event_that_keeps_failing_is_parked() {
     .await;
     app.stop().await.unwrap();
 }
+
+/// Several workers (instances) draining one outbox: each event is delivered once.
+#[tokio::test]
+async fn competing_workers_deliver_each_event_once() {
+    let app = builder(Backend::Postgres).spawn().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    app.ctx
+        .events()
+        .subscribe("count-test", "order.created", move |_, event| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(event.id.clone());
+                Ok(())
+            }
+        });
+    let tea = product(&app, 100, 1_000).await;
+    let (token, _) = app.login("o_outbox_workers").await;
+    for _ in 0..30 {
+        place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    }
+    let orders = orders(&app);
+    let workers = (0..3).map(|_| orders.deliver_outbox(&app.ctx));
+    for result in futures_util::future::join_all(workers).await {
+        result.unwrap();
+    }
+    eventually("every event is delivered", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().len() >= 30 }
+    })
+    .await;
+    let mut ids = seen.lock().unwrap().clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(seen.lock().unwrap().len(), 30, "no event delivered twice");
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,42 @@
+# Shared by the load scripts: builds the example app in release and serves it on a
+# fresh PostgreSQL database with Redis; cleans up on exit. Source it, then use
+# $base, $db, $work and json.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+port=${PORT:-18080}
+db="weapp_load_$$"
+base="http://127.0.0.1:$port"
+
+cargo build --release -p example-app
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
+work=$(mktemp -d)
+cleanup() {
+    [ -n "${app:-}" ] && kill "$app" 2>/dev/null && wait "$app" 2>/dev/null || true
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+(
+    cd "$work"
+    WEAPP__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db" \
+    WEAPP__DATABASE__MAX_CONNECTIONS=${DB_POOL:-16} \
+    WEAPP__REDIS__URL="redis://127.0.0.1:6379" \
+    WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
+    WEAPP__SERVER__PORT=$port \
+    WEAPP__OBSERVE__LOG_LEVEL=warn \
+    exec "$OLDPWD/target/release/example-app"
+) &
+app=$!
+for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.2; done
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+# Logs in a sandbox user: login <openid> [phone] prints an access token.
+login() {
+    local code
+    local fixture="{\"openid\":\"$1\"${2:+,\"phone\":\"$2\"}}"
+    code=$(curl -fs -X POST "$base/__sandbox/login" -d "$fixture" | json "['code']")
+    curl -fs -X POST "$base/api/auth/login" -H 'Content-Type: application/json' \
+        -d "{\"code\":\"$code\"}" | json "['access_token']"
+}
