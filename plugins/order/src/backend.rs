@@ -1,11 +1,18 @@
-//! The two statements whose SQL differs by backend, behind one trait so transaction
-//! bodies stay backend-neutral.
+//! Statements whose SQL (or sending) differs by backend, behind one trait so
+//! transaction bodies stay backend-neutral: `RETURNING` vs `LAST_INSERT_ID()`,
+//! `FOR UPDATE` vs SQLite's immediate transactions, multi-row inserts, and pipelining
+//! on PostgreSQL.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncMysqlConnection, AsyncPgConnection, SqliteConn};
 
-use crate::schema::{order_items, orders};
+use diesel::result::{DatabaseErrorKind, Error as QueryError};
+
+use crate::error::OrderError;
+use crate::model::OrderLine;
+use crate::outbox::NewEvent;
+use crate::schema::{order_idempotency_keys, order_items, order_outbox, orders, stock};
 
 /// A new row of `orders`.
 #[derive(Debug, Insertable)]
@@ -30,6 +37,75 @@ pub(crate) struct NewItem {
     pub price_fen: i64,
 }
 
+/// A new row of `order_idempotency_keys`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = order_idempotency_keys)]
+pub(crate) struct NewKey<'a> {
+    pub user_id: i64,
+    pub idem_key: &'a str,
+    pub request_hash: &'a [u8],
+    pub status: i32,
+    pub response: &'a str,
+    pub created_at: i64,
+}
+
+/// Everything an order writes after its own row, in this order: lines, event, the
+/// key with its answer (a duplicate stops here), then the stock of each line (by
+/// product id; the contended rows come last, so they stay locked the least).
+pub(crate) struct OrderWrites<'a> {
+    pub items: &'a [NewItem],
+    pub event: &'a NewEvent,
+    pub key: &'a NewKey<'a>,
+    pub lines: &'a [OrderLine],
+}
+
+/// A duplicate key means another request with this key committed first.
+pub(crate) fn key_taken(e: QueryError) -> OrderError {
+    match e {
+        QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => OrderError::KeyTaken,
+        e => OrderError::Query(e),
+    }
+}
+
+/// `1` taken, else the line's product is out of stock.
+fn check_taken(taken: usize, line: &OrderLine) -> Result<(), OrderError> {
+    if taken == 1 {
+        Ok(())
+    } else {
+        Err(OrderError::OutOfStock {
+            product_id: line.product_id,
+        })
+    }
+}
+
+/// `sequential_writes!(conn, writes)`: the writes one statement after another.
+macro_rules! sequential_writes {
+    ($conn:expr, $w:expr) => {{
+        $conn.insert_items($w.items).await?;
+        diesel::insert_into(order_outbox::table)
+            .values($w.event)
+            .execute($conn)
+            .await?;
+        diesel::insert_into(order_idempotency_keys::table)
+            .values($w.key)
+            .execute($conn)
+            .await
+            .map_err(key_taken)?;
+        for line in $w.lines {
+            let taken = diesel::update(
+                stock::table
+                    .filter(stock::product_id.eq(line.product_id))
+                    .filter(stock::qty.ge(line.qty)),
+            )
+            .set(stock::qty.eq(stock::qty - line.qty))
+            .execute($conn)
+            .await?;
+            check_taken(taken, line)?;
+        }
+        Ok(())
+    }};
+}
+
 /// An order's row as transitions read it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -48,11 +124,47 @@ pub(crate) trait OrderStatements {
     async fn insert_order(&mut self, order: &NewOrder<'_>) -> QueryResult<i64>;
     /// Inserts an order's lines.
     async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()>;
+    /// Writes the rest of an order and takes its stock.
+    async fn complete_order(&mut self, writes: &OrderWrites<'_>) -> Result<(), OrderError>;
     /// Reads an order and locks it for the rest of the transaction.
     async fn lock_order(&mut self, id: i64) -> QueryResult<Option<OrderRow>>;
 }
 
 impl OrderStatements for AsyncPgConnection {
+    // Pipelined: every statement is sent before the first answer arrives (the server
+    // still runs them in order, and after a failure the rest fail too), so the whole
+    // batch costs one round trip instead of 3 + lines.
+    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
+        let conn: &AsyncPgConnection = self;
+        let items = diesel::insert_into(order_items::table)
+            .values(w.items)
+            .execute(&mut &*conn);
+        let event = diesel::insert_into(order_outbox::table)
+            .values(w.event)
+            .execute(&mut &*conn);
+        let key = diesel::insert_into(order_idempotency_keys::table)
+            .values(w.key)
+            .execute(&mut &*conn);
+        let takes = futures_util::future::join_all(w.lines.iter().map(|line| {
+            diesel::update(
+                stock::table
+                    .filter(stock::product_id.eq(line.product_id))
+                    .filter(stock::qty.ge(line.qty)),
+            )
+            .set(stock::qty.eq(stock::qty - line.qty))
+            .execute(&mut &*conn)
+        }));
+        let (items, event, key, takes) = futures_util::join!(items, event, key, takes);
+        // The first failure is the cause; later ones only say the transaction aborted.
+        items?;
+        event?;
+        key.map_err(key_taken)?;
+        for (taken, line) in takes.into_iter().zip(w.lines) {
+            check_taken(taken?, line)?;
+        }
+        Ok(())
+    }
+
     async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {
         diesel::insert_into(order_items::table)
             .values(items)
@@ -81,6 +193,10 @@ impl OrderStatements for AsyncPgConnection {
 }
 
 impl OrderStatements for AsyncMysqlConnection {
+    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
+        sequential_writes!(self, w)
+    }
+
     async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {
         diesel::insert_into(order_items::table)
             .values(items)
@@ -114,6 +230,10 @@ impl OrderStatements for AsyncMysqlConnection {
 }
 
 impl OrderStatements for SqliteConn {
+    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
+        sequential_writes!(self, w)
+    }
+
     // diesel-async offers no multi-row INSERT for SQLite; inside the transaction the
     // rows are cheap local writes anyway.
     async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {

@@ -20,16 +20,15 @@
 //! other in a cycle.
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel_async::RunQueryDsl;
 use weapp::{transaction, with_conn};
 
-use crate::backend::{NewItem, NewOrder, OrderStatements};
+use crate::backend::{NewItem, NewKey, NewOrder, OrderStatements, OrderWrites};
 use crate::error::OrderError;
 use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
 use crate::model::{OrderCreated, OrderLine, OrderStatus, now_ms};
 use crate::outbox::NewEvent;
-use crate::schema::{order_idempotency_keys as keys, stock};
+use crate::schema::order_idempotency_keys as keys;
 use crate::service::Orders;
 
 impl Orders {
@@ -88,45 +87,26 @@ impl Orders {
                         price_fen: prices[&l.product_id],
                     })
                     .collect();
-                c.insert_items(&items).await?;
-                let event = NewEvent::order("order.created", order_id, Some(user_id), total, now);
-                diesel::insert_into(crate::schema::order_outbox::table)
-                    .values(&event)
-                    .execute(c)
-                    .await?;
                 let body = serde_json::to_string(&OrderCreated {
                     order_id,
                     status: OrderStatus::Pending,
                     total_fen: total,
                 })
                 .map_err(|e| OrderError::Invalid(e.to_string()))?;
-                diesel::insert_into(keys::table)
-                    .values((
-                        keys::user_id.eq(user_id),
-                        keys::idem_key.eq(key.as_str()),
-                        keys::request_hash.eq(&hash),
-                        keys::status.eq(201),
-                        keys::response.eq(&body),
-                        keys::created_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await
-                    .map_err(key_taken)?;
-                for line in &lines {
-                    let taken = diesel::update(
-                        stock::table
-                            .filter(stock::product_id.eq(line.product_id))
-                            .filter(stock::qty.ge(line.qty)),
-                    )
-                    .set(stock::qty.eq(stock::qty - line.qty))
-                    .execute(c)
-                    .await?;
-                    if taken != 1 {
-                        return Err(OrderError::OutOfStock {
-                            product_id: line.product_id,
-                        });
-                    }
-                }
+                c.complete_order(&OrderWrites {
+                    items: &items,
+                    event: &NewEvent::order("order.created", order_id, Some(user_id), total, now),
+                    key: &NewKey {
+                        user_id,
+                        idem_key: key.as_str(),
+                        request_hash: &hash,
+                        status: 201,
+                        response: &body,
+                        created_at: now,
+                    },
+                    lines: &lines,
+                })
+                .await?;
                 Ok::<_, OrderError>(body)
             })
         });
@@ -210,7 +190,7 @@ impl Orders {
                 .await
         });
         drop(conn);
-        match kept.map_err(key_taken) {
+        match kept.map_err(crate::backend::key_taken) {
             Ok(_) => Ok(StoredResponse {
                 status,
                 body,
@@ -277,13 +257,5 @@ impl Orders {
                 .execute(c)
                 .await
         })?)
-    }
-}
-
-/// A duplicate key means another request with this key committed first.
-fn key_taken(e: QueryError) -> OrderError {
-    match e {
-        QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => OrderError::KeyTaken,
-        e => OrderError::Query(e),
     }
 }
