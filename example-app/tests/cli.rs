@@ -426,3 +426,58 @@ async fn session_key_and_tokens_never_reach_the_logs() {
         );
     }
 }
+
+/// `audit verify` passes on the untouched log and names the row a direct database
+/// edit changed.
+#[tokio::test]
+async fn audit_verify_finds_a_row_edited_in_the_database() {
+    let scratch = Scratch::new();
+    let (child, address) = serve(&scratch, &[]);
+    let client = reqwest::Client::new();
+    for openid in ["o_audit_a", "o_audit_b", "o_audit_c"] {
+        let login: serde_json::Value = client
+            .post(format!("{address}/__sandbox/login"))
+            .body(format!(r#"{{"openid":"{openid}"}}"#))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let response = client
+            .post(format!("{address}/api/auth/login"))
+            .json(&serde_json::json!({"code": login["code"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    terminate(child);
+
+    let verify = || {
+        command(&scratch)
+            .args(["audit", "verify"])
+            .output()
+            .unwrap()
+    };
+    let clean = verify();
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{stdout}");
+    assert!(stdout.contains("audit log OK: 3 row(s)"), "{stdout}");
+
+    // Edit row 2 directly in the SQLite file, as an intruder with database access would.
+    let edited = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3; c = sqlite3.connect('data/example.db'); \
+             c.execute(\"UPDATE audit_log SET actor = 'admin' WHERE id = 2\"); c.commit()",
+        ])
+        .current_dir(&scratch.0)
+        .status()
+        .unwrap();
+    assert!(edited.success());
+    let tampered = verify();
+    let stdout = String::from_utf8_lossy(&tampered.stdout);
+    assert!(!tampered.status.success(), "verify must fail: {stdout}");
+    assert!(stdout.contains("row 2 was edited"), "{stdout}");
+}

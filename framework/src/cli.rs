@@ -34,6 +34,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A plugin's command: `<plugin> <args...>`, e.g. `audit verify`.
+    #[command(external_subcommand)]
+    Plugin(Vec<String>),
 }
 
 /// `config` subcommands.

@@ -133,6 +133,10 @@ impl App {
                 tracing::info!("WeChat API sandbox listening on http://{addr}");
                 Ok(server.await?)
             }
+            Command::Plugin(args) => {
+                crate::observe::init_cli_logging(&self.config.observe);
+                self.plugin_command(&args).await
+            }
             Command::Config(ConfigCommand::Check) => {
                 let plugins = self.plugins()?;
                 println!("# environment: {}", self.config.environment);
@@ -161,6 +165,32 @@ impl App {
         let plugins = self.plugins()?;
         let db = Db::connect(&self.config.database)?;
         Ok(db.migrate(&migration_sets(&plugins)).await?)
+    }
+
+    /// Runs `args[0]`'s plugin command with the rest of `args`; see
+    /// [`Plugin::command`].
+    pub async fn plugin_command(self, args: &[String]) -> crate::Result<()> {
+        let plugins = self.plugins()?;
+        let name = args.first().map(String::as_str).unwrap_or_default();
+        let plugin = plugins.iter().find(|p| p.name() == name).ok_or_else(|| {
+            crate::Error::internal(format!(
+                "unknown command {name:?}; plugins: {}",
+                plugins
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let db = Db::connect(&self.config.database)?;
+        let kv = match self.kv {
+            Some(kv) => kv,
+            None => crate::kv::connect(&self.config.redis)?,
+        };
+        let crypto = build_crypto(&self.config)?;
+        let build = build_info(self.version);
+        let ctx = AppContext::new(self.config, db, kv, crypto, build);
+        plugin.command(&ctx, &args[1..]).await
     }
 
     /// Re-seals every value of every plugin's sealed columns under the active key.
@@ -197,12 +227,7 @@ impl App {
                 "migrations done"
             );
         }
-        let build = BuildInfo {
-            version: self
-                .version
-                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
-            git_hash: env!("WEAPP_GIT_HASH").to_owned(),
-        };
+        let build = build_info(self.version);
         let crypto = build_crypto(&self.config)?;
         let server = &self.config.server;
         let listener = std::net::TcpListener::bind((server.host.as_str(), server.port))?;
@@ -231,6 +256,14 @@ fn build_crypto(config: &Config) -> crate::Result<Option<Arc<FieldCrypto>>> {
         crate::crypto::install(crypto.clone());
     }
     Ok(crypto)
+}
+
+/// The running build: the app's version if given, else the framework's.
+fn build_info(version: Option<String>) -> BuildInfo {
+    BuildInfo {
+        version: version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+        git_hash: env!("WEAPP_GIT_HASH").to_owned(),
+    }
 }
 
 fn migration_sets(plugins: &[&'static dyn Plugin]) -> Vec<MigrationSet> {

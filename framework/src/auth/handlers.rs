@@ -71,6 +71,7 @@ async fn login(ctx: AppContext, body: web::Json<LoginRequest>) -> Result<HttpRes
     let (sid, refresh_token) = auth.sessions(ctx.kv()).create(user_id, sealed).await?;
     let (access_token, expires_in) = auth.jwt.issue(user_id, &sid)?;
     tracing::info!(user_id, "login");
+    announce(&ctx, "auth.login", user_id).await;
     Ok(HttpResponse::Ok().json(TokenResponse {
         access_token,
         refresh_token,
@@ -202,6 +203,7 @@ async fn profile(
         clip(decoded.avatar_url, 512).as_deref(),
     )
     .await?;
+    announce(&ctx, "auth.profile", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
 
@@ -239,5 +241,19 @@ async fn phone(
         &info.pure_phone_number,
     )
     .await?;
+    announce(&ctx, "auth.phone", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+}
+
+/// Tells other plugins (the audit log) what happened. Delivery is in-process and
+/// best effort: a failing subscriber is logged and does not fail the request.
+async fn announce(ctx: &AppContext, topic: &str, user_id: i64) {
+    let event = crate::events::Event {
+        id: format!("{topic}:{}", uuid::Uuid::new_v4().simple()),
+        topic: topic.to_owned(),
+        payload: serde_json::json!({ "user_id": user_id }),
+    };
+    if let Err(e) = ctx.events().publish(ctx, event).await {
+        tracing::warn!(topic, error = %e, "an auth event subscriber failed");
+    }
 }

@@ -52,6 +52,18 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs this plugin's command line, `app <plugin name> <args...>` (e.g.
+    /// `audit verify`), with a context that has the database, key-value store and
+    /// field crypto but no server and no `on_start` services. Prints its own output;
+    /// an `Err` makes the process exit non-zero.
+    async fn command(&self, _ctx: &AppContext, args: &[String]) -> crate::Result<()> {
+        Err(crate::Error::internal(format!(
+            "plugin {} has no command {:?}",
+            self.name(),
+            args.first().map(String::as_str).unwrap_or("")
+        )))
+    }
+
     /// Long-running tasks started after every `on_start`; each is told to stop through
     /// its [`Shutdown`] when the server shuts down.
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {

@@ -1,0 +1,228 @@
+//! Recording, verification after tampering, deduplication, concurrency.
+
+use serde_json::json;
+use weapp::db::Backend;
+use weapp::testing::TestApp;
+use weapp_audit::{AuditEvent, Tampering};
+
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::builder().database(backend).spawn().await
+}
+
+async fn sql(app: &TestApp, statement: &str) {
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    weapp::with_conn!(conn, |c| diesel::sql_query(statement).execute(c).await)
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+async fn verify(app: &TestApp) -> weapp_audit::Verification {
+    weapp_audit::verify::verify(app.ctx.db()).await.unwrap()
+}
+
+async fn five_rows(app: &TestApp) {
+    for i in 1..=5 {
+        let event = AuditEvent::new("admin", "test.action", format!("thing:{i}"))
+            .details(json!({"n": i, "phone": "13812348000"}));
+        let id = weapp_audit::record(&app.ctx, event).await.unwrap();
+        assert!(id.is_some());
+    }
+}
+
+async fn tampering_is_found(backend: Backend) {
+    // Edited details.
+    let app = spawn(backend).await;
+    five_rows(&app).await;
+    let report = verify(&app).await;
+    assert_eq!(
+        (report.rows, report.tampering.clone()),
+        (5, None),
+        "{report:?}"
+    );
+    sql(
+        &app,
+        "UPDATE audit_log SET details = '{\"n\":99}' WHERE id = 3",
+    )
+    .await;
+    assert_eq!(
+        verify(&app).await.tampering,
+        Some(Tampering::Edited { id: 3 })
+    );
+    app.stop().await.unwrap();
+
+    // Edited hashed field.
+    let app = spawn(backend).await;
+    five_rows(&app).await;
+    sql(&app, "UPDATE audit_log SET actor = 'user:1' WHERE id = 2").await;
+    assert_eq!(
+        verify(&app).await.tampering,
+        Some(Tampering::Edited { id: 2 })
+    );
+    app.stop().await.unwrap();
+
+    // A deleted row in the middle.
+    let app = spawn(backend).await;
+    five_rows(&app).await;
+    sql(&app, "DELETE FROM audit_log WHERE id = 4").await;
+    assert_eq!(
+        verify(&app).await.tampering,
+        Some(Tampering::Deleted {
+            first_missing: 4,
+            next_present: 5
+        })
+    );
+    app.stop().await.unwrap();
+
+    // The last row deleted.
+    let app = spawn(backend).await;
+    five_rows(&app).await;
+    sql(&app, "DELETE FROM audit_log WHERE id = 5").await;
+    assert_eq!(
+        verify(&app).await.tampering,
+        Some(Tampering::HeadMismatch {
+            last_row: 4,
+            head: 5
+        })
+    );
+    app.stop().await.unwrap();
+
+    // A row rewritten with a correctly recomputed hash: the next row no longer follows.
+    let app = spawn(backend).await;
+    five_rows(&app).await;
+    sql(&app, "UPDATE audit_log SET hash = prev_hash WHERE id = 2").await;
+    let found = verify(&app).await.tampering;
+    assert!(
+        matches!(
+            found,
+            Some(Tampering::Edited { id: 2 }) | Some(Tampering::Inserted { id: 3 })
+        ),
+        "{found:?}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tampering_is_found_on_sqlite() {
+    tampering_is_found(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn tampering_is_found_on_postgres() {
+    tampering_is_found(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn tampering_is_found_on_mariadb() {
+    tampering_is_found(Backend::Mysql).await;
+}
+
+#[tokio::test]
+async fn personal_data_is_redacted_and_events_are_recorded_once() {
+    let app = spawn(Backend::Sqlite).await;
+    five_rows(&app).await;
+    let event = AuditEvent::new("system", "test.once", "thing:1").event_id("evt-1");
+    assert!(
+        weapp_audit::record(&app.ctx, event.clone())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(weapp_audit::record(&app.ctx, event).await.unwrap(), None);
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Details {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        details: String,
+    }
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    let rows: Vec<Details> = weapp::with_conn!(conn, |c| {
+        diesel::sql_query("SELECT details FROM audit_log WHERE action = 'test.action'")
+            .load(c)
+            .await
+    })
+    .unwrap();
+    drop(conn);
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        assert!(!row.details.contains("13812348000"), "{}", row.details);
+        assert!(row.details.contains("[redacted]"));
+    }
+    assert_eq!(verify(&app).await.rows, 6);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_appends_keep_one_chain() {
+    let app = spawn(Backend::Postgres).await;
+    let appends = (0..40).map(|i| {
+        let ctx = app.ctx.clone();
+        async move {
+            weapp_audit::record(
+                &ctx,
+                AuditEvent::new("system", "test.parallel", format!("n:{i}")),
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let ids = futures_util::future::join_all(appends).await;
+    let mut ids: Vec<i64> = ids.into_iter().map(Option::unwrap).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+    let report = verify(&app).await;
+    assert_eq!((report.rows, report.tampering), (40, None));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn logins_and_bus_events_are_audited() {
+    let app = spawn(Backend::Sqlite).await;
+    let (_, user_id) = app.login("o_audited").await;
+    app.ctx
+        .events()
+        .publish(
+            &app.ctx,
+            weapp::events::Event {
+                id: "order-outbox:7".into(),
+                topic: "order.paid".into(),
+                payload: json!({"order_id": 7, "user_id": user_id, "total_fen": 100}),
+            },
+        )
+        .await
+        .unwrap();
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        actor: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        action: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        target: String,
+    }
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    let rows: Vec<Row> = weapp::with_conn!(conn, |c| {
+        diesel::sql_query("SELECT actor, action, target FROM audit_log ORDER BY id")
+            .load(c)
+            .await
+    })
+    .unwrap();
+    drop(conn);
+    let user = format!("user:{user_id}");
+    assert_eq!(
+        rows,
+        [
+            Row {
+                actor: user.clone(),
+                action: "auth.login".into(),
+                target: user.clone()
+            },
+            Row {
+                actor: "payment".into(),
+                action: "order.paid".into(),
+                target: "order:7".into()
+            },
+        ]
+    );
+    app.stop().await.unwrap();
+}

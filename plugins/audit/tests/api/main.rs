@@ -1,0 +1,3 @@
+//! Integration tests of the audit plugin against real databases, one binary.
+
+mod chain;
