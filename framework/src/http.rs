@@ -65,6 +65,9 @@ pub async fn request_context(
 
     let mut res = match outcome {
         Ok(Ok(res)) => {
+            if res.status() == StatusCode::BAD_REQUEST {
+                REQUEST_ID.scope(id.clone(), announce_rejection(&res)).await;
+            }
             let status = res.status();
             let is_error = status.is_client_error() || status.is_server_error();
             if is_error && !is_json(res.headers().get(CONTENT_TYPE)) {
@@ -151,8 +154,41 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
     )))
 }
 
+/// A body field outside the request type's whitelist, named by the JSON extractor.
+#[derive(Debug, Clone)]
+struct RejectedField(String);
+
+/// Announces a body rejected for an unknown field as a `request.rejected` event (the
+/// audit log records it): which route, which field, which user if known.
+async fn announce_rejection(res: &ServiceResponse<impl MessageBody>) {
+    let request = res.request();
+    let Some(RejectedField(field)) = request.extensions().get::<RejectedField>().cloned() else {
+        return;
+    };
+    let Some(ctx) = request.app_data::<web::Data<crate::AppContext>>() else {
+        return;
+    };
+    let user_id = request
+        .extensions()
+        .get::<crate::auth::Claims>()
+        .and_then(|c| c.sub.parse::<i64>().ok());
+    let event = crate::events::Event {
+        id: format!("request.rejected:{}", uuid::Uuid::new_v4().simple()),
+        topic: "request.rejected".to_owned(),
+        payload: serde_json::json!({
+            "route": request.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+            "method": request.method().as_str(),
+            "field": field,
+            "user_id": user_id,
+        }),
+    };
+    if let Err(e) = ctx.events().publish(ctx, event).await {
+        tracing::warn!(error = %e, "a request.rejected subscriber failed");
+    }
+}
+
 /// Maps JSON body extractor failures to 400/413/415 framework errors.
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn json_error(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     let error = match &err {
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => Error::http(
@@ -168,6 +204,10 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             let message = e.to_string();
             if message.starts_with("unknown field") {
+                // Remembered for request_context, which announces the rejection.
+                let field = message.split('`').nth(1).unwrap_or_default();
+                req.extensions_mut()
+                    .insert(RejectedField(field.chars().take(64).collect()));
                 Error::bad_request("unknown_field", message)
             } else {
                 Error::bad_request("invalid_body", message)

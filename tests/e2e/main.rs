@@ -6,4 +6,6 @@ use weapp_audit as _;
 use weapp_order as _;
 use weapp_probe_plugin as _;
 
+mod audit;
+mod privacy;
 mod registration;

@@ -238,6 +238,7 @@ impl App {
         if ctx.config().observe.metrics_enabled {
             ctx.insert(crate::observe::metrics::Metrics::new());
         }
+        ctx.insert(crate::plugin::EnabledPlugins(plugins.clone()));
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }

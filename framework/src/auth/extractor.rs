@@ -53,9 +53,14 @@ impl FromRequest for AuthUser {
             let verified = req.extensions().get::<Claims>().cloned();
             let claims = match verified {
                 Some(claims) => claims,
-                None => auth
-                    .jwt
-                    .verify(bearer_token(req.headers()).ok_or(AuthError::MissingToken)?)?,
+                None => {
+                    let claims = auth
+                        .jwt
+                        .verify(bearer_token(req.headers()).ok_or(AuthError::MissingToken)?)?;
+                    // Later middleware (audit of rejected bodies) may want the caller.
+                    req.extensions_mut().insert(claims.clone());
+                    claims
+                }
             };
             let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
             let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;

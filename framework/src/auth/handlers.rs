@@ -247,7 +247,7 @@ async fn phone(
 
 /// Tells other plugins (the audit log) what happened. Delivery is in-process and
 /// best effort: a failing subscriber is logged and does not fail the request.
-async fn announce(ctx: &AppContext, topic: &str, user_id: i64) {
+pub(super) async fn announce(ctx: &AppContext, topic: &str, user_id: i64) {
     let event = crate::events::Event {
         id: format!("{topic}:{}", uuid::Uuid::new_v4().simple()),
         topic: topic.to_owned(),

@@ -12,6 +12,7 @@ mod error;
 mod extractor;
 mod handlers;
 mod jwt;
+mod privacy;
 pub mod sessions;
 pub mod users;
 
@@ -57,6 +58,19 @@ impl crate::Plugin for AuthPlugin {
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
         handlers::routes(cfg);
+        privacy::routes(cfg);
+    }
+
+    async fn export_user(
+        &self,
+        ctx: &AppContext,
+        user_id: i64,
+    ) -> crate::Result<Option<serde_json::Value>> {
+        privacy::export_user(ctx, user_id).await
+    }
+
+    async fn erase_user(&self, ctx: &AppContext, user_id: i64) -> crate::Result<()> {
+        privacy::erase_user(ctx, user_id).await
     }
 
     async fn on_start(&self, ctx: &AppContext) -> crate::Result<()> {

@@ -174,3 +174,65 @@ pub async fn set_phone(db: &Db, crypto: &FieldCrypto, id: i64, phone: &str) -> R
     })?;
     Ok(())
 }
+
+/// Everything the `users` table holds about one user, decrypted.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserExport {
+    /// Id.
+    pub id: i64,
+    /// WeChat openid.
+    pub openid: Sealed<String, UserOpenid>,
+    /// WeChat unionid.
+    pub unionid: Option<Sealed<String, UserUnionid>>,
+    /// Phone number.
+    pub phone: Option<Sealed<String, UserPhone>>,
+    /// Nickname.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// The user's whole row, decrypted.
+pub async fn export(db: &Db, id: i64) -> Result<Option<UserExport>, DbError> {
+    let mut conn = db.conn().await?;
+    Ok(with_conn!(conn, |c| {
+        users::table
+            .find(id)
+            .select(UserExport::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+/// Erases the user's personal fields: unionid, phone, nickname and avatar become
+/// `NULL` with their blind indexes; the openid (a required column) is replaced by a
+/// sealed tombstone whose blind index no login can produce, so the row can no longer
+/// be tied to the person while the id stays valid for anonymised records.
+pub async fn erase(db: &Db, crypto: &FieldCrypto, id: i64) -> Result<bool, DbError> {
+    let tombstone = format!("erased:{id}:{}", uuid::Uuid::new_v4().simple());
+    let index = crypto
+        .blind_index(&UserOpenid::CONTEXT, &tombstone)
+        .to_vec();
+    let mut conn = db.conn().await?;
+    let rows = with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::openid.eq(Sealed::<String, UserOpenid>::new(tombstone.clone())),
+                users::openid_index.eq(&index),
+                users::unionid.eq(None::<Sealed<String, UserUnionid>>),
+                users::unionid_index.eq(None::<Vec<u8>>),
+                users::phone.eq(None::<Sealed<String, UserPhone>>),
+                users::phone_index.eq(None::<Vec<u8>>),
+                users::nickname.eq(None::<String>),
+                users::avatar_url.eq(None::<String>),
+                users::updated_at.eq(now_ms()),
+            ))
+            .execute(c)
+            .await
+    })?;
+    Ok(rows == 1)
+}

@@ -52,6 +52,23 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The personal data this plugin holds about `user_id`, decrypted, for
+    /// `GET /api/me/export` (PIPL access right); `None` when it holds none.
+    async fn export_user(
+        &self,
+        _ctx: &AppContext,
+        _user_id: i64,
+    ) -> crate::Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
+    /// Removes the personal data this plugin holds about `user_id`, for
+    /// `DELETE /api/me` (PIPL erasure): sealed values and blind indexes go, records
+    /// the business must keep (orders) stay anonymised. Runs dependents first.
+    async fn erase_user(&self, _ctx: &AppContext, _user_id: i64) -> crate::Result<()> {
+        Ok(())
+    }
+
     /// Runs this plugin's command line, `app <plugin name> <args...>` (e.g.
     /// `audit verify`), with a context that has the database, key-value store and
     /// field crypto but no server and no `on_start` services. Prints its own output;
@@ -70,6 +87,11 @@ pub trait Plugin: Send + Sync + 'static {
         Vec::new()
     }
 }
+
+/// The app's enabled plugins in start (dependency) order, stored in the
+/// [`AppContext`] so features spanning plugins (data export, erasure) can reach them.
+#[derive(Clone)]
+pub struct EnabledPlugins(pub Vec<&'static dyn Plugin>);
 
 /// A plugin as submitted to the compile-time registry.
 pub struct PluginRegistration(pub &'static dyn Plugin);

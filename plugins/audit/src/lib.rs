@@ -13,14 +13,16 @@
 //! An app enables the plugin by linking it: `use weapp_audit as _;`.
 
 pub mod chain;
+pub mod config;
 pub mod record;
+pub mod retention;
 mod schema;
 pub mod verify;
 
 use std::sync::Arc;
 
 use weapp::events::Event;
-use weapp::{AppContext, Plugin};
+use weapp::{AppContext, BackgroundTask, Plugin};
 
 pub use record::{AuditError, AuditEvent};
 pub use verify::{Tampering, Verification};
@@ -71,11 +73,32 @@ impl Plugin for AuditPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
+        let config: config::AuditConfig = ctx.config().section("audit")?;
+        if let Some(rule) = config.retention.iter().find(|r| r.action.is_empty()) {
+            return Err(weapp::Error::internal(format!(
+                "audit.retention: a rule needs an action (got {rule:?})"
+            )));
+        }
         ctx.events()
             .subscribe("audit", "*", |ctx, event: Arc<Event>| async move {
                 record(&ctx, from_bus(&event)).await.map(drop)
             });
         Ok(())
+    }
+
+    // The log is append-only and names users only by id; erasure leaves it as is
+    // (the erasure itself is recorded), and export lists the rows about the user.
+    async fn export_user(
+        &self,
+        ctx: &AppContext,
+        user_id: i64,
+    ) -> weapp::Result<Option<serde_json::Value>> {
+        let rows = verify::rows_about(ctx.db(), &format!("user:{user_id}")).await?;
+        Ok(Some(serde_json::json!({ "entries": rows })))
+    }
+
+    fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
+        vec![BackgroundTask::new("audit-retention", retention::run)]
     }
 
     async fn command(&self, ctx: &AppContext, args: &[String]) -> weapp::Result<()> {

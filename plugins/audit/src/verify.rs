@@ -178,3 +178,24 @@ pub async fn verify(db: &Db) -> Result<Verification, DbError> {
         tampering,
     })
 }
+
+/// Rows whose actor or target is `who`, oldest first (at most 10,000), for a data
+/// export: `{id, at, actor, action, target}`.
+pub async fn rows_about(db: &Db, who: &str) -> Result<Vec<serde_json::Value>, DbError> {
+    let mut conn = db.conn().await?;
+    let rows: Vec<(i64, i64, String, String, String)> = with_conn!(conn, |c| {
+        log::table
+            .filter(log::actor.eq(who).or(log::target.eq(who)))
+            .order(log::id)
+            .select((log::id, log::at, log::actor, log::action, log::target))
+            .limit(10_000)
+            .load(c)
+            .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at, actor, action, target)| {
+            serde_json::json!({"id": id, "at": at, "actor": actor, "action": action, "target": target})
+        })
+        .collect())
+}

@@ -23,6 +23,7 @@ pub mod model;
 pub mod outbox;
 pub mod payment;
 pub mod placing;
+mod privacy;
 mod routes;
 mod schema;
 mod service;
@@ -78,6 +79,26 @@ impl Plugin for OrderPlugin {
             tracing::warn!("order.payment.secret is not set; /api/pay/notify answers 503");
         }
         ctx.insert(Orders::new(config, ctx.db().clone()));
+        Ok(())
+    }
+
+    async fn export_user(
+        &self,
+        ctx: &AppContext,
+        user_id: i64,
+    ) -> weapp::Result<Option<serde_json::Value>> {
+        let Some(orders) = ctx.get::<Orders>() else {
+            return Ok(None);
+        };
+        let list = orders.export_user(user_id).await?;
+        Ok(Some(serde_json::json!({ "orders": list })))
+    }
+
+    async fn erase_user(&self, ctx: &AppContext, user_id: i64) -> weapp::Result<()> {
+        if let Some(orders) = ctx.get::<Orders>() {
+            let anonymised = orders.erase_user(user_id).await?;
+            tracing::info!(anonymised, "orders anonymised for an erased user");
+        }
         Ok(())
     }
 

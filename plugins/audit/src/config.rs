@@ -1,0 +1,51 @@
+//! The `[audit]` config section.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the audit plugin (`[audit]`, env `WEAPP__AUDIT__*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How often the retention task runs.
+    pub retention_interval_ms: u64,
+    /// How long the details of each kind of row stay in the live log.
+    pub retention: Vec<RetentionRule>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_interval_ms: 60_000,
+            retention: vec![RetentionRule {
+                action: "auth.login".to_owned(),
+                keep_s: 72 * 3_600,
+            }],
+        }
+    }
+}
+
+/// Rows whose action matches keep their details for `keep_s`, then the details move
+/// to `audit_archive` (the row and its hash stay, so the chain still verifies).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// An action (`auth.login`) or a prefix ending in `*` (`auth.*`).
+    pub action: String,
+    /// Seconds the details stay in the live log.
+    pub keep_s: u64,
+}
+
+impl RetentionRule {
+    /// The SQL `LIKE` pattern of the rule's actions.
+    pub(crate) fn like_pattern(&self) -> String {
+        let escaped = self
+            .action
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        match escaped.strip_suffix('*') {
+            Some(prefix) => format!("{prefix}%"),
+            None => escaped,
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the composed app audits on its own.
+
+use serde_json::json;
+use weapp::testing::TestApp;
+
+#[tokio::test]
+async fn a_body_with_an_unknown_field_is_refused_and_audited() {
+    let app = TestApp::builder().spawn().await;
+    let (token, user_id) = app.login("o_rejected_body").await;
+    let response = app
+        .client
+        .post(app.url("/api/orders"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "k-rejected")
+        .json(&json!({"items": [{"product_id": 1, "qty": 1}], "discount": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "unknown_field");
+
+    let entries = weapp_audit::verify::rows_about(app.ctx.db(), &format!("user:{user_id}"))
+        .await
+        .unwrap();
+    let rejected: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "request.rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{entries:?}");
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Details {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        details: String,
+    }
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    let rows: Vec<Details> = weapp::with_conn!(conn, |c| {
+        diesel::sql_query("SELECT details FROM audit_log WHERE action = 'request.rejected'")
+            .load(c)
+            .await
+    })
+    .unwrap();
+    drop(conn);
+    let details: serde_json::Value = serde_json::from_str(&rows[0].details).unwrap();
+    assert_eq!(details["route"], "/api/orders");
+    assert_eq!(details["field"], "discount");
+    assert!(
+        rows[0].details.len() < 200,
+        "no body content is kept: {}",
+        rows[0].details
+    );
+    app.stop().await.unwrap();
+}
