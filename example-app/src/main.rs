@@ -8,6 +8,7 @@ mod shop;
 // Plugins register themselves at compile time; naming each crate keeps the linker
 // from dropping it (and its registration).
 use weapp_audit as _;
+use weapp_message as _;
 use weapp_order as _;
 
 /// The shop's defaults, embedded so the binary runs from any directory.

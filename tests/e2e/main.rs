@@ -3,6 +3,7 @@
 // Referenced only like this, as an app references its plugins: the linker would
 // otherwise drop the crate and its registration.
 use weapp_audit as _;
+use weapp_message as _;
 use weapp_order as _;
 use weapp_probe_plugin as _;
 

@@ -17,6 +17,9 @@ pub struct AuthConfig {
     /// In `development` with no `auth.jwt.keys`, a random HS256 secret is generated
     /// into this file on first run (never in other environments).
     pub dev_key_file: String,
+    /// Operator credentials for admin routes, by name: `X-Admin-Token: <token>`.
+    /// Never a user's JWT; empty means admin routes answer 401.
+    pub admin_tokens: BTreeMap<String, Secret>,
 }
 
 impl Default for AuthConfig {
@@ -25,6 +28,7 @@ impl Default for AuthConfig {
             jwt: JwtConfig::default(),
             session_ttl_s: 30 * 24 * 3600,
             dev_key_file: "data/dev-jwt-key".into(),
+            admin_tokens: BTreeMap::new(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! a valid token and a live session. Routes: `/api/auth/{login,refresh,logout,
 //! logout-all,profile,phone}` and `GET /api/me`.
 
+mod admin;
 mod config;
 mod error;
 mod extractor;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
+pub use admin::{ADMIN_TOKEN_HEADER, AdminCaller};
 pub use config::{AuthConfig, JwtAlgorithm, JwtConfig};
 pub use error::AuthError;
 pub use extractor::{AuthUser, bearer_token};

@@ -236,3 +236,37 @@ pub async fn erase(db: &Db, crypto: &FieldCrypto, id: i64) -> Result<bool, DbErr
     })?;
     Ok(rows == 1)
 }
+
+/// The openid of a user (decrypted), e.g. to address a subscribe message.
+pub async fn openid_of(db: &Db, id: i64) -> Result<Option<String>, DbError> {
+    let mut conn = db.conn().await?;
+    let sealed: Option<Sealed<String, UserOpenid>> = with_conn!(conn, |c| {
+        users::table
+            .find(id)
+            .select(users::openid)
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(sealed.map(|s| s.expose().clone()))
+}
+
+/// The id of the user with this openid, if any (looked up by blind index).
+pub async fn id_by_openid(
+    db: &Db,
+    crypto: &FieldCrypto,
+    openid: &str,
+) -> Result<Option<i64>, DbError> {
+    let index = crypto
+        .blind_index(&UserOpenid::CONTEXT, &normalize_id(openid))
+        .to_vec();
+    let mut conn = db.conn().await?;
+    Ok(with_conn!(conn, |c| {
+        users::table
+            .filter(users::openid_index.eq(&index))
+            .select(users::id)
+            .first(c)
+            .await
+            .optional()
+    })?)
+}

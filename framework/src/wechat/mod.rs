@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod error;
+pub mod keywords;
 pub mod push;
 mod push_body;
 mod push_handler;

@@ -25,6 +25,9 @@ pub const PERSONAL_KEYS: &[&str] = &[
     "id_card",
     "address",
     "email",
+    // WeChat pushes name the user by openid in these.
+    "fromusername",
+    "tousername",
 ];
 
 /// Something worth an audit row.

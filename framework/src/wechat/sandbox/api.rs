@@ -178,26 +178,6 @@ async fn phone_number(sb: web::Data<Sandbox>, req: HttpRequest, body: web::Bytes
     .await
 }
 
-/// WeChat's value rules per keyword kind (character limits).
-fn value_ok(rule: &str, value: &str) -> bool {
-    let chars = value.chars().count();
-    let all = |f: fn(char) -> bool| value.chars().all(f);
-    match rule {
-        "thing" => chars <= 20,
-        "number" => chars <= 32 && all(|c| c.is_ascii_digit() || c == '.'),
-        "letter" => chars <= 32 && all(|c| c.is_ascii_alphabetic()),
-        "symbol" => chars <= 5 && all(|c| !c.is_alphanumeric()),
-        "character_string" => chars <= 32 && all(|c| c.is_ascii_graphic()),
-        "phone_number" => chars <= 17 && all(|c| c.is_ascii_digit() || "+-() ".contains(c)),
-        "car_number" => chars <= 8,
-        "name" => chars <= 10,
-        "phrase" => chars <= 5,
-        "amount" => all(|c| c.is_ascii_digit() || ".元¥".contains(c)),
-        "time" | "date" => chars > 0 && chars <= 32,
-        _ => chars <= 20,
-    }
-}
-
 async fn subscribe_send(
     sb: web::Data<Sandbox>,
     req: HttpRequest,
@@ -233,7 +213,7 @@ async fn subscribe_send(
                 .and_then(|v| v.get("value"))
                 .and_then(Value::as_str);
             match value {
-                Some(value) if value_ok(rule, value) => {}
+                Some(value) if crate::wechat::keywords::value_ok(rule, value) => {}
                 _ => {
                     return Err(wechat_error(
                         47003,

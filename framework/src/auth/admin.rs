@@ -1,0 +1,63 @@
+//! `AdminCaller`: an operator, authenticated by `X-Admin-Token` against
+//! `auth.admin_tokens`. A user's access token never passes.
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use sha2::{Digest, Sha256};
+
+use crate::{AppContext, Error};
+
+/// The header carrying an admin token.
+pub const ADMIN_TOKEN_HEADER: &str = "X-Admin-Token";
+
+/// An operator calling an admin route; `name` is the token's key in
+/// `auth.admin_tokens`, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCaller {
+    /// Which configured token was used.
+    pub name: String,
+}
+
+/// Compares digests so the time taken does not reveal how much of a token matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn refused() -> Error {
+    Error::http(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "admin_token_required",
+        format!("this route needs a valid {ADMIN_TOKEN_HEADER} header"),
+    )
+}
+
+impl FromRequest for AdminCaller {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(ctx) = req.app_data::<web::Data<AppContext>>() else {
+            return ready(Err(Error::internal("AppContext is not registered")));
+        };
+        let given = req
+            .headers()
+            .get(ADMIN_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty());
+        let caller = given.and_then(|given| {
+            ctx.config()
+                .auth
+                .admin_tokens
+                .iter()
+                .filter(|(_, token)| !token.is_empty())
+                .find(|(_, token)| same_secret(token.expose(), given))
+                .map(|(name, _)| AdminCaller { name: name.clone() })
+        });
+        ready(caller.ok_or_else(refused))
+    }
+}

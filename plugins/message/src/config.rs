@@ -1,0 +1,38 @@
+//! The `[message]` config section.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the message plugin (`[message]`, env `WEAPP__MESSAGE__*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessageConfig {
+    /// Pause between queue polls when nothing is due.
+    pub poll_interval_ms: u64,
+    /// Messages claimed per poll.
+    pub batch_size: i64,
+    /// How long a claim lasts before another worker may take the message over (or,
+    /// for one that was being sent, record it as failed with an unknown outcome).
+    pub lease_ms: i64,
+    /// Send attempts before a retryable failure becomes final.
+    pub max_attempts: i32,
+    /// First retry delay, doubled per attempt up to `max_backoff_ms`.
+    pub base_backoff_ms: i64,
+    /// Longest retry delay.
+    pub max_backoff_ms: i64,
+    /// `msg_sec_check` scene for user text: 1 profile, 2 comment, 3 forum, 4 log.
+    pub content_scene: u8,
+}
+
+impl Default for MessageConfig {
+    fn default() -> Self {
+        MessageConfig {
+            poll_interval_ms: 500,
+            batch_size: 50,
+            lease_ms: 60_000,
+            max_attempts: 6,
+            base_backoff_ms: 1_000,
+            max_backoff_ms: 300_000,
+            content_scene: 2,
+        }
+    }
+}

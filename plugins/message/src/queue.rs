@@ -1,0 +1,394 @@
+//! The persistent send queue and its worker.
+//!
+//! A message moves `pending → claimed → sending → sent | failed`, each step a
+//! committed update, so a process that stops anywhere loses nothing:
+//! - stopped after the claim: the lease runs out and another worker sends it;
+//! - stopped while sending (WeChat may or may not have delivered it): the row is
+//!   recorded `failed` with reason `unknown_outcome` instead of being sent twice.
+//!
+//! WeChat's answers decide what happens next: -1, 5xx, timeouts and broken
+//! connections are retried with backoff up to `message.max_attempts`; 43101 (no
+//! subscription), 47003 (bad data), 40037 (bad template), 40003 (bad openid) and
+//! anything else are final and recorded with their errcode.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use weapp::wechat::WechatError;
+use weapp::wechat::types::SubscribeMessage;
+use weapp::{AppContext, Shutdown, transaction, with_conn};
+
+use crate::error::MessageError;
+use crate::schema::{message_queue as queue, message_quotas as quotas};
+use crate::service::{Messages, now_ms};
+use crate::templates::{ONE_TIME, checked_data};
+
+/// A subscribe message to send to a user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// The recipient's user id (the openid is looked up when sending).
+    pub touser: i64,
+    /// The template.
+    pub template_id: String,
+    /// Page opened from the message, e.g. `pages/order/detail?id=7`.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// Keyword values: `{"thing1": "text"}` or `{"thing1": {"value": "text"}}`.
+    pub data: Map<String, Value>,
+    /// `developer`, `trial` or `formal`.
+    #[serde(default)]
+    pub miniprogram_state: Option<String>,
+    /// `zh_CN`, `en_US`, `zh_HK` or `zh_TW`.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+/// What the queue holds about one message.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = queue)]
+pub struct QueuedMessage {
+    /// Queue id.
+    pub id: i64,
+    /// Recipient.
+    pub user_id: i64,
+    /// Template.
+    pub template_id: String,
+    /// `pending`, `claimed`, `sending`, `sent`, `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// WeChat's last errcode.
+    pub errcode: Option<i64>,
+    /// Why it failed or was retried.
+    pub reason: Option<String>,
+    /// WeChat's msgid once sent.
+    pub msgid: Option<i64>,
+}
+
+fn check_request(request: &SendRequest) -> Result<(), MessageError> {
+    let bad = |m: &str| Err(MessageError::InvalidData(m.to_owned()));
+    if request.template_id.is_empty() || request.template_id.len() > 128 {
+        return bad("template_id must be 1 to 128 characters");
+    }
+    if request.page.as_ref().is_some_and(|p| p.len() > 512) {
+        return bad("page must be at most 512 characters");
+    }
+    if let Some(state) = &request.miniprogram_state
+        && !["developer", "trial", "formal"].contains(&state.as_str())
+    {
+        return bad("miniprogram_state must be developer, trial or formal");
+    }
+    if let Some(lang) = &request.lang
+        && !["zh_CN", "en_US", "zh_HK", "zh_TW"].contains(&lang.as_str())
+    {
+        return bad("lang must be zh_CN, en_US, zh_HK or zh_TW");
+    }
+    Ok(())
+}
+
+impl Messages {
+    /// Checks and queues a message; returns its queue id. Nothing is queued, and no
+    /// quota is used, when the data breaks the template's rules; a one-time template
+    /// needs (and uses up) one send of the user's quota.
+    pub async fn send(&self, ctx: &AppContext, request: SendRequest) -> Result<i64, MessageError> {
+        check_request(&request)?;
+        let template = self.template(ctx, &request.template_id).await?;
+        let data = checked_data(&template, &request.data)?;
+        if weapp::auth::users::openid_of(ctx.db(), request.touser)
+            .await?
+            .is_none()
+        {
+            return Err(MessageError::UnknownUser(request.touser));
+        }
+        let now = now_ms();
+        let data = Value::Object(data).to_string();
+        let options = serde_json::json!({
+            "page": request.page,
+            "miniprogram_state": request.miniprogram_state,
+            "lang": request.lang,
+        })
+        .to_string();
+        let mut conn = self.db.conn().await?;
+        let id = transaction!(conn, weapp::db::Isolation::BackendDefault, |c, backend| {
+            if template.kind == ONE_TIME {
+                let used = diesel::update(
+                    quotas::table
+                        .find((request.touser, &request.template_id))
+                        .filter(quotas::remaining.gt(0)),
+                )
+                .set((
+                    quotas::remaining.eq(quotas::remaining - 1),
+                    quotas::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+                if used != 1 {
+                    return Err(MessageError::NoQuota {
+                        user_id: request.touser,
+                        template_id: request.template_id.clone(),
+                    });
+                }
+            }
+            diesel::insert_into(queue::table)
+                .values((
+                    queue::user_id.eq(request.touser),
+                    queue::template_id.eq(&request.template_id),
+                    queue::data.eq(&data),
+                    queue::options.eq(&options),
+                    queue::state.eq("pending"),
+                    queue::attempts.eq(0),
+                    queue::next_attempt_at.eq(now),
+                    queue::created_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+            let last_id = match backend {
+                weapp::db::Backend::Postgres => "lastval()",
+                weapp::db::Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
+                weapp::db::Backend::Sqlite => "last_insert_rowid()",
+            };
+            let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(last_id))
+                .get_result(c)
+                .await?;
+            Ok::<_, MessageError>(id)
+        })?;
+        Ok(id)
+    }
+
+    /// One queued message.
+    pub async fn queued(&self, id: i64) -> Result<Option<QueuedMessage>, MessageError> {
+        let mut conn = self.db.conn().await?;
+        Ok(with_conn!(conn, |c| {
+            queue::table
+                .find(id)
+                .select(QueuedMessage::as_select())
+                .first(c)
+                .await
+                .optional()
+        })?)
+    }
+
+    /// Claims up to `message.batch_size` due messages for this worker: pending ones,
+    /// and claimed ones whose worker's lease ran out. Returns `(id, token)` pairs.
+    pub async fn claim(&self, now: i64) -> Result<Vec<(i64, i64)>, MessageError> {
+        let token = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+        let claimable = queue::state
+            .eq("pending")
+            .and(queue::next_attempt_at.le(now))
+            .or(queue::state.eq("claimed").and(queue::locked_until.lt(now)));
+        let mut conn = self.db.conn().await?;
+        let due: Vec<i64> = with_conn!(conn, |c| {
+            queue::table
+                .filter(claimable)
+                .order(queue::id)
+                .select(queue::id)
+                .limit(self.config.batch_size)
+                .load(c)
+                .await
+        })?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claimed: Vec<i64> = with_conn!(conn, |c| {
+            diesel::update(
+                queue::table
+                    .filter(queue::id.eq_any(&due))
+                    .filter(claimable),
+            )
+            .set((
+                queue::state.eq("claimed"),
+                queue::locked_until.eq(now + self.config.lease_ms),
+                queue::claim_token.eq(token),
+            ))
+            .execute(c)
+            .await?;
+            queue::table
+                .filter(queue::id.eq_any(&due))
+                .filter(queue::claim_token.eq(token))
+                .filter(queue::state.eq("claimed"))
+                .order(queue::id)
+                .select(queue::id)
+                .load(c)
+                .await
+        })?;
+        Ok(claimed.into_iter().map(|id| (id, token)).collect())
+    }
+
+    /// Records messages whose worker stopped while sending them as failed with an
+    /// unknown outcome (they may have reached the user; they are never sent twice).
+    pub async fn recover_interrupted(&self, now: i64) -> Result<usize, MessageError> {
+        let mut conn = self.db.conn().await?;
+        Ok(with_conn!(conn, |c| {
+            diesel::update(
+                queue::table
+                    .filter(queue::state.eq("sending"))
+                    .filter(queue::locked_until.lt(now)),
+            )
+            .set((
+                queue::state.eq("failed"),
+                queue::reason.eq("unknown_outcome: the worker stopped while sending"),
+                queue::finished_at.eq(now),
+                queue::locked_until.eq(None::<i64>),
+            ))
+            .execute(c)
+            .await
+        })?)
+    }
+
+    /// Sends one claimed message; returns its final or retry state.
+    pub async fn deliver(
+        &self,
+        ctx: &AppContext,
+        id: i64,
+        token: i64,
+    ) -> Result<String, MessageError> {
+        let now = now_ms();
+        let mut conn = self.db.conn().await?;
+        // Committed before calling WeChat: from here on, a stop means "unknown outcome".
+        let sending = with_conn!(conn, |c| {
+            diesel::update(
+                queue::table
+                    .find(id)
+                    .filter(queue::claim_token.eq(token))
+                    .filter(queue::state.eq("claimed")),
+            )
+            .set((
+                queue::state.eq("sending"),
+                queue::attempts.eq(queue::attempts + 1),
+                queue::locked_until.eq(now + self.config.lease_ms),
+            ))
+            .execute(c)
+            .await
+        })?;
+        if sending != 1 {
+            return Ok("lost_claim".to_owned());
+        }
+        type Row = (i64, String, String, String, i32);
+        let (user_id, template_id, data, options, attempts): Row = with_conn!(conn, |c| {
+            queue::table
+                .find(id)
+                .select((
+                    queue::user_id,
+                    queue::template_id,
+                    queue::data,
+                    queue::options,
+                    queue::attempts,
+                ))
+                .first(c)
+                .await
+        })?;
+        drop(conn);
+        let outcome = match weapp::auth::users::openid_of(ctx.db(), user_id).await? {
+            None => Err(WechatError::Api {
+                errcode: weapp::wechat::errcode::INVALID_OPENID,
+                errmsg: "the user no longer exists".into(),
+            }),
+            Some(openid) => {
+                let options: Value = serde_json::from_str(&options).unwrap_or_default();
+                let text = |key: &str| options.get(key).and_then(Value::as_str).map(str::to_owned);
+                let message = SubscribeMessage {
+                    touser: openid,
+                    template_id: template_id.clone(),
+                    page: text("page"),
+                    data: serde_json::from_str(&data).unwrap_or_default(),
+                    miniprogram_state: text("miniprogram_state"),
+                    lang: text("lang"),
+                };
+                match ctx.wechat() {
+                    Ok(client) => client.send_subscribe_message(&message).await,
+                    Err(e) => Err(WechatError::Unexpected(e.to_string())),
+                }
+            }
+        };
+        let now = now_ms();
+        let (state, msgid, errcode, reason, next) = match &outcome {
+            Ok(msgid) => ("sent", Some(*msgid), None, None, now),
+            Err(e) if e.is_transient() && attempts < self.config.max_attempts => {
+                let wait = self.backoff_ms(attempts);
+                (
+                    "pending",
+                    None,
+                    e.errcode(),
+                    Some(e.to_string()),
+                    now + wait,
+                )
+            }
+            Err(e) => {
+                if e.errcode() == Some(weapp::wechat::errcode::NO_SUBSCRIPTION) {
+                    // A business outcome, not an error: WeChat holds no subscription.
+                    tracing::info!(message_id = id, "no subscription at WeChat; recorded");
+                    self.clear_quota(user_id, &template_id).await?;
+                } else {
+                    tracing::warn!(message_id = id, error = %e, "subscribe message failed");
+                }
+                ("failed", None, e.errcode(), Some(e.to_string()), now)
+            }
+        };
+        let finished = (state != "pending").then_some(now);
+        let mut conn = self.db.conn().await?;
+        with_conn!(conn, |c| {
+            diesel::update(queue::table.find(id))
+                .set((
+                    queue::state.eq(state),
+                    queue::msgid.eq(msgid),
+                    queue::errcode.eq(errcode),
+                    queue::reason.eq(reason),
+                    queue::next_attempt_at.eq(next),
+                    queue::finished_at.eq(finished),
+                    queue::locked_until.eq(None::<i64>),
+                    queue::claim_token.eq(None::<i64>),
+                ))
+                .execute(c)
+                .await
+        })?;
+        Ok(state.to_owned())
+    }
+
+    /// Recovers interrupted sends, then claims and sends what is due; returns how
+    /// many messages were attempted.
+    pub async fn deliver_due(&self, ctx: &AppContext) -> Result<usize, MessageError> {
+        let now = now_ms();
+        self.recover_interrupted(now).await?;
+        let claimed = self.claim(now).await?;
+        for (id, token) in &claimed {
+            self.deliver(ctx, *id, *token).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    fn backoff_ms(&self, attempts: i32) -> i64 {
+        let exponent = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        self.config
+            .base_backoff_ms
+            .saturating_mul(1 << exponent)
+            .min(self.config.max_backoff_ms)
+    }
+}
+
+/// The worker: sends due messages until shutdown, pausing when idle.
+pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
+    let Some(messages) = ctx.get::<Messages>() else {
+        return;
+    };
+    let idle = std::time::Duration::from_millis(messages.config.poll_interval_ms.max(1));
+    while !shutdown.is_shutting_down() {
+        let pause = match messages.deliver_due(&ctx).await {
+            Ok(0) => idle,
+            Ok(_) => std::time::Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(error = %e, "message delivery failed");
+                idle
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}

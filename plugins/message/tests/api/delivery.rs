@@ -1,0 +1,244 @@
+//! The queue: sending, quotas, WeChat's final and retryable errors, and stops.
+
+use serde_json::json;
+use weapp::db::Backend;
+use weapp::testing::TestApp;
+
+use crate::support::*;
+
+async fn send_and_quota(backend: Backend) {
+    let app = builder(backend).spawn().await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_receiver").await;
+    let refused = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        weapp::Error::from(refused).code(),
+        "no_subscription_quota",
+        "no send without quota"
+    );
+
+    subscribe(&app, "o_receiver", user_id, &template, 1).await;
+    let id = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let sent = settled(&app, id).await;
+    assert_eq!((sent.state.as_str(), sent.attempts), ("sent", 1));
+    assert!(sent.msgid.is_some());
+    let delivered = sandbox_messages(&app).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0]["touser"], "o_receiver",
+        "addressed by the user's openid"
+    );
+    assert_eq!(delivered[0]["data"]["thing1"]["value"], "茉莉绿茶");
+    assert_eq!(delivered[0]["page"], "pages/order/detail?id=1");
+
+    assert_eq!(messages(&app).quota(user_id, &template).await.unwrap(), 0);
+    let again = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap_err();
+    assert_eq!(weapp::Error::from(again).code(), "no_subscription_quota");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_is_sent_once_and_uses_its_quota_on_sqlite() {
+    send_and_quota(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_message_is_sent_once_and_uses_its_quota_on_postgres() {
+    send_and_quota(Backend::Postgres).await;
+}
+
+async fn fault(app: &TestApp, fault: serde_json::Value) {
+    app.sandbox_post("/__sandbox/faults", fault).await;
+}
+
+#[tokio::test]
+async fn final_wechat_errors_are_recorded_with_their_reason() {
+    let app = builder(Backend::Postgres).spawn().await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_final").await;
+
+    // 43101: WeChat holds no subscription although we counted one.
+    messages(&app)
+        .grant_quota(user_id, &template, 2)
+        .await
+        .unwrap();
+    let id = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let failed = settled(&app, id).await;
+    assert_eq!(
+        (failed.state.as_str(), failed.errcode, failed.attempts),
+        ("failed", Some(43101), 1)
+    );
+    assert_eq!(
+        messages(&app).quota(user_id, &template).await.unwrap(),
+        0,
+        "quota resynced"
+    );
+
+    for errcode in [47003, 40037] {
+        subscribe(&app, "o_final", user_id, &template, 1).await;
+        fault(
+            &app,
+            json!({"endpoint": "/cgi-bin/message/subscribe/send", "errcode": errcode, "count": 1}),
+        )
+        .await;
+        let id = messages(&app)
+            .send(&app.ctx, request(user_id, &template))
+            .await
+            .unwrap();
+        let failed = settled(&app, id).await;
+        assert_eq!(
+            (failed.state.as_str(), failed.errcode, failed.attempts),
+            ("failed", Some(errcode), 1)
+        );
+        assert!(failed.reason.unwrap().contains(&errcode.to_string()));
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn busy_and_server_errors_are_retried_with_backoff() {
+    let app = builder(Backend::Sqlite)
+        .set("message.max_attempts", 3)
+        .spawn()
+        .await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_retry").await;
+
+    subscribe(&app, "o_retry", user_id, &template, 1).await;
+    fault(
+        &app,
+        json!({"endpoint": "/cgi-bin/message/subscribe/send", "errcode": -1, "count": 2}),
+    )
+    .await;
+    let id = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let sent = settled(&app, id).await;
+    assert_eq!(
+        (sent.state.as_str(), sent.attempts),
+        ("sent", 3),
+        "two -1 answers, then sent"
+    );
+    assert_eq!(sandbox_messages(&app).await.len(), 1);
+
+    subscribe(&app, "o_retry", user_id, &template, 1).await;
+    fault(
+        &app,
+        json!({"endpoint": "/cgi-bin/message/subscribe/send", "status": 503}),
+    )
+    .await;
+    let id = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let failed = settled(&app, id).await;
+    assert_eq!(
+        (failed.state.as_str(), failed.attempts),
+        ("failed", 3),
+        "gives up after max_attempts"
+    );
+    assert!(failed.reason.unwrap().contains("503"));
+    app.stop().await.unwrap();
+}
+
+/// A worker that stops between claim and send loses nothing: once its lease runs
+/// out, the message is sent, exactly once.
+#[tokio::test]
+async fn a_stop_between_claim_and_send_sends_exactly_once_later() {
+    let app = builder(Backend::Postgres)
+        .set("message.lease_ms", 300)
+        .set("message.poll_interval_ms", 3_600_000)
+        .spawn()
+        .await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_crash").await;
+    subscribe(&app, "o_crash", user_id, &template, 1).await;
+    let messages = messages(&app);
+    let id = messages
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let claimed = messages.claim(now).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.0).collect::<Vec<_>>(), [id]);
+    // ...the claiming worker stops here. Within the lease nobody else takes it:
+    assert!(messages.claim(now + 100).await.unwrap().is_empty());
+    assert!(sandbox_messages(&app).await.is_empty());
+
+    // A restarted worker, after the lease:
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(messages.deliver_due(&app.ctx).await.unwrap(), 1);
+    assert_eq!(messages.deliver_due(&app.ctx).await.unwrap(), 0);
+    let sent = messages.queued(id).await.unwrap().unwrap();
+    assert_eq!(sent.state, "sent");
+    assert_eq!(sandbox_messages(&app).await.len(), 1, "sent exactly once");
+    // The first worker's claim is void: it cannot send again.
+    assert_eq!(
+        messages
+            .deliver(&app.ctx, claimed[0].0, claimed[0].1)
+            .await
+            .unwrap(),
+        "lost_claim"
+    );
+    assert_eq!(sandbox_messages(&app).await.len(), 1);
+    app.stop().await.unwrap();
+}
+
+/// A worker that stops while sending (WeChat may have delivered it) leaves the
+/// message recorded as failed with an unknown outcome, never sent twice.
+#[tokio::test]
+async fn a_stop_while_sending_is_recorded_failed_not_resent() {
+    let app = builder(Backend::Sqlite)
+        .set("message.lease_ms", 200)
+        .set("message.poll_interval_ms", 3_600_000)
+        .spawn()
+        .await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_crash_sending").await;
+    subscribe(&app, "o_crash_sending", user_id, &template, 1).await;
+    let messages = messages(&app);
+    let id = messages
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let claimed = messages
+        .claim(chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap();
+    // The worker marks it sending, then the call to WeChat hangs and the process dies.
+    fault(
+        &app,
+        json!({"endpoint": "/cgi-bin/message/subscribe/send", "latency_ms": 800, "count": 1}),
+    )
+    .await;
+    let worker = {
+        let ctx = app.ctx.clone();
+        let messages = messages.clone();
+        let (id, token) = claimed[0];
+        tokio::spawn(async move { messages.deliver(&ctx, id, token).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    worker.abort();
+    assert_eq!(messages.queued(id).await.unwrap().unwrap().state, "sending");
+
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    messages.deliver_due(&app.ctx).await.unwrap();
+    let failed = messages.queued(id).await.unwrap().unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(failed.reason.unwrap().starts_with("unknown_outcome"));
+    app.stop().await.unwrap();
+}
