@@ -2,11 +2,13 @@
 
 // Referenced only like this, as an app references its plugins: the linker would
 // otherwise drop the crate and its registration.
+use example_app as _;
 use weapp_audit as _;
 use weapp_message as _;
 use weapp_order as _;
 use weapp_probe_plugin as _;
 
 mod audit;
+mod journey;
 mod privacy;
 mod registration;

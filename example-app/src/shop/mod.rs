@@ -1,4 +1,7 @@
-//! The shop's own plugin: demo products for a fresh embedded database.
+//! The shop's own plugin: demo products for a fresh embedded database, and a
+//! subscribe message to the buyer when an order is paid.
+
+mod paid_message;
 
 use serde::Deserialize;
 use weapp::{AppContext, Plugin};
@@ -10,6 +13,9 @@ use weapp_order::{NewProduct, Orders};
 struct ShopConfig {
     /// Adds a few products when the catalogue is empty (the embedded default does).
     seed_demo_products: bool,
+    /// Title of the app's subscribe template used to tell a buyer the order is
+    /// paid; empty turns the message off.
+    paid_template_title: String,
 }
 
 /// Seeds the catalogue on first run.
@@ -46,7 +52,7 @@ impl Plugin for ShopPlugin {
     }
 
     fn dependencies(&self) -> &'static [&'static str] {
-        &["order"]
+        &["order", "message"]
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
@@ -54,6 +60,9 @@ impl Plugin for ShopPlugin {
         let Some(orders) = ctx.get::<Orders>() else {
             return Ok(());
         };
+        if !config.paid_template_title.is_empty() {
+            paid_message::subscribe(ctx, config.paid_template_title.clone());
+        }
         if config.seed_demo_products {
             let added = orders.seed_products(&demo_products()).await?;
             if added > 0 {
