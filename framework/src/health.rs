@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
-use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::AppContext;
@@ -55,13 +55,7 @@ pub struct Readiness {
     pub checks: std::collections::BTreeMap<String, Check>,
 }
 
-/// Mounts both endpoints.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
-}
-
-async fn healthz(ctx: AppContext) -> HttpResponse {
+pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
     let build = ctx.build_info();
     let started = ctx.started_at();
     json(
@@ -88,7 +82,7 @@ fn check(backend: &str, result: Result<(), String>) -> Check {
     }
 }
 
-async fn readyz(ctx: AppContext) -> HttpResponse {
+pub(crate) async fn readyz(ctx: AppContext) -> HttpResponse {
     let timeout = Duration::from_millis(ctx.config().health.check_timeout_ms);
     let kv_check = async {
         match tokio::time::timeout(timeout, ctx.kv().ping()).await {

@@ -5,6 +5,7 @@
 //! Handlers receive the shared [`AppContext`] and fail with the one [`Error`] type,
 //! which every client sees as `{"code", "message", "request_id"}`.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -10,5 +10,6 @@ use weapp_probe_plugin as _;
 
 mod audit;
 mod journey;
+mod openapi;
 mod privacy;
 mod registration;

@@ -49,8 +49,7 @@ impl Server {
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
-                .configure(crate::health::routes)
-                .route("/metrics", web::get().to(crate::observe::metrics::endpoint))
+                .configure(crate::api::routes)
                 .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
                 .configure(move |c| {
                     for plugin in &plugins {

@@ -16,13 +16,45 @@ use crate::{AppContext, Error};
 const SESSION_KEY: FieldContext = FieldContext::new("sessions", "session_key");
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/auth/login", web::post().to(login))
-        .route("/api/auth/refresh", web::post().to(refresh))
-        .route("/api/auth/logout", web::post().to(logout))
-        .route("/api/auth/logout-all", web::post().to(logout_all))
-        .route("/api/auth/profile", web::post().to(profile))
-        .route("/api/auth/phone", web::post().to(phone))
-        .route("/api/me", web::get().to(me));
+    use crate::api::{Access, ApiRoutes};
+    ApiRoutes::new(cfg)
+        .post(
+            "/api/auth/login",
+            "Log in with a wx.login code",
+            Access::Public,
+            login,
+        )
+        .post(
+            "/api/auth/refresh",
+            "Rotate the refresh token",
+            Access::Public,
+            refresh,
+        )
+        .post("/api/auth/logout", "End this session", Access::User, logout)
+        .post(
+            "/api/auth/logout-all",
+            "End every session of the user",
+            Access::User,
+            logout_all,
+        )
+        .post(
+            "/api/auth/profile",
+            "Store the profile from encryptedData",
+            Access::User,
+            profile,
+        )
+        .post(
+            "/api/auth/phone",
+            "Store the phone number from a getPhoneNumber code",
+            Access::User,
+            phone,
+        )
+        .get(
+            "/api/me",
+            "The caller: id, nickname, avatar, masked phone",
+            Access::User,
+            me,
+        );
 }
 
 fn auth(ctx: &AppContext) -> Result<std::sync::Arc<Auth>, Error> {

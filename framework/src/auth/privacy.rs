@@ -13,8 +13,20 @@ use crate::plugin::EnabledPlugins;
 use crate::{AppContext, Error};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/me/export", web::get().to(export))
-        .route("/api/me", web::delete().to(erase));
+    use crate::api::{Access, ApiRoutes};
+    ApiRoutes::new(cfg)
+        .get(
+            "/api/me/export",
+            "Everything held about the caller, decrypted",
+            Access::User,
+            export,
+        )
+        .delete(
+            "/api/me",
+            "Erase the caller's personal data",
+            Access::User,
+            erase,
+        );
 }
 
 fn plugins(ctx: &AppContext) -> Vec<&'static dyn crate::Plugin> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use weapp::actix_web::{HttpResponse, web};
+use weapp::api::{Access, ApiRoutes};
 use weapp::auth::AdminCaller;
 use weapp::events::Event;
 use weapp::wechat::{PushMessage, push_ack, verify_url};
@@ -15,20 +16,42 @@ use crate::service::Messages;
 pub const PUSH_PATH: &str = "/wechat/push";
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(PUSH_PATH, web::get().to(verify_url))
-        .route(PUSH_PATH, web::post().to(receive_push))
-        .route(
+    ApiRoutes::new(cfg)
+        .get(
+            PUSH_PATH,
+            "WeChat push URL verification (echostr)",
+            Access::Signed,
+            verify_url,
+        )
+        .post(
+            PUSH_PATH,
+            "WeChat message push (published as wechat.push.<Event>)",
+            Access::Signed,
+            receive_push,
+        )
+        .get(
             "/api/admin/message-templates",
-            web::get().to(list_templates),
+            "The app's subscribe templates",
+            Access::Admin,
+            list_templates,
         )
-        .route("/api/admin/message-templates", web::post().to(add_template))
-        .route(
+        .post(
+            "/api/admin/message-templates",
+            "Add a library template",
+            Access::Admin,
+            add_template,
+        )
+        .post(
             "/api/admin/message-templates/sync",
-            web::post().to(sync_templates),
+            "Refresh templates from WeChat",
+            Access::Admin,
+            sync_templates,
         )
-        .route(
+        .delete(
             "/api/admin/message-templates/{id}",
-            web::delete().to(delete_template),
+            "Delete a template",
+            Access::Admin,
+            delete_template,
         );
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use weapp::actix_web::http::StatusCode;
 use weapp::actix_web::{HttpRequest, HttpResponse, web};
+use weapp::api::{Access, ApiRoutes};
 use weapp::auth::AuthUser;
 use weapp::error::JSON_UTF8;
 use weapp::{AppContext, Error};
@@ -17,13 +18,49 @@ use crate::transitions::{CancelReason, PaymentOutcome};
 
 /// Mounts the plugin's routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/products", web::get().to(list_products))
-        .route("/api/products/{id}", web::get().to(get_product))
-        .route("/api/orders", web::post().to(create_order))
-        .route("/api/orders", web::get().to(list_orders))
-        .route("/api/orders/{id}", web::get().to(get_order))
-        .route("/api/orders/{id}/cancel", web::post().to(cancel_order))
-        .route("/api/pay/notify", web::post().to(pay_notify));
+    ApiRoutes::new(cfg)
+        .get(
+            "/api/products",
+            "Products for sale, paginated",
+            Access::Public,
+            list_products,
+        )
+        .get(
+            "/api/products/{id}",
+            "One product",
+            Access::Public,
+            get_product,
+        )
+        .post(
+            "/api/orders",
+            "Place an order (Idempotency-Key header)",
+            Access::User,
+            create_order,
+        )
+        .get(
+            "/api/orders",
+            "The caller's orders, newest first",
+            Access::User,
+            list_orders,
+        )
+        .get(
+            "/api/orders/{id}",
+            "One of the caller's orders",
+            Access::User,
+            get_order,
+        )
+        .post(
+            "/api/orders/{id}/cancel",
+            "Cancel a pending order and restock",
+            Access::User,
+            cancel_order,
+        )
+        .post(
+            "/api/pay/notify",
+            "Payment notification (X-Pay-Timestamp, X-Pay-Signature)",
+            Access::Signed,
+            pay_notify,
+        );
 }
 
 fn orders(ctx: &AppContext) -> Result<Arc<Orders>, Error> {

@@ -18,7 +18,12 @@ impl weapp::Plugin for ProbePlugin {
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
-        cfg.route("/probe", web::get().to(probe));
+        weapp::api::ApiRoutes::new(cfg).get(
+            "/probe",
+            "The probe plugin's route",
+            weapp::api::Access::Public,
+            probe,
+        );
     }
 
     fn migrations(&self) -> &'static [weapp::db::Migration] {

@@ -1,0 +1,262 @@
+//! Route registration that documents itself: [`ApiRoutes`] mounts a handler and
+//! records its method, path, summary and access in one call, so
+//! `GET /api/openapi.json` (OpenAPI 3) is built from the routes the server really
+//! has and cannot drift from them.
+//!
+//! ```no_run
+//! use weapp::actix_web::{HttpResponse, web};
+//! use weapp::api::{Access, ApiRoutes};
+//!
+//! async fn hello() -> HttpResponse {
+//!     HttpResponse::Ok().finish()
+//! }
+//!
+//! fn routes(cfg: &mut web::ServiceConfig) {
+//!     ApiRoutes::new(cfg).get("/api/hello", "Says hello", Access::Public, hello);
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, web};
+use serde_json::{Value, json};
+
+use crate::AppContext;
+
+/// Who may call a route; becomes its OpenAPI `security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A logged-in user: `Authorization: Bearer <access token>`.
+    User,
+    /// An operator: `X-Admin-Token`.
+    Admin,
+    /// A server calling back with its own signature (payment provider, WeChat push).
+    Signed,
+}
+
+/// One documented operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// `get`, `post`, `delete`...
+    pub method: &'static str,
+    /// actix pattern, e.g. `/api/orders/{id}`.
+    pub path: &'static str,
+    /// One line for the document.
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+fn registry() -> &'static Mutex<BTreeMap<(&'static str, &'static str), Operation>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<(&'static str, &'static str), Operation>>> =
+        OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// Every operation registered in this process, by path then method.
+pub fn operations() -> Vec<Operation> {
+    registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect()
+}
+
+/// Mounts documented routes on a [`web::ServiceConfig`].
+pub struct ApiRoutes<'a> {
+    cfg: &'a mut web::ServiceConfig,
+}
+
+impl<'a> ApiRoutes<'a> {
+    /// Wraps the config a plugin's `routes` receives.
+    pub fn new(cfg: &'a mut web::ServiceConfig) -> Self {
+        ApiRoutes { cfg }
+    }
+
+    fn add<F, Args>(
+        &mut self,
+        method: &'static str,
+        route: actix_web::Route,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        registry().lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (path, method),
+            Operation {
+                method,
+                path,
+                summary,
+                access,
+            },
+        );
+        self.cfg.route(path, route.to(handler));
+        self
+    }
+
+    /// `GET path`.
+    pub fn get<F, Args>(
+        &mut self,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add("get", web::get(), path, summary, access, handler)
+    }
+
+    /// `POST path`.
+    pub fn post<F, Args>(
+        &mut self,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add("post", web::post(), path, summary, access, handler)
+    }
+
+    /// `DELETE path`.
+    pub fn delete<F, Args>(
+        &mut self,
+        path: &'static str,
+        summary: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add("delete", web::delete(), path, summary, access, handler)
+    }
+}
+
+/// The OpenAPI 3 document of the operations registered so far.
+pub fn document(title: &str, version: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    for op in operations() {
+        let tag = op
+            .path
+            .split('/')
+            .find(|s| !s.is_empty() && *s != "api")
+            .unwrap_or("root");
+        let parameters: Vec<Value> = op
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let security = match op.access {
+            Access::Public => json!([]),
+            Access::User => json!([{"bearer": []}]),
+            Access::Admin => json!([{"admin": []}]),
+            Access::Signed => json!([{"signature": []}]),
+        };
+        let operation_id = format!(
+            "{}_{}",
+            op.method,
+            op.path
+                .trim_matches('/')
+                .replace(['/', '-'], "_")
+                .replace(['{', '}'], "")
+        );
+        let entry = json!({
+            "summary": op.summary,
+            "operationId": operation_id,
+            "tags": [tag],
+            "parameters": parameters,
+            "security": security,
+            "responses": {
+                "200": {"description": "Success"},
+                "default": {
+                    "description": "An error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        });
+        paths
+            .entry(op.path.to_owned())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|methods| methods.insert(op.method.to_owned(), entry));
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "admin": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
+                "signature": {"type": "apiKey", "in": "header", "name": "X-Pay-Signature"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "description": "stable, machine-readable"},
+                        "message": {"type": "string"},
+                        "request_id": {"type": "string"},
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub(crate) async fn openapi(ctx: AppContext) -> HttpResponse {
+    HttpResponse::Ok().json(document("weapp API", &ctx.build_info().version))
+}
+
+/// Mounts the framework's own documented routes: health, metrics and the document.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    ApiRoutes::new(cfg)
+        .get(
+            "/healthz",
+            "Liveness: version, build, uptime",
+            Access::Public,
+            crate::health::healthz,
+        )
+        .get(
+            "/readyz",
+            "Readiness: database and key-value store",
+            Access::Public,
+            crate::health::readyz,
+        )
+        .get(
+            "/metrics",
+            "Prometheus metrics (optional bearer token)",
+            Access::Public,
+            crate::observe::metrics::endpoint,
+        )
+        .get(
+            "/api/openapi.json",
+            "This document",
+            Access::Public,
+            openapi,
+        );
+}
