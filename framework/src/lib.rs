@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod crypto;
 pub mod db;
 pub mod error;

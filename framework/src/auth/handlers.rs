@@ -228,6 +228,9 @@ async fn profile(
         &body.iv,
     )?;
     let clip = |s: Option<String>, max: usize| s.map(|s| s.chars().take(max).collect::<String>());
+    if let Some(nickname) = &decoded.nick_name {
+        crate::content::check_user_text(&ctx, user.user_id, nickname).await?;
+    }
     users::update_profile(
         ctx.db(),
         user.user_id,

@@ -45,3 +45,16 @@ impl Messages {
         }
     }
 }
+
+/// The message plugin's [`weapp::content::ContentCheck`]: `msg_sec_check`.
+pub(crate) struct WechatContentCheck;
+
+#[weapp::async_trait::async_trait]
+impl weapp::content::ContentCheck for WechatContentCheck {
+    async fn check(&self, ctx: &AppContext, user_id: i64, text: &str) -> weapp::Result<()> {
+        match ctx.get::<Messages>() {
+            Some(messages) => messages.check_text(ctx, user_id, text).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -71,6 +71,7 @@ impl Plugin for MessagePlugin {
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
         let config: MessageConfig = ctx.config().section("message")?;
         ctx.insert(Messages::new(config, ctx.db().clone()));
+        weapp::content::install(ctx, Arc::new(content::WechatContentCheck));
         for topic in [
             "wechat.push.subscribe_msg_popup_event",
             "wechat.push.subscribe_msg_change_event",

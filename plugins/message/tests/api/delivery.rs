@@ -60,9 +60,8 @@ async fn fault(app: &TestApp, fault: serde_json::Value) {
     app.sandbox_post("/__sandbox/faults", fault).await;
 }
 
-#[tokio::test]
-async fn final_wechat_errors_are_recorded_with_their_reason() {
-    let app = builder(Backend::Postgres).spawn().await;
+async fn final_errors(backend: Backend) {
+    let app = builder(backend).spawn().await;
     let template = add_template(&app).await;
     let (_, user_id) = app.login("o_final").await;
 
@@ -107,9 +106,8 @@ async fn final_wechat_errors_are_recorded_with_their_reason() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn busy_and_server_errors_are_retried_with_backoff() {
-    let app = builder(Backend::Sqlite)
+async fn retried_errors(backend: Backend) {
+    let app = builder(backend)
         .set("message.max_attempts", 3)
         .spawn()
         .await;
@@ -156,9 +154,8 @@ async fn busy_and_server_errors_are_retried_with_backoff() {
 
 /// A worker that stops between claim and send loses nothing: once its lease runs
 /// out, the message is sent, exactly once.
-#[tokio::test]
-async fn a_stop_between_claim_and_send_sends_exactly_once_later() {
-    let app = builder(Backend::Postgres)
+async fn stop_after_claim(backend: Backend) {
+    let app = builder(backend)
         .set("message.lease_ms", 300)
         .set("message.poll_interval_ms", 3_600_000)
         .spawn()
@@ -200,9 +197,8 @@ async fn a_stop_between_claim_and_send_sends_exactly_once_later() {
 
 /// A worker that stops while sending (WeChat may have delivered it) leaves the
 /// message recorded as failed with an unknown outcome, never sent twice.
-#[tokio::test]
-async fn a_stop_while_sending_is_recorded_failed_not_resent() {
-    let app = builder(Backend::Sqlite)
+async fn stop_while_sending(backend: Backend) {
+    let app = builder(backend)
         .set("message.lease_ms", 200)
         .set("message.poll_interval_ms", 3_600_000)
         .spawn()
@@ -241,4 +237,44 @@ async fn a_stop_while_sending_is_recorded_failed_not_resent() {
     assert_eq!(failed.state, "failed");
     assert!(failed.reason.unwrap().starts_with("unknown_outcome"));
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn final_wechat_errors_are_recorded_on_sqlite() {
+    final_errors(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn final_wechat_errors_are_recorded_on_postgres() {
+    final_errors(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn busy_and_server_errors_are_retried_on_sqlite() {
+    retried_errors(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn busy_and_server_errors_are_retried_on_postgres() {
+    retried_errors(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_stop_between_claim_and_send_sends_exactly_once_on_sqlite() {
+    stop_after_claim(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_stop_between_claim_and_send_sends_exactly_once_on_postgres() {
+    stop_after_claim(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_stop_while_sending_is_recorded_failed_on_sqlite() {
+    stop_while_sending(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_stop_while_sending_is_recorded_failed_on_postgres() {
+    stop_while_sending(Backend::Postgres).await;
 }

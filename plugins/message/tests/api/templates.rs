@@ -69,9 +69,8 @@ async fn admin_routes_need_the_admin_token_not_a_user_token() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn data_is_checked_against_the_template_before_any_call() {
-    let app = builder(Backend::Sqlite).spawn().await;
+async fn data_checks(backend: Backend) {
+    let app = builder(backend).spawn().await;
     let template = add_template(&app).await;
     let (_, user_id) = app.login("o_rules").await;
     messages(&app)
@@ -146,5 +145,88 @@ async fn risky_user_text_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "risky_content");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn data_is_checked_before_any_call_on_sqlite() {
+    data_checks(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn data_is_checked_before_any_call_on_postgres() {
+    data_checks(Backend::Postgres).await;
+}
+
+/// The profile's nickname is user text: the installed content check runs before it
+/// is stored, and a risky one is refused with nothing stored.
+#[tokio::test]
+async fn a_risky_nickname_is_refused_before_it_is_stored() {
+    use aes::cipher::block_padding::Pkcs7;
+    use aes::cipher::{BlockModeEncrypt, KeyIvInit};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    let app = builder(Backend::Sqlite).spawn().await;
+    let fixture = app
+        .sandbox_post("/__sandbox/login", json!({"openid": "o_nick"}))
+        .await;
+    let login: serde_json::Value = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"code": fixture["code"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let session_key = fixture["session_key"].as_str().unwrap();
+    let profile = |nickname: &str| {
+        let key: [u8; 16] = STANDARD.decode(session_key).unwrap().try_into().unwrap();
+        let iv = [3u8; 16];
+        let plain = json!({
+            "nickName": nickname,
+            "watermark": {"appid": weapp::testing::SANDBOX_APPID, "timestamp": 1_700_000_000},
+        })
+        .to_string();
+        let ct = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+            .encrypt_padded_vec::<Pkcs7>(plain.as_bytes());
+        json!({"encryptedData": STANDARD.encode(ct), "iv": STANDARD.encode(iv)})
+    };
+    let send = |body: serde_json::Value| {
+        let request = app
+            .client
+            .post(app.url("/api/auth/profile"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, me) = send(profile("茶友")).await;
+    assert_eq!((status, me["nickname"].as_str()), (200, Some("茶友")));
+    let (status, refused) = send(profile("赌博大王")).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (422, Some("risky_content"))
+    );
+    let me: serde_json::Value = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["nickname"], "茶友",
+        "the refused nickname was not stored"
+    );
     app.stop().await.unwrap();
 }
