@@ -108,6 +108,7 @@ async fn final_errors(backend: Backend) {
 
 async fn retried_errors(backend: Backend) {
     let app = builder(backend)
+        .set("wechat.timeout_ms", 400)
         .set("message.max_attempts", 3)
         .spawn()
         .await;
@@ -131,6 +132,25 @@ async fn retried_errors(backend: Backend) {
         "two -1 answers, then sent"
     );
     assert_eq!(sandbox_messages(&app).await.len(), 1);
+
+    // A timeout is retried too (WeChat may still have delivered the first one: the
+    // sandbox, like WeChat, finishes the slow call after the client gave up).
+    subscribe(&app, "o_retry", user_id, &template, 2).await;
+    fault(
+        &app,
+        json!({"endpoint": "/cgi-bin/message/subscribe/send", "latency_ms": 800, "count": 1}),
+    )
+    .await;
+    let id = messages(&app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    let sent = settled(&app, id).await;
+    assert_eq!(
+        (sent.state.as_str(), sent.attempts),
+        ("sent", 2),
+        "timed out once, then sent"
+    );
 
     subscribe(&app, "o_retry", user_id, &template, 1).await;
     fault(
