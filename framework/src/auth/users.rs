@@ -64,21 +64,13 @@ pub async fn upsert_by_openid(
     openid: &str,
     unionid: Option<&str>,
 ) -> Result<i64, DbError> {
+    if let Some(id) = id_by_openid(db, crypto, openid).await? {
+        return Ok(id);
+    }
     let index = crypto
         .blind_index(&UserOpenid::CONTEXT, &normalize_id(openid))
         .to_vec();
     let mut conn = db.conn().await?;
-    let existing: Option<i64> = with_conn!(conn, |c| {
-        users::table
-            .filter(users::openid_index.eq(&index))
-            .select(users::id)
-            .first(c)
-            .await
-            .optional()
-    })?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
     let now = now_ms();
     let unionid_index = unionid.map(|u| {
         crypto
@@ -112,14 +104,10 @@ pub async fn upsert_by_openid(
     {
         return Err(e.into());
     }
-    let id: i64 = with_conn!(conn, |c| {
-        users::table
-            .filter(users::openid_index.eq(&index))
-            .select(users::id)
-            .first(c)
-            .await
-    })?;
-    Ok(id)
+    drop(conn);
+    id_by_openid(db, crypto, openid)
+        .await?
+        .ok_or(DbError::Query(diesel::result::Error::NotFound))
 }
 
 /// A user by id.

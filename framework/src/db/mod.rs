@@ -85,6 +85,16 @@ impl Backend {
         }
     }
 
+    /// A `BIGINT` expression for the id the last `INSERT` on this connection
+    /// generated: `SELECT` it right after an insert where `RETURNING` is not to hand.
+    pub fn last_insert_id_sql(self) -> &'static str {
+        match self {
+            Backend::Postgres => "lastval()",
+            Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
+            Backend::Sqlite => "last_insert_rowid()",
+        }
+    }
+
     /// Lower-case name, as used in migration folders (`postgres`, `mysql`, `sqlite`).
     pub fn name(self) -> &'static str {
         match self {

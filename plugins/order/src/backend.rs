@@ -212,7 +212,7 @@ impl OrderStatements for AsyncMysqlConnection {
             .execute(self)
             .await?;
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "CAST(LAST_INSERT_ID() AS SIGNED)",
+            weapp::db::Backend::Mysql.last_insert_id_sql(),
         ))
         .get_result(self)
         .await

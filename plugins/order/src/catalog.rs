@@ -102,11 +102,7 @@ impl Orders {
                 ))
                 .execute(c)
                 .await?;
-            let last_id = match backend {
-                weapp::db::Backend::Postgres => "lastval()",
-                weapp::db::Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
-                weapp::db::Backend::Sqlite => "last_insert_rowid()",
-            };
+            let last_id = backend.last_insert_id_sql();
             let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(last_id))
                 .get_result(c)
                 .await?;
