@@ -115,6 +115,31 @@ mod tests {
         );
     }
 
+    /// The example in the session note, computed independently (Python's hashlib
+    /// SM3 over the documented bytes), so the documentation and the code agree.
+    #[test]
+    fn a_documented_row_hashes_to_its_known_value() {
+        let details_hash = sm3_hex(br#"{"client":"wx"}"#);
+        assert_eq!(
+            details_hash,
+            "fb9952a4ba3e923a4fa4544fdcce82e6327a95c633df451b2a1aa92ff7ac2888"
+        );
+        let content = Content {
+            id: 1,
+            at: 1_764_000_000_000,
+            actor: "user:42",
+            action: "auth.login",
+            target: "user:42",
+            request_id: Some("4f1c2b"),
+            details_hash: &details_hash,
+        };
+        assert_eq!(canonical(GENESIS, &content).len(), 142);
+        assert_eq!(
+            row_hash(GENESIS, &content),
+            "fbed3cdaa96f49f752ecdac26d9b4e69f0d7b0f247e4534c44c4e89ffa6a6752"
+        );
+    }
+
     #[test]
     fn every_field_changes_the_hash_and_fields_cannot_shift() {
         let base = row_hash(GENESIS, &content("user:1"));
