@@ -23,6 +23,8 @@ pub struct Health {
     pub started_at: String,
     /// Seconds since start.
     pub uptime_s: i64,
+    /// Requests per second over the last minute.
+    pub qps_1m: f64,
 }
 
 /// One dependency's state in `/readyz`.
@@ -66,6 +68,7 @@ pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
             git_hash: build.git_hash.clone(),
             started_at: started.to_rfc3339(),
             uptime_s: (chrono::Utc::now() - started).num_seconds(),
+            qps_1m: (ctx.request_rate().per_second() * 100.0).round() / 100.0,
         },
     )
 }

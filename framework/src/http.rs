@@ -58,6 +58,9 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id_from(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(ctx) = req.app_data::<web::Data<crate::AppContext>>() {
+        ctx.request_rate().record();
+    }
 
     let outcome = REQUEST_ID
         .scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind())

@@ -33,6 +33,7 @@ struct Inner {
     started_at: DateTime<Utc>,
     shutdown: Shutdown,
     events: crate::events::EventBus,
+    request_rate: crate::observe::rate::RequestRate,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -62,6 +63,7 @@ impl AppContext {
                 started_at: Utc::now(),
                 shutdown: Shutdown::new(),
                 events: crate::events::EventBus::default(),
+                request_rate: crate::observe::rate::RequestRate::default(),
                 extensions: RwLock::new(HashMap::new()),
             }),
         }
@@ -116,6 +118,11 @@ impl AppContext {
     /// The signal background tasks watch to stop.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    /// Requests per second over the last minute, for `/healthz`.
+    pub fn request_rate(&self) -> &crate::observe::rate::RequestRate {
+        &self.inner.request_rate
     }
 
     /// In-process events between plugins; see [`crate::events`].

@@ -184,6 +184,21 @@ pub struct Db {
     backend: Backend,
     id: u64,
     config: Arc<DatabaseConfig>,
+    /// Every worker pool, for statistics.
+    worker_pools: Arc<std::sync::Mutex<Vec<DbPool>>>,
+}
+
+/// Connection-pool figures for metrics, summed over the shared and worker pools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub connections: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Checkouts that had to wait for a connection (since start).
+    pub waited: u64,
+    /// Checkouts that gave up waiting (since start): 503 `database_unavailable`.
+    pub timed_out: u64,
 }
 
 thread_local! {
@@ -209,6 +224,7 @@ impl Db {
             backend,
             id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
             config: Arc::new(config.clone()),
+            worker_pools: Arc::default(),
         })
     }
 
@@ -224,6 +240,10 @@ impl Db {
             Backend::Mysql => DbPool::Mysql(pool::mysql(&self.config, size)),
             Backend::Sqlite => return,
         };
+        self.worker_pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pool.clone());
         WORKER_POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             pools.retain(|(id, _)| *id != self.id);
@@ -270,7 +290,29 @@ impl Db {
             .map_err(|_| DbError::Unavailable(format!("no answer within {timeout:?}")))?
     }
 
-    /// Pool statistics: (open connections, idle connections).
+    /// Figures of every pool of this database, for `/metrics`.
+    pub fn pool_stats(&self) -> PoolStats {
+        let workers = self
+            .worker_pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut total = PoolStats::default();
+        for pool in std::iter::once(&self.pool).chain(workers.iter()) {
+            let state = match pool {
+                DbPool::Postgres(p) => p.state(),
+                DbPool::Mysql(p) => p.state(),
+                DbPool::Sqlite(p) => p.state(),
+            };
+            total.connections += state.connections;
+            total.idle += state.idle_connections;
+            total.waited += state.statistics.get_waited;
+            total.timed_out += state.statistics.get_timed_out;
+        }
+        total
+    }
+
+    /// Shared-pool statistics: (open connections, idle connections).
     pub fn pool_state(&self) -> (u32, u32) {
         let state = match &self.pool {
             DbPool::Postgres(p) => p.state(),

@@ -20,6 +20,10 @@ pub struct RedisStore {
 
 impl From<redis::RedisError> for KvError {
     fn from(err: redis::RedisError) -> Self {
+        crate::observe::upstream::upstream()
+            .kv_errors
+            .with_label_values(&["redis"])
+            .inc();
         KvError(format!("redis: {err}"))
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route}`
 //!   (buckets from 1 ms to 5 s), `http_requests_in_flight`.
-//! - `db_pool_connections`, `db_pool_idle_connections` (read at scrape time).
+//! - `db_pool_connections`, `db_pool_idle_connections`, `db_pool_waited_checkouts`,
+//!   `db_pool_checkout_timeouts` (read at scrape time, summed over every pool).
+//! - WeChat and key-value store families from [`super::upstream`].
 //!
 //! `route` is the matched route pattern (`/api/orders/{id}`), never the raw path, and
 //! every path that matches no route is recorded as `unmatched`, so a scanner cannot
@@ -35,6 +37,8 @@ pub struct Metrics {
     in_flight: IntGauge,
     db_connections: IntGauge,
     db_idle: IntGauge,
+    db_waited: IntGauge,
+    db_timed_out: IntGauge,
 }
 
 impl Metrics {
@@ -64,12 +68,24 @@ impl Metrics {
             .expect("valid metric");
         let db_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections.")
             .expect("valid metric");
+        let db_waited = IntGauge::new(
+            "db_pool_waited_checkouts",
+            "Checkouts that waited for a connection (cumulative since start).",
+        )
+        .expect("valid metric");
+        let db_timed_out = IntGauge::new(
+            "db_pool_checkout_timeouts",
+            "Checkouts that gave up waiting (cumulative since start).",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
             Box::new(in_flight.clone()),
             Box::new(db_connections.clone()),
             Box::new(db_idle.clone()),
+            Box::new(db_waited.clone()),
+            Box::new(db_timed_out.clone()),
         ] {
             registry
                 .register(collector)
@@ -82,6 +98,8 @@ impl Metrics {
             in_flight,
             db_connections,
             db_idle,
+            db_waited,
+            db_timed_out,
         }
     }
 
@@ -128,11 +146,18 @@ impl Metrics {
 
     /// Every family in the Prometheus text format.
     pub fn render(&self, ctx: &AppContext) -> String {
-        let (open, idle) = ctx.db().pool_state();
-        self.db_connections.set(i64::from(open));
-        self.db_idle.set(i64::from(idle));
+        let pools = ctx.db().pool_stats();
+        self.db_connections.set(i64::from(pools.connections));
+        self.db_idle.set(i64::from(pools.idle));
+        self.db_waited
+            .set(i64::try_from(pools.waited).unwrap_or(i64::MAX));
+        self.db_timed_out
+            .set(i64::try_from(pools.timed_out).unwrap_or(i64::MAX));
+        crate::observe::upstream::upstream();
+        let mut families = self.registry.gather();
+        families.extend(prometheus::default_registry().gather());
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }

@@ -1,7 +1,9 @@
 //! Observability: logging set-up ([`init_logging`]) and Prometheus metrics
-//! ([`metrics`]).
+//! ([`metrics`] for the app, [`upstream`] for WeChat and the key-value store).
 
 mod logging;
 pub mod metrics;
+pub mod rate;
+pub mod upstream;
 
 pub use logging::{init_cli_logging, init_logging};

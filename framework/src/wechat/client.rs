@@ -147,11 +147,26 @@ impl WechatClient {
                 }
                 other => other,
             };
+            let errcode = match &outcome {
+                Ok(answer) => answer
+                    .json
+                    .as_ref()
+                    .and_then(|j| j.get("errcode"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .to_string(),
+                Err(WechatError::Api { errcode, .. }) => errcode.to_string(),
+                Err(WechatError::Status(status)) => format!("http_{status}"),
+                Err(WechatError::Timeout) => "timeout".to_owned(),
+                Err(WechatError::Transport(_)) => "transport".to_owned(),
+                Err(WechatError::Unexpected(_)) => "unexpected".to_owned(),
+            };
+            crate::observe::upstream::record_wechat_call(api, &errcode, started.elapsed());
             tracing::debug!(
                 api,
                 attempt,
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                ok = outcome.is_ok(),
+                errcode = %errcode,
                 "wechat call"
             );
             match outcome {

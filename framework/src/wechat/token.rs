@@ -137,6 +137,7 @@ impl AccessTokenCache {
         Fut: Future<Output = Result<AccessToken, WechatError>>,
     {
         let fresh = fetch().await?;
+        crate::observe::upstream::upstream().token_refreshes.inc();
         let now = now_ms();
         let lifetime_ms = fresh.expires_in.max(1) * 1000;
         let cached = CachedToken {

@@ -16,6 +16,25 @@ async fn healthz_reports_build_and_uptime() {
     assert!(!health.git_hash.is_empty());
     assert!(chrono::DateTime::parse_from_rfc3339(&health.started_at).is_ok());
     assert!(health.uptime_s >= 0);
+
+    // 59 more requests (plus the one above and the next): 61 in the last minute.
+    for _ in 0..59 {
+        app.client.get(app.url("/readyz")).send().await.unwrap();
+    }
+    let health: Health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        (health.qps_1m - 61.0 / 60.0).abs() < 0.02,
+        "qps_1m {} for 61 requests in the last minute",
+        health.qps_1m
+    );
 }
 
 #[tokio::test]

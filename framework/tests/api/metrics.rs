@@ -128,3 +128,141 @@ async fn odd_methods_share_one_label() {
         "{text}"
     );
 }
+
+/// Metric names a PromQL expression selects: identifiers written right before a
+/// label matcher `{` or a range `[`, or standing alone.
+fn metric_names(expr: &str) -> Vec<String> {
+    const NOT_METRICS: &[&str] = &[
+        "sum",
+        "rate",
+        "increase",
+        "histogram_quantile",
+        "by",
+        "le",
+        "route",
+        "api",
+        "offset",
+        "errcode",
+        "status",
+        "and",
+        "or",
+        "unless",
+        "without",
+        "avg",
+        "max",
+        "min",
+    ];
+    let mut names = Vec::new();
+    let mut current = String::new();
+    let mut in_braces = false;
+    let mut in_quotes = false;
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if in_quotes {
+            in_quotes = c != '"';
+            continue;
+        }
+        match c {
+            '"' => in_quotes = true,
+            '{' => in_braces = true,
+            '}' => in_braces = false,
+            _ => {}
+        }
+        if !in_braces && (c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            current.push(c);
+            continue;
+        }
+        let word = std::mem::take(&mut current);
+        let is_name = word.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+            && !NOT_METRICS.contains(&word.as_str())
+            && word.contains('_');
+        if is_name {
+            names.push(word);
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_dashboard_and_alert_rules_only_use_metrics_that_exist() {
+    let app = weapp::testing::TestApp::builder().spawn().await;
+    // Traffic that makes every family appear: a WeChat call, a 404, a DB query.
+    app.login("o_metrics_dashboard").await;
+    app.client
+        .get(app.url("/no/such/path"))
+        .send()
+        .await
+        .unwrap();
+    let exposition = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("observability");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    let panels = exprs.len();
+    let rules = std::fs::read_to_string(root.join("alerts.yml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&rules).expect("the rules are YAML");
+    for group in docs[0]["groups"].as_vec().expect("groups") {
+        for rule in group["rules"].as_vec().expect("rules") {
+            assert!(rule["alert"].as_str().is_some() && rule["for"].as_str().is_some());
+            exprs.push(rule["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    assert!(panels >= 8 && exprs.len() >= panels + 5, "{exprs:?}");
+    let mut checked = 0;
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "no metric found in {expr}");
+        for name in names {
+            let present = exposition
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")));
+            assert!(
+                present,
+                "{name} (used in `{expr}`) is not in /metrics:\n{exposition}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= exprs.len());
+    assert!(
+        exposition.contains("wechat_api_requests_total{api=\"jscode2session\",errcode=\"0\"}"),
+        "{exposition}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[test]
+fn metric_names_are_found_in_promql() {
+    assert_eq!(
+        metric_names(
+            r#"sum(rate(http_requests_total{status=~"5.."}[5m])) by (route) / sum(rate(http_requests_total[5m])) by (route)"#
+        ),
+        ["http_requests_total", "http_requests_total"]
+    );
+    assert_eq!(
+        metric_names(
+            "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, route))"
+        ),
+        ["http_request_duration_seconds_bucket"]
+    );
+    assert_eq!(
+        metric_names("increase(db_pool_checkout_timeouts[5m]) > 0"),
+        ["db_pool_checkout_timeouts"]
+    );
+}
