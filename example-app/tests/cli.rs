@@ -349,6 +349,7 @@ async fn session_key_and_tokens_never_reach_the_logs() {
     let mut child = command(&scratch)
         .env("WEAPP__SERVER__PORT", "0")
         .env("WEAPP__OBSERVE__LOG_LEVEL", "debug")
+        .env("WEAPP__OBSERVE__LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -401,11 +402,13 @@ async fn session_key_and_tokens_never_reach_the_logs() {
     assert_eq!(phone.status(), 200);
     let me = http
         .get(format!("{address}/api/me"))
+        .header("X-Request-Id", "trace-me-1")
         .bearer_auth(&access)
         .send()
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    let user_id = tokens["user_id"].as_i64().unwrap();
     terminate(child);
     std::thread::sleep(Duration::from_millis(200));
     let logs = format!("{}{}", errors.join().unwrap(), stdout_logs.lock().unwrap());
@@ -425,6 +428,31 @@ async fn session_key_and_tokens_never_reach_the_logs() {
             "{secret} leaked into the logs"
         );
     }
+
+    // JSON lines, one span per request: request id, method, route pattern, status,
+    // latency and the authenticated user.
+    let finished: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "request finished")
+        .collect();
+    let me_span = finished
+        .iter()
+        .map(|entry| &entry["span"])
+        .find(|span| span["request_id"] == "trace-me-1")
+        .unwrap_or_else(|| panic!("no finished span for /api/me in:\n{logs}"));
+    assert_eq!(me_span["name"], "request");
+    assert_eq!(me_span["method"], "GET");
+    assert_eq!(me_span["route"], "/api/me");
+    assert_eq!(me_span["status"], 200);
+    assert_eq!(me_span["user_id"], user_id);
+    assert!(me_span["latency_ms"].as_f64().is_some());
+    assert!(
+        finished
+            .iter()
+            .any(|e| e["span"]["route"] == "/api/auth/login" && e["span"]["status"] == 200),
+        "login span"
+    );
 }
 
 /// `audit verify` passes on the untouched log and names the row a direct database

@@ -62,12 +62,43 @@ pub async fn request_context(
         ctx.request_rate().record();
     }
 
-    let outcome = REQUEST_ID
-        .scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind())
-        .await;
+    // One span per request; route, status, latency and the user are filled in as
+    // they become known (the user by the AuthUser extractor).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let outcome = tracing::Instrument::instrument(
+        REQUEST_ID.scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind()),
+        span.clone(),
+    )
+    .await;
+    let finish = |route: String, status: StatusCode| {
+        span.record("route", route.as_str());
+        span.record("status", status.as_u16());
+        span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+        let _entered = span.enter();
+        if status.is_server_error() {
+            tracing::warn!("request finished");
+        } else {
+            tracing::info!("request finished");
+        }
+    };
 
     let mut res = match outcome {
         Ok(Ok(res)) => {
+            finish(
+                res.request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_owned()),
+                res.status(),
+            );
             if res.status() == StatusCode::BAD_REQUEST {
                 REQUEST_ID.scope(id.clone(), announce_rejection(&res)).await;
             }
@@ -88,6 +119,7 @@ pub async fn request_context(
         // built here: the finished response travels inside the error instead.
         Ok(Err(err)) => {
             let status = err.as_response_error().status_code();
+            finish("unmatched".to_owned(), status);
             if status.is_server_error() {
                 tracing::error!(error = %err, "request failed");
             }
@@ -100,6 +132,7 @@ pub async fn request_context(
             return Err(finished(response, &id, err.to_string()));
         }
         Err(_panic) => {
+            finish("unmatched".to_owned(), StatusCode::INTERNAL_SERVER_ERROR);
             tracing::error!(request_id = %id, "handler panicked");
             let response = REQUEST_ID.sync_scope(id.clone(), || {
                 json_error_for_status(StatusCode::INTERNAL_SERVER_ERROR, None)

@@ -94,7 +94,7 @@ impl App {
         match Cli::parse().command.unwrap_or(Command::Serve) {
             Command::Serve => self.serve().await,
             Command::Migrate => {
-                crate::observe::init_cli_logging(&self.config.observe);
+                crate::observe::init_cli_logging(&self.config);
                 let report = self.migrate().await?;
                 println!(
                     "applied {} migration(s), {} already applied",
@@ -107,7 +107,7 @@ impl App {
                 Ok(())
             }
             Command::Crypto(CryptoCommand::Rotate { batch_size }) => {
-                crate::observe::init_cli_logging(&self.config.observe);
+                crate::observe::init_cli_logging(&self.config);
                 let report = self.rotate_keys(batch_size).await?;
                 println!(
                     "scanned {}, rotated {}, already current {}, changed concurrently {}, failed {}",
@@ -122,7 +122,7 @@ impl App {
             }
             #[cfg(feature = "sandbox")]
             Command::Sandbox { host, port } => {
-                crate::observe::init_logging(&self.config.observe);
+                crate::observe::init_logging(&self.config);
                 let wechat = &self.config.wechat;
                 let sandbox = crate::wechat::sandbox::Sandbox::new(
                     &wechat.appid,
@@ -134,7 +134,7 @@ impl App {
                 Ok(server.await?)
             }
             Command::Plugin(args) => {
-                crate::observe::init_cli_logging(&self.config.observe);
+                crate::observe::init_cli_logging(&self.config);
                 self.plugin_command(&args).await
             }
             Command::Config(ConfigCommand::Check) => {
@@ -208,7 +208,7 @@ impl App {
     /// Connects, migrates (if `database.migrate_on_start`), starts plugins and binds
     /// the listener; the returned [`Server`] knows its port and serves once awaited.
     pub async fn build(self) -> crate::Result<Server> {
-        crate::observe::init_logging(&self.config.observe);
+        crate::observe::init_logging(&self.config);
         let plugins = self.plugins()?;
         tracing::info!(
             plugins = %plugins.iter().map(|p| p.name()).collect::<Vec<_>>().join(","),

@@ -67,6 +67,7 @@ impl FromRequest for AuthUser {
             if session.is_none() {
                 return Err(AuthError::RevokedSession.into());
             }
+            tracing::Span::current().record("user_id", user_id);
             Ok(AuthUser {
                 user_id,
                 session_id: claims.sid,

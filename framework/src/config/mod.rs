@@ -194,7 +194,7 @@ impl Default for ObserveConfig {
     fn default() -> Self {
         ObserveConfig {
             log_level: "info".into(),
-            log_format: LogFormat::Pretty,
+            log_format: LogFormat::Auto,
             metrics_enabled: true,
             metrics_token: Secret::default(),
         }
@@ -205,6 +205,8 @@ impl Default for ObserveConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// JSON in the `production` environment, human-readable elsewhere.
+    Auto,
     /// Human-readable lines.
     Pretty,
     /// One JSON object per line.

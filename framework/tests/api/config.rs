@@ -35,7 +35,7 @@ fn defaults_apply_with_no_configuration() {
     assert_eq!(config.server.body_limit_bytes, 64 * 1024);
     assert!(config.database.url.expose().starts_with("sqlite://"));
     assert!(config.redis.url.is_none());
-    assert_eq!(config.observe.log_format, LogFormat::Pretty);
+    assert_eq!(config.observe.log_format, LogFormat::Auto);
 }
 
 #[test]
