@@ -20,6 +20,7 @@ async fn a_body_with_an_unknown_field_is_refused_and_audited() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "unknown_field");
 
+    weapp_audit::flush(&app.ctx).await.unwrap();
     let entries = weapp_audit::verify::rows_about(app.ctx.db(), &format!("user:{user_id}"))
         .await
         .unwrap();

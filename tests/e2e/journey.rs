@@ -202,6 +202,7 @@ async fn journey(app: TestApp) {
             .all(|a| actions.iter().any(|x| x == a))
     })
     .await;
+    weapp_audit::flush(&app.ctx).await.unwrap();
     let report = weapp_audit::verify::verify(db).await.unwrap();
     assert_eq!(report.tampering, None);
     assert!(report.rows >= 6, "{report:?}");

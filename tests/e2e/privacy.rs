@@ -132,6 +132,7 @@ async fn export_then_erase(app: TestApp) {
     )
     .await;
     assert_eq!(orders_kept, 1, "the order stays, anonymised");
+    weapp_audit::flush(&app.ctx).await.unwrap();
     let recorded = count(
         &app,
         &format!("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'privacy.erase' AND actor = 'user:{user_id}'"),

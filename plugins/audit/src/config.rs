@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
+    /// How often recorded rows are chained into the log.
+    pub chain_interval_ms: u64,
     /// How often the retention task runs.
     pub retention_interval_ms: u64,
     /// How long the details of each kind of row stay in the live log.
@@ -15,6 +17,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
+            chain_interval_ms: 200,
             retention_interval_ms: 60_000,
             retention: vec![RetentionRule {
                 action: "auth.login".to_owned(),

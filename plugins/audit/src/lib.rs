@@ -32,12 +32,20 @@ pub struct AuditPlugin;
 
 weapp::register_plugin!(AuditPlugin);
 
-const MIGRATIONS: &[weapp::db::Migration] = &[weapp::migration!("0001_create_audit_log")];
+const MIGRATIONS: &[weapp::db::Migration] = &[
+    weapp::migration!("0001_create_audit_log"),
+    weapp::migration!("0002_create_audit_pending"),
+];
 
-/// Appends an audit row; returns its id, or `None` if its event id was recorded
-/// before.
-pub async fn record(ctx: &AppContext, event: AuditEvent) -> weapp::Result<Option<i64>> {
+/// Records an audit row; it joins the chain within `audit.chain_interval_ms` (or at
+/// [`flush`]). Returns `false` if its event id was recorded before.
+pub async fn record(ctx: &AppContext, event: AuditEvent) -> weapp::Result<bool> {
     Ok(record::append(ctx.db(), &event).await?)
+}
+
+/// Chains every recorded row now (before verifying or exporting, and in tests).
+pub async fn flush(ctx: &AppContext) -> weapp::Result<usize> {
+    Ok(record::chain_pending(ctx.db()).await?)
 }
 
 /// The audit row for an event from the bus.
@@ -93,17 +101,22 @@ impl Plugin for AuditPlugin {
         ctx: &AppContext,
         user_id: i64,
     ) -> weapp::Result<Option<serde_json::Value>> {
+        record::chain_pending(ctx.db()).await?;
         let rows = verify::rows_about(ctx.db(), &format!("user:{user_id}")).await?;
         Ok(Some(serde_json::json!({ "entries": rows })))
     }
 
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
-        vec![BackgroundTask::new("audit-retention", retention::run)]
+        vec![
+            BackgroundTask::new("audit-chain", record::run_chainer),
+            BackgroundTask::new("audit-retention", retention::run),
+        ]
     }
 
     async fn command(&self, ctx: &AppContext, args: &[String]) -> weapp::Result<()> {
         match args.first().map(String::as_str) {
             Some("verify") => {
+                record::chain_pending(ctx.db()).await?;
                 let report = verify::verify(ctx.db()).await?;
                 match report.tampering {
                     None => {

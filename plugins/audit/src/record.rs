@@ -5,10 +5,10 @@ use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use weapp::db::{Db, DbError, Isolation, RetryPolicy};
-use weapp::transaction;
+use weapp::{transaction, with_conn};
 
 use crate::chain::{Content, row_hash, sm3_hex};
-use crate::schema::{audit_chain_head as head, audit_log as log};
+use crate::schema::{audit_chain_head as head, audit_log as log, audit_pending as pending};
 
 /// Keys whose values are personal data; [`AuditEvent::details`] replaces them with
 /// `"[redacted]"` wherever they appear, so the log never holds them in clear.
@@ -107,9 +107,6 @@ pub enum AuditError {
     /// A field is too long or empty.
     #[error("invalid audit event: {0}")]
     Invalid(String),
-    /// The event id was recorded before.
-    #[error("already recorded")]
-    Duplicate,
 }
 
 impl From<AuditError> for weapp::Error {
@@ -131,10 +128,10 @@ fn check(field: &str, value: &str, max: usize) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Appends `event`; returns its row id, or `None` when its event id was recorded
-/// before. Appends are serialised on the chain head row, so rows are numbered 1, 2,
-/// 3... in the order they were committed.
-pub async fn append(db: &Db, event: &AuditEvent) -> Result<Option<i64>, AuditError> {
+/// Records `event`: a plain insert into `audit_pending` (no lock shared with other
+/// requests), chained into `audit_log` by [`chain_pending`] shortly after. Returns
+/// `false` when its event id was recorded before.
+pub async fn append(db: &Db, event: &AuditEvent) -> Result<bool, AuditError> {
     check("actor", &event.actor, 64)?;
     check("action", &event.action, 64)?;
     check("target", &event.target, 128)?;
@@ -143,75 +140,171 @@ pub async fn append(db: &Db, event: &AuditEvent) -> Result<Option<i64>, AuditErr
         .as_deref()
         .filter(|id| !id.is_empty() && id.len() <= 64);
     let details = event.details.to_string();
-    let details_hash = sm3_hex(details.as_bytes());
-    let retry = RetryPolicy::default();
+    let at = chrono::Utc::now().timestamp_millis();
     let mut conn = db.conn().await?;
+    let inserted = with_conn!(conn, |c| {
+        diesel::insert_into(pending::table)
+            .values((
+                pending::at.eq(at),
+                pending::actor.eq(&event.actor),
+                pending::action.eq(&event.action),
+                pending::target.eq(&event.target),
+                pending::request_id.eq(request_id),
+                pending::details.eq(&details),
+                pending::event_id.eq(event.event_id.as_deref()),
+            ))
+            .execute(c)
+            .await
+    });
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            if event.event_id.is_some() =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Rows chained per transaction.
+const CHAIN_BATCH: i64 = 500;
+
+type PendingRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// Moves recorded rows into the chain, oldest first, in batches: each batch takes the
+/// chain-head lock once, numbers and hashes its rows, and removes them from
+/// `audit_pending` in the same transaction. Returns how many rows were chained.
+pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
+    let retry = RetryPolicy::default();
+    let mut total = 0;
     let mut tries = 0;
     loop {
-        tries += 1;
-        let at = chrono::Utc::now().timestamp_millis();
-        let appended = transaction!(conn, Isolation::BackendDefault, |c| {
-            // Taking the head row's lock first serialises appends on every backend.
+        let mut conn = db.conn().await?;
+        let chained = transaction!(conn, Isolation::BackendDefault, |c| {
+            // Taking the head row's lock first serialises chaining on every backend.
             diesel::update(head::table.find(1))
                 .set(head::last_id.eq(head::last_id))
                 .execute(c)
                 .await?;
-            let (last_id, last_hash): (i64, String) = head::table
+            let (mut last_id, mut last_hash): (i64, String) = head::table
                 .find(1)
                 .select((head::last_id, head::last_hash))
                 .first(c)
                 .await?;
-            let id = last_id + 1;
-            let content = Content {
-                id,
-                at,
-                actor: &event.actor,
-                action: &event.action,
-                target: &event.target,
-                request_id,
-                details_hash: &details_hash,
-            };
-            let hash = row_hash(&last_hash, &content);
-            diesel::insert_into(log::table)
-                .values((
-                    log::id.eq(id),
-                    log::at.eq(at),
-                    log::actor.eq(&event.actor),
-                    log::action.eq(&event.action),
-                    log::target.eq(&event.target),
-                    log::request_id.eq(request_id),
-                    log::details.eq(Some(&details)),
-                    log::details_hash.eq(&details_hash),
-                    log::event_id.eq(event.event_id.as_deref()),
-                    log::prev_hash.eq(&last_hash),
-                    log::hash.eq(&hash),
+            let rows: Vec<PendingRow> = pending::table
+                .order(pending::id)
+                .select((
+                    pending::id,
+                    pending::at,
+                    pending::actor,
+                    pending::action,
+                    pending::target,
+                    pending::request_id,
+                    pending::details,
+                    pending::event_id,
                 ))
-                .execute(c)
-                .await
-                .map_err(|e| match e {
-                    QueryError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-                        if event.event_id.is_some() =>
-                    {
-                        AuditError::Duplicate
-                    }
-                    e => AuditError::Query(e),
-                })?;
-            diesel::update(head::table.find(1))
-                .set((head::last_id.eq(id), head::last_hash.eq(&hash)))
+                .limit(CHAIN_BATCH)
+                .load(c)
+                .await?;
+            let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
+            // An event redelivered after it was chained is staged again; skip it.
+            let chained_before: Vec<String> = log::table
+                .filter(log::event_id.eq_any(&event_ids))
+                .select(log::event_id.assume_not_null())
+                .load(c)
+                .await?;
+            for (_, at, actor, action, target, request_id, details, event_id) in &rows {
+                if event_id
+                    .as_ref()
+                    .is_some_and(|e| chained_before.contains(e))
+                {
+                    continue;
+                }
+                let id = last_id + 1;
+                let details_hash = sm3_hex(details.as_bytes());
+                let content = Content {
+                    id,
+                    at: *at,
+                    actor,
+                    action,
+                    target,
+                    request_id: request_id.as_deref(),
+                    details_hash: &details_hash,
+                };
+                let hash = row_hash(&last_hash, &content);
+                diesel::insert_into(log::table)
+                    .values((
+                        log::id.eq(id),
+                        log::at.eq(at),
+                        log::actor.eq(actor),
+                        log::action.eq(action),
+                        log::target.eq(target),
+                        log::request_id.eq(request_id),
+                        log::details.eq(Some(details)),
+                        log::details_hash.eq(&details_hash),
+                        log::event_id.eq(event_id),
+                        log::prev_hash.eq(&last_hash),
+                        log::hash.eq(&hash),
+                    ))
+                    .execute(c)
+                    .await?;
+                last_id = id;
+                last_hash = hash;
+            }
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))
                 .execute(c)
                 .await?;
-            Ok::<_, AuditError>(id)
+            diesel::update(head::table.find(1))
+                .set((head::last_id.eq(last_id), head::last_hash.eq(&last_hash)))
+                .execute(c)
+                .await?;
+            Ok::<_, AuditError>(rows.len())
         });
-        match appended {
-            Ok(id) => return Ok(Some(id)),
-            Err(AuditError::Duplicate) => return Ok(None),
+        match chained {
+            Ok(n) => {
+                total += n;
+                if (n as i64) < CHAIN_BATCH {
+                    return Ok(total);
+                }
+            }
             Err(AuditError::Query(e)) if weapp::db::is_transient(&e) => {
+                tries += 1;
                 match retry.backoff(tries) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Err(AuditError::Query(e)),
                 }
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The chaining task: chains recorded rows every `audit.chain_interval_ms`, and once
+/// more at shutdown so nothing recorded stays unchained.
+pub(crate) async fn run_chainer(ctx: weapp::AppContext, shutdown: weapp::Shutdown) {
+    let config: crate::config::AuditConfig = ctx.config().section("audit").unwrap_or_default();
+    let interval = std::time::Duration::from_millis(config.chain_interval_ms.max(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.wait() => true,
+            _ = tokio::time::sleep(interval) => false,
+        };
+        if let Err(e) = chain_pending(ctx.db()).await {
+            tracing::warn!(error = %e, "chaining audit rows failed");
+        }
+        if stopping {
+            break;
         }
     }
 }

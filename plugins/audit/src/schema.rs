@@ -55,3 +55,25 @@ diesel::table! {
         archived_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Recorded rows waiting to be chained.
+    audit_pending (id) {
+        /// Staging order, which becomes chain order.
+        id -> BigInt,
+        /// Unix milliseconds.
+        at -> BigInt,
+        /// Who acted.
+        actor -> Text,
+        /// What happened.
+        action -> Text,
+        /// To what.
+        target -> Text,
+        /// The request, if any.
+        request_id -> Nullable<Text>,
+        /// JSON details.
+        details -> Text,
+        /// The recorded event's id.
+        event_id -> Nullable<Text>,
+    }
+}

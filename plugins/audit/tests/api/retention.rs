@@ -14,6 +14,7 @@ async fn retention_on(backend: Backend) {
     }
     let order = AuditEvent::new("user:1", "order.paid", "order:1");
     weapp_audit::record(&app.ctx, order).await.unwrap();
+    weapp_audit::flush(&app.ctx).await.unwrap();
     let rules = [RetentionRule {
         action: "auth.*".into(),
         keep_s: 72 * 3_600,
