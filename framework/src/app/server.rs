@@ -16,6 +16,7 @@ pub struct Server {
     addr: SocketAddr,
     ctx: AppContext,
     server: actix_web::dev::Server,
+    metrics_server: Option<actix_web::dev::Server>,
     tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
 }
 
@@ -69,6 +70,7 @@ impl Server {
         };
         http = http.workers(workers);
         let server = http.run();
+        let metrics_server = Self::metrics_server(&ctx)?;
 
         let mut tasks = Vec::new();
         for plugin in &plugins {
@@ -86,8 +88,32 @@ impl Server {
             addr,
             ctx,
             server,
+            metrics_server,
             tasks,
         })
+    }
+
+    /// `/metrics` alone on `observe.metrics_port`, when set (one worker).
+    fn metrics_server(ctx: &AppContext) -> crate::Result<Option<actix_web::dev::Server>> {
+        let observe = &ctx.config().observe;
+        let Some(port) = observe.metrics_port.filter(|_| observe.metrics_enabled) else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind((ctx.config().server.host.as_str(), port))?;
+        let addr = listener.local_addr()?;
+        ctx.insert(crate::observe::metrics::MetricsAddr(addr));
+        let data = web::Data::new(ctx.clone());
+        let server = HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .route("/metrics", web::get().to(crate::observe::metrics::endpoint))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(address = %addr, "metrics on http://{addr}/metrics");
+        Ok(Some(server))
     }
 
     /// The bound address (useful with port 0).
@@ -114,7 +140,15 @@ impl Server {
     /// Serves until stopped (SIGTERM, SIGINT or the handle), then tells background
     /// tasks to stop and waits for them up to `server.shutdown_timeout_s`.
     pub async fn run_until_stopped(self) -> crate::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, join)) = metrics {
+            handle.stop(true).await;
+            let _ = join.await;
+        }
         tracing::info!("server stopped; stopping background tasks");
         self.ctx.shutdown().trigger();
         let grace = Duration::from_secs(self.ctx.config().server.shutdown_timeout_s);

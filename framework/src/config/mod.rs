@@ -182,12 +182,16 @@ impl Default for HealthConfig {
 pub struct ObserveConfig {
     /// A `tracing` filter, e.g. `info` or `info,weapp=debug`; `RUST_LOG` overrides it.
     pub log_level: String,
-    /// `pretty` for development, `json` for production log collectors.
+    /// `auto` (JSON in production, pretty elsewhere), `pretty` or `json`.
     pub log_format: LogFormat,
     /// Serve `GET /metrics` (Prometheus text format).
     pub metrics_enabled: bool,
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Secret,
+    /// Serve `/metrics` on this port of `server.host` instead of the API port (which
+    /// then answers 404 there), e.g. to keep it off the public ingress; `0` picks a
+    /// free port.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for ObserveConfig {
@@ -197,6 +201,7 @@ impl Default for ObserveConfig {
             log_format: LogFormat::Auto,
             metrics_enabled: true,
             metrics_token: Secret::default(),
+            metrics_port: None,
         }
     }
 }

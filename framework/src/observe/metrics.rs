@@ -207,8 +207,18 @@ pub async fn track(
     Ok(result?.map_into_boxed_body())
 }
 
+/// Where `/metrics` is served when `observe.metrics_port` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub std::net::SocketAddr);
+
 /// `GET /metrics`.
 pub async fn endpoint(ctx: AppContext, req: HttpRequest) -> Result<HttpResponse, Error> {
+    if let Some(MetricsAddr(addr)) = ctx.get::<MetricsAddr>().as_deref().copied()
+        && req.app_config().local_addr().port() != addr.port()
+    {
+        // Served on its own port only.
+        return Err(Error::not_found("metrics are served on another port"));
+    }
     let token = &ctx.config().observe.metrics_token;
     if !token.is_empty() {
         let given = req

@@ -266,3 +266,47 @@ fn metric_names_are_found_in_promql() {
         ["db_pool_checkout_timeouts"]
     );
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_port() {
+    let app = weapp::testing::TestApp::builder()
+        .set("observe.metrics_port", 0)
+        .spawn()
+        .await;
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let on_api_port = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_api_port.status(), 404, "not on the API port");
+    let addr = app
+        .ctx
+        .get::<weapp::observe::metrics::MetricsAddr>()
+        .expect("the metrics server is bound")
+        .0;
+    assert_ne!(app.address, format!("http://{addr}"));
+    let metrics_url = format!("http://{addr}/metrics");
+    let text = app
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{text}"
+    );
+    let api_route = app
+        .client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_route.status(), 404, "only /metrics on the metrics port");
+    let client = app.client.clone();
+    app.stop().await.unwrap();
+    assert!(
+        client.get(&metrics_url).send().await.is_err(),
+        "stopped with the app"
+    );
+}
