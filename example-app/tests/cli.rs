@@ -509,3 +509,71 @@ async fn audit_verify_finds_a_row_edited_in_the_database() {
     assert!(!tampered.status.success(), "verify must fail: {stdout}");
     assert!(stdout.contains("row 2 was edited"), "{stdout}");
 }
+
+/// SIGHUP re-reads the configuration files: new CORS origins apply without a
+/// restart and `/healthz` reports the reload; a broken file is refused and the
+/// running configuration stays.
+#[tokio::test]
+async fn sighup_reloads_the_configuration() {
+    let scratch = Scratch::new();
+    let (child, address) = serve(&scratch, &[]);
+    let http = reqwest::Client::new();
+    let allowed = |origin: &'static str| {
+        let request = http
+            .request(reqwest::Method::OPTIONS, format!("{address}/api/products"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET");
+        async move {
+            let response = request.send().await.unwrap();
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_some()
+        }
+    };
+    let last_reload = || {
+        let request = http.get(format!("{address}/healthz"));
+        async move {
+            let health: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            health["last_reload"].as_str().map(str::to_owned)
+        }
+    };
+    let hangup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    assert!(!allowed("https://ops.example.com").await);
+    assert_eq!(last_reload().await, None);
+
+    let config = scratch.0.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("default.toml"),
+        "[guard.cors]\nallowed_origins = [\"https://ops.example.com\"]\n",
+    )
+    .unwrap();
+    hangup();
+    let mut reloaded = None;
+    for _ in 0..100 {
+        reloaded = last_reload().await;
+        if reloaded.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded.is_some(), "the reload was applied");
+    assert!(allowed("https://ops.example.com").await);
+
+    std::fs::write(config.join("default.toml"), "[guard]\nno_such_key = 1\n").unwrap();
+    hangup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(last_reload().await, reloaded, "the broken file was refused");
+    assert!(
+        allowed("https://ops.example.com").await,
+        "the running settings stay"
+    );
+    terminate(child);
+}

@@ -25,6 +25,8 @@ pub struct Health {
     pub uptime_s: i64,
     /// Requests per second over the last minute.
     pub qps_1m: f64,
+    /// RFC 3339 time of the last configuration reload (SIGHUP), if any.
+    pub last_reload: Option<String>,
 }
 
 /// One dependency's state in `/readyz`.
@@ -69,6 +71,7 @@ pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
             started_at: started.to_rfc3339(),
             uptime_s: (chrono::Utc::now() - started).num_seconds(),
             qps_1m: (ctx.request_rate().per_second() * 100.0).round() / 100.0,
+            last_reload: ctx.last_reload().map(|t| t.to_rfc3339()),
         },
     )
 }

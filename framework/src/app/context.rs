@@ -34,6 +34,7 @@ struct Inner {
     shutdown: Shutdown,
     events: crate::events::EventBus,
     request_rate: crate::observe::rate::RequestRate,
+    live: super::reload::LiveState,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -53,8 +54,10 @@ impl AppContext {
         crypto: Option<Arc<FieldCrypto>>,
         build: BuildInfo,
     ) -> Self {
+        let live = super::reload::LiveState::new(&config);
         AppContext {
             inner: Arc::new(Inner {
+                live,
                 config,
                 db,
                 kv,
@@ -118,6 +121,10 @@ impl AppContext {
     /// The signal background tasks watch to stop.
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
+    }
+
+    pub(super) fn live_state(&self) -> &super::reload::LiveState {
+        &self.inner.live
     }
 
     /// Requests per second over the last minute, for `/healthz`.

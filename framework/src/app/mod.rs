@@ -8,15 +8,17 @@
 //! ```
 
 mod context;
+mod reload;
 mod server;
 
 use std::sync::Arc;
 
 pub use context::{AppContext, BuildInfo};
+pub use reload::{ConfigSource, LiveSettings};
 pub use server::Server;
 
 use crate::cli::{Cli, Command, ConfigCommand, CryptoCommand};
-use crate::config::Config;
+use crate::config::{Config, ConfigLoader};
 use crate::crypto::{FieldCrypto, RotationReport};
 use crate::db::{Db, Migration, MigrationReport, MigrationSet};
 use crate::kv::KvStore;
@@ -31,6 +33,7 @@ pub struct App {
     extra_plugins: Vec<&'static dyn Plugin>,
     version: Option<String>,
     kv: Option<Arc<dyn KvStore>>,
+    source: Option<ConfigLoader>,
 }
 
 impl App {
@@ -41,20 +44,28 @@ impl App {
             extra_plugins: Vec::new(),
             version: None,
             kv: None,
+            source: None,
         }
+    }
+
+    /// Re-reads the configuration from `loader` on SIGHUP (the `from_env*`
+    /// constructors set this); see [`AppContext::reload`].
+    pub fn reload_from(mut self, loader: ConfigLoader) -> Self {
+        self.source = Some(loader);
+        self
     }
 
     /// Loads the configuration from `config/` and `WEAPP__*` variables.
     pub fn from_env() -> crate::Result<App> {
-        Ok(App::new(Config::load()?))
+        let loader = Config::loader();
+        Ok(App::new(loader.clone().load()?).reload_from(loader))
     }
 
     /// Like [`App::from_env`], with the app's own defaults (TOML compiled into the
     /// binary) layered just above the framework's.
     pub fn from_env_with_defaults(defaults_toml: &str) -> crate::Result<App> {
-        Ok(App::new(
-            Config::loader().defaults_toml(defaults_toml).load()?,
-        ))
+        let loader = Config::loader().defaults_toml(defaults_toml);
+        Ok(App::new(loader.clone().load()?).reload_from(loader))
     }
 
     /// Adds a plugin besides those registered with `register_plugin!` (as bevy's
@@ -239,6 +250,9 @@ impl App {
             ctx.insert(crate::observe::metrics::Metrics::new());
         }
         ctx.insert(crate::plugin::EnabledPlugins(plugins.clone()));
+        if let Some(loader) = self.source {
+            ctx.insert(ConfigSource(loader));
+        }
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
         }

@@ -31,7 +31,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
-        let cors = ctx.config().guard.cors.clone();
+        let cors_ctx = ctx.clone();
         let workers = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -45,7 +45,7 @@ impl Server {
             actix_web::App::new()
                 .wrap(from_fn(crate::guard::rate_limit))
                 .wrap(from_fn(crate::guard::verify_signatures))
-                .wrap(crate::guard::cors(&cors))
+                .wrap(crate::guard::cors(&cors_ctx))
                 .wrap(from_fn(crate::observe::metrics::track))
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
@@ -73,6 +73,10 @@ impl Server {
         let metrics_server = Self::metrics_server(&ctx)?;
 
         let mut tasks = Vec::new();
+        if let Some(source) = ctx.get::<super::ConfigSource>() {
+            let handle = tokio::spawn(super::reload::on_sighup(ctx.clone(), (*source).clone()));
+            tasks.push(("config-reload".to_owned(), handle));
+        }
         for plugin in &plugins {
             for task in plugin.background_tasks(&ctx) {
                 tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));

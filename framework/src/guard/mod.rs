@@ -35,7 +35,8 @@ fn context(req: &actix_web::dev::ServiceRequest) -> Option<crate::AppContext> {
 }
 
 /// The CORS middleware for `guard.cors`; with no origins configured it allows none.
-pub fn cors(config: &CorsConfig) -> actix_cors::Cors {
+pub fn cors(ctx: &crate::AppContext) -> actix_cors::Cors {
+    let config = ctx.live().guard.cors.clone();
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([
@@ -49,8 +50,15 @@ pub fn cors(config: &CorsConfig) -> actix_cors::Cors {
         .allowed_header("x-wx-sign")
         .expose_headers(["x-request-id"])
         .max_age(config.max_age_s as usize);
-    for origin in &config.allowed_origins {
-        cors = cors.allowed_origin(origin);
-    }
+    // Origins are read per request, so a configuration reload changes them.
+    let ctx = ctx.clone();
+    cors = cors.allowed_origin_fn(move |origin, _| {
+        ctx.live()
+            .guard
+            .cors
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    });
     cors
 }

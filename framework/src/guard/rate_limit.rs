@@ -58,8 +58,8 @@ pub async fn rate_limit(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let path = req.path();
-    let rule = ctx
-        .config()
+    let live = ctx.live();
+    let rule = live
         .guard
         .rate_limits
         .iter()
@@ -70,7 +70,7 @@ pub async fn rate_limit(
     };
     let mut checks = Vec::new();
     if let Some(limit) = rule.per_ip {
-        let ip = client_ip(&req, &ctx.config().guard.trusted_proxies)
+        let ip = client_ip(&req, &live.guard.trusted_proxies)
             .map(|ip| ip.to_string())
             .unwrap_or_default();
         checks.push((format!("guard:rl:{}:ip:{ip}", rule.prefix), limit));

@@ -136,7 +136,8 @@ pub async fn verify_signatures(
     let Some(ctx) = super::context(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let guard = &ctx.config().guard;
+    let live = ctx.live();
+    let guard = &live.guard;
     let path = req.path().to_owned();
     let signed = guard
         .signing

@@ -1,8 +1,15 @@
-//! Logging set-up.
+//! Logging set-up, with a filter that can be changed while running.
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+
+type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Replaces the installed subscriber's filter (set by the first `init_*` call).
+static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
 
 /// Installs the global subscriber for a server: `observe.log_level` (or `RUST_LOG`)
 /// as the filter, pretty or JSON lines on stdout (`observe.log_format`; `auto` is
@@ -17,6 +24,16 @@ pub fn init_cli_logging(config: &Config) {
     init(config, true)
 }
 
+/// Changes the log filter of the running process (a config reload does this);
+/// an invalid filter is refused and the old one kept.
+pub fn set_log_filter(filter: &str) -> Result<(), String> {
+    EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    match SET_FILTER.get() {
+        Some(set) => set(filter),
+        None => Ok(()),
+    }
+}
+
 fn init(config: &Config, to_stderr: bool) {
     let format = match config.observe.log_format {
         LogFormat::Auto if config.environment == "production" => LogFormat::Json,
@@ -24,22 +41,35 @@ fn init(config: &Config, to_stderr: bool) {
         other => other,
     };
     let config = &config.observe;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .or_else(|_| EnvFilter::try_new(&config.log_level))
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
     // Colours only on a terminal: piped logs (tests, journald, files) stay plain text.
     let ansi = if to_stderr {
         std::io::IsTerminal::is_terminal(&std::io::stderr())
     } else {
         std::io::IsTerminal::is_terminal(&std::io::stdout())
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    let _ = match (format, to_stderr) {
-        (LogFormat::Json, false) => builder.json().try_init(),
-        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (_, false) => builder.try_init(),
-        (_, true) => builder.with_writer(std::io::stderr).try_init(),
-    };
+    // Each format has its own handle type; the setter hides it.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_env_filter(filter()).with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = SET_FILTER.set(Box::new(move |f: &str| {
+                    let filter = EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+                    handle.reload(filter).map_err(|e| e.to_string())
+                }));
+            }
+        }};
+    }
+    let base = tracing_subscriber::fmt().with_ansi(ansi);
+    match (format, to_stderr) {
+        (LogFormat::Json, false) => install!(base.json()),
+        (LogFormat::Json, true) => install!(base.json().with_writer(std::io::stderr)),
+        (_, false) => install!(base),
+        (_, true) => install!(base.with_writer(std::io::stderr)),
+    }
 }

@@ -6,4 +6,4 @@ pub mod metrics;
 pub mod rate;
 pub mod upstream;
 
-pub use logging::{init_cli_logging, init_logging};
+pub use logging::{init_cli_logging, init_logging, set_log_filter};

@@ -12,6 +12,7 @@ mod health;
 mod kv;
 mod metrics;
 mod plugins;
+mod reload;
 mod shutdown;
 mod tls;
 mod wechat_client;

@@ -1,0 +1,127 @@
+//! Live reload: rate limits, CORS origins and the log filter change without a
+//! restart; a bad configuration is refused and the running one kept.
+
+use weapp::guard::{Limit, RateLimitRule};
+use weapp::health::Health;
+use weapp::testing::TestApp;
+
+async fn preflight(app: &TestApp, origin: &str) -> Option<String> {
+    let response = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/healthz"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn health(app: &TestApp) -> Health {
+    app.client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reload_changes_rate_limits_cors_origins_and_the_log_filter() {
+    let app = TestApp::builder().spawn().await;
+    assert_eq!(preflight(&app, "https://ops.example.com").await, None);
+    assert_eq!(health(&app).await.last_reload, None);
+    for _ in 0..3 {
+        assert_eq!(
+            app.client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+
+    let mut next = app.ctx.config().clone();
+    next.guard.cors.allowed_origins = vec!["https://ops.example.com".into()];
+    next.guard.rate_limits = vec![RateLimitRule {
+        prefix: "/readyz".into(),
+        per_ip: Some(Limit {
+            burst: 2,
+            per_second: 0.1,
+        }),
+        per_user: None,
+    }];
+    next.observe.log_level = "warn,weapp=debug".into();
+    let changed = app.ctx.reload(&next).unwrap();
+    assert_eq!(
+        changed,
+        ["observe.log_level", "guard.rate_limits", "guard.cors"]
+    );
+
+    assert_eq!(
+        preflight(&app, "https://ops.example.com").await.as_deref(),
+        Some("https://ops.example.com")
+    );
+    let statuses: Vec<u16> = futures_util::future::join_all((0..3).map(|_| async {
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(health(&app).await.last_reload.is_some());
+    assert_eq!(app.ctx.live().log_level, "warn,weapp=debug");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_configuration_is_refused_and_the_running_one_kept() {
+    let app = TestApp::builder()
+        .set("guard.cors.allowed_origins", ["https://ops.example.com"])
+        .spawn()
+        .await;
+    let mut bad_limit = app.ctx.config().clone();
+    bad_limit.guard.cors.allowed_origins = vec![];
+    bad_limit.guard.rate_limits = vec![RateLimitRule {
+        prefix: "/readyz".into(),
+        per_ip: Some(Limit {
+            burst: 0,
+            per_second: 1.0,
+        }),
+        per_user: None,
+    }];
+    let refused = app.ctx.reload(&bad_limit).unwrap_err();
+    assert!(
+        refused.to_string().contains("guard.rate_limits"),
+        "{refused}"
+    );
+
+    let mut bad_filter = app.ctx.config().clone();
+    bad_filter.guard.cors.allowed_origins = vec![];
+    bad_filter.observe.log_level = "weapp=loud".into();
+    assert!(app.ctx.reload(&bad_filter).is_err());
+
+    assert_eq!(
+        preflight(&app, "https://ops.example.com").await.as_deref(),
+        Some("https://ops.example.com"),
+        "the running origins stay"
+    );
+    assert!(app.ctx.live().guard.rate_limits.is_empty());
+    assert_eq!(health(&app).await.last_reload, None);
+    app.stop().await.unwrap();
+}
