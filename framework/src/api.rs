@@ -258,5 +258,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             "This document",
             Access::Public,
             openapi,
+        )
+        .get(
+            "/debug/pprof/profile",
+            "CPU profile: flamegraph SVG or pprof protobuf (when enabled)",
+            Access::Admin,
+            crate::observe::profiling::profile,
         );
 }

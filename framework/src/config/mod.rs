@@ -192,6 +192,8 @@ pub struct ObserveConfig {
     /// then answers 404 there), e.g. to keep it off the public ingress; `0` picks a
     /// free port.
     pub metrics_port: Option<u16>,
+    /// Serve the admin-only CPU profiler at `/debug/pprof/profile` (off by default).
+    pub profiling_enabled: bool,
 }
 
 impl Default for ObserveConfig {
@@ -202,6 +204,7 @@ impl Default for ObserveConfig {
             metrics_enabled: true,
             metrics_token: Secret::default(),
             metrics_port: None,
+            profiling_enabled: false,
         }
     }
 }

@@ -310,3 +310,71 @@ async fn metrics_can_move_to_their_own_port() {
         "stopped with the app"
     );
 }
+
+#[tokio::test]
+async fn the_cpu_profiler_is_admin_only_and_off_by_default() {
+    const ADMIN: &str = "profiling-admin-token-0123456789";
+    let off = weapp::testing::TestApp::builder()
+        .set("auth.admin_tokens.ops", ADMIN)
+        .spawn()
+        .await;
+    let disabled = off
+        .client
+        .get(off.url("/debug/pprof/profile?seconds=1"))
+        .header("X-Admin-Token", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 404);
+    off.stop().await.unwrap();
+
+    let app = weapp::testing::TestApp::builder()
+        .set("auth.admin_tokens.ops", ADMIN)
+        .set("observe.profiling_enabled", true)
+        .spawn()
+        .await;
+    let get = |query: &str, token: Option<&str>| {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/debug/pprof/profile?{query}")));
+        if let Some(token) = token {
+            request = request.header("X-Admin-Token", token);
+        }
+        request.send()
+    };
+    assert_eq!(get("seconds=1", None).await.unwrap().status(), 401);
+    assert_eq!(get("seconds=0", Some(ADMIN)).await.unwrap().status(), 400);
+    assert_eq!(get("seconds=61", Some(ADMIN)).await.unwrap().status(), 400);
+
+    // Some work to sample while the profiler runs.
+    let busy = std::thread::spawn(|| {
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(1_200) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        x
+    });
+    let svg = get("seconds=1&format=svg", Some(ADMIN)).await.unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let text = svg.text().await.unwrap();
+    assert!(text.contains("<svg"), "{}", &text[..text.len().min(200)]);
+    busy.join().unwrap();
+
+    let pb = get("seconds=1&format=pb", Some(ADMIN)).await.unwrap();
+    assert_eq!(pb.status(), 200);
+    let bytes = pb.bytes().await.unwrap();
+    use pprof::protos::Message;
+    let profile = pprof::protos::Profile::decode(bytes.as_ref()).expect("a pprof protobuf");
+    assert!(!profile.sample_type.is_empty());
+    assert!(
+        profile
+            .string_table
+            .iter()
+            .any(|s| s == "cpu" || s == "samples"),
+        "{:?}",
+        profile.string_table
+    );
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,99 @@
+//! CPU profiling on demand: `GET /debug/pprof/profile?seconds=N&format=svg|pb`
+//! samples every thread for N seconds (99 Hz) and answers a flamegraph SVG or a
+//! pprof protobuf that `go tool pprof` reads. Off unless
+//! `observe.profiling_enabled`; needs an admin token (`X-Admin-Token`).
+//!
+//! Under load: start the load, then
+//! `curl -H "X-Admin-Token: $TOKEN" 'http://host/debug/pprof/profile?seconds=20' > cpu.svg`
+//! (or `format=pb` → `go tool pprof -http=: cpu.pb`).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::AdminCaller;
+use crate::{AppContext, Error};
+
+/// Longest profile one request may take.
+pub const MAX_SECONDS: u64 = 60;
+
+/// `?seconds=&format=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfileQuery {
+    #[serde(default = "default_seconds")]
+    seconds: u64,
+    #[serde(default)]
+    format: Format,
+}
+
+fn default_seconds() -> u64 {
+    10
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Svg,
+    Pb,
+}
+
+/// `GET /debug/pprof/profile`.
+pub(crate) async fn profile(
+    ctx: AppContext,
+    admin: AdminCaller,
+    query: web::Query<ProfileQuery>,
+) -> Result<HttpResponse, Error> {
+    if !ctx.config().observe.profiling_enabled {
+        return Err(Error::not_found(
+            "profiling is disabled (observe.profiling_enabled)",
+        ));
+    }
+    if query.seconds == 0 || query.seconds > MAX_SECONDS {
+        return Err(Error::bad_request(
+            "invalid_query",
+            format!("seconds must be 1 to {MAX_SECONDS}"),
+        ));
+    }
+    // Only one profiler can run in a process.
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(99)
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()
+        .map_err(|e| {
+            Error::conflict(
+                "profile_in_progress",
+                format!("cannot start the profiler: {e}"),
+            )
+        })?;
+    tracing::info!(admin = %admin.name, seconds = query.seconds, "CPU profile started");
+    tokio::time::sleep(Duration::from_secs(query.seconds)).await;
+    let report = guard
+        .report()
+        .build()
+        .map_err(|e| Error::internal(format!("profile report: {e}")))?;
+    match query.format {
+        Format::Svg => {
+            let mut svg = Vec::new();
+            report
+                .flamegraph(&mut svg)
+                .map_err(|e| Error::internal(format!("flamegraph: {e}")))?;
+            Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+        }
+        Format::Pb => {
+            use pprof::protos::Message;
+            let profile = report
+                .pprof()
+                .map_err(|e| Error::internal(format!("pprof: {e}")))?;
+            let mut body = Vec::new();
+            profile
+                .encode(&mut body)
+                .map_err(|e| Error::internal(format!("pprof encoding: {e}")))?;
+            Ok(HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .body(body))
+        }
+    }
+}
