@@ -73,6 +73,7 @@ pub async fn request_context(
         latency_ms = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
+    crate::observe::otel::adopt_incoming(&span, req.headers());
     let started = std::time::Instant::now();
     let outcome = tracing::Instrument::instrument(
         REQUEST_ID.scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind()),

@@ -194,6 +194,8 @@ pub struct ObserveConfig {
     pub metrics_port: Option<u16>,
     /// Serve the admin-only CPU profiler at `/debug/pprof/profile` (off by default).
     pub profiling_enabled: bool,
+    /// OpenTelemetry spans and sampling.
+    pub otel: crate::observe::otel::OtelConfig,
 }
 
 impl Default for ObserveConfig {
@@ -205,6 +207,7 @@ impl Default for ObserveConfig {
             metrics_token: Secret::default(),
             metrics_port: None,
             profiling_enabled: false,
+            otel: crate::observe::otel::OtelConfig::default(),
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, LogFormat};
 
@@ -41,6 +43,7 @@ fn init(config: &Config, to_stderr: bool) {
         other => other,
     };
     let config = &config.observe;
+    crate::observe::otel::install_propagator();
     let filter = || {
         EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(&config.log_level))
@@ -57,7 +60,10 @@ fn init(config: &Config, to_stderr: bool) {
         ($builder:expr) => {{
             let builder = $builder.with_env_filter(filter()).with_filter_reloading();
             let handle = builder.reload_handle();
-            if builder.try_init().is_ok() {
+            let subscriber = builder
+                .finish()
+                .with(crate::observe::otel::layer(&config.otel));
+            if subscriber.try_init().is_ok() {
                 let _ = SET_FILTER.set(Box::new(move |f: &str| {
                     let filter = EnvFilter::try_new(f).map_err(|e| e.to_string())?;
                     handle.reload(filter).map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 
 mod logging;
 pub mod metrics;
+pub mod otel;
 pub mod profiling;
 pub mod rate;
 pub mod upstream;

@@ -132,7 +132,12 @@ impl WechatClient {
         let mut attempt = 0;
         loop {
             let started = std::time::Instant::now();
-            let outcome = self.send_once(&request).await;
+            // A client span per attempt; its trace context travels in the headers.
+            let span = tracing::info_span!("wechat", api, otel.kind = "client", attempt);
+            let trace_headers = crate::observe::otel::outgoing_headers(&span);
+            let outcome =
+                tracing::Instrument::instrument(self.send_once(&request, trace_headers), span)
+                    .await;
             let outcome = match outcome {
                 Ok(mut answer)
                     if answer.content_type.starts_with("application/json")
@@ -187,8 +192,12 @@ impl WechatClient {
     async fn send_once(
         &self,
         request: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        trace_headers: reqwest::header::HeaderMap,
     ) -> Result<Answer, WechatError> {
-        let response = request(&self.inner.http).send().await?;
+        let response = request(&self.inner.http)
+            .headers(trace_headers)
+            .send()
+            .await?;
         let status = response.status();
         if status.is_server_error() || status.is_client_error() {
             return Err(WechatError::Status(status.as_u16()));

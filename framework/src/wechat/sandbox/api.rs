@@ -57,7 +57,12 @@ async fn handle(
     req: &HttpRequest,
     f: impl FnOnce(&mut State, &Query) -> Result<HttpResponse, HttpResponse>,
 ) -> HttpResponse {
-    if let Injected::Answer(response) = sandbox.enter(req.path()).await {
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    let baggage = req.headers().get("baggage").and_then(|v| v.to_str().ok());
+    if let Injected::Answer(response) = sandbox.enter(req.path(), traceparent, baggage).await {
         return response;
     }
     let q = query(req);

@@ -15,6 +15,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/__sandbox/faults", web::post().to(add_fault))
         .route("/__sandbox/faults", web::delete().to(clear_faults))
         .route("/__sandbox/stats", web::get().to(stats))
+        .route("/__sandbox/traceparents", web::get().to(traceparents))
         .route("/__sandbox/stats", web::delete().to(reset_stats))
         .route("/__sandbox/clock", web::post().to(clock));
 }
@@ -178,6 +179,11 @@ async fn clear_faults(sb: web::Data<Sandbox>) -> HttpResponse {
 
 async fn stats(sb: web::Data<Sandbox>) -> HttpResponse {
     ok_json(json!(sb.lock().stats))
+}
+
+async fn traceparents(sb: web::Data<Sandbox>) -> HttpResponse {
+    let state = sb.lock();
+    ok_json(json!({"traceparent": state.traceparents, "baggage": state.baggage}))
 }
 
 async fn reset_stats(sb: web::Data<Sandbox>) -> HttpResponse {

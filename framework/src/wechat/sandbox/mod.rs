@@ -14,6 +14,7 @@
 //! | `GET /__sandbox/messages` | subscribe messages sent so far |
 //! | `POST`/`DELETE /__sandbox/faults` | inject faults per endpoint (errcode, status, latency, dropped connection; for N calls or with a probability) / clear them |
 //! | `GET`/`DELETE /__sandbox/stats` | calls per endpoint / reset |
+//! | `GET /__sandbox/traceparents` | the last W3C `traceparent` and `baggage` each endpoint received |
 //! | `POST /__sandbox/clock` | `{advance_s}`: move the sandbox clock (code and token expiry) |
 //!
 //! JSON bodies are accepted with or without a `Content-Type`, as WeChat does.
@@ -58,11 +59,27 @@ impl Sandbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a call and applies any fault for `endpoint`.
-    async fn enter(&self, endpoint: &str) -> Injected {
+    /// Counts a call, remembers its trace context, and applies any fault for
+    /// `endpoint`.
+    async fn enter(
+        &self,
+        endpoint: &str,
+        traceparent: Option<&str>,
+        baggage: Option<&str>,
+    ) -> Injected {
         let fault = {
             let mut state = self.lock();
             *state.stats.entry(endpoint.to_owned()).or_default() += 1;
+            if let Some(traceparent) = traceparent {
+                state
+                    .traceparents
+                    .insert(endpoint.to_owned(), traceparent.to_owned());
+            }
+            if let Some(baggage) = baggage {
+                state
+                    .baggage
+                    .insert(endpoint.to_owned(), baggage.to_owned());
+            }
             let Some(fault) = state.faults.get_mut(endpoint) else {
                 return Injected::None;
             };

@@ -116,6 +116,10 @@ pub(super) struct State {
     pub messages: Vec<Value>,
     pub faults: HashMap<String, Fault>,
     pub stats: BTreeMap<String, u64>,
+    /// The last W3C `traceparent` each endpoint received.
+    pub traceparents: BTreeMap<String, String>,
+    /// The last W3C `baggage` each endpoint received.
+    pub baggage: BTreeMap<String, String>,
     pub next_msgid: i64,
 }
 
@@ -152,6 +156,8 @@ impl State {
             messages: Vec::new(),
             faults: HashMap::new(),
             stats: BTreeMap::new(),
+            traceparents: BTreeMap::new(),
+            baggage: BTreeMap::new(),
             next_msgid: 1_000_000,
         }
     }
