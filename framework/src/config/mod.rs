@@ -343,6 +343,9 @@ impl Config {
         if self.server.host.trim().is_empty() {
             bad("server.host", "must not be empty".into());
         }
+        for problem in self.observe.otel.problems() {
+            bad("observe.otel", problem);
+        }
         if self.server.body_limit_bytes == 0 {
             bad("server.body_limit_bytes", "must be at least 1".into());
         }

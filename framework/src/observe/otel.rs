@@ -24,6 +24,9 @@ pub struct OtelConfig {
     pub sample_ratio: f64,
     /// `service.name` of the spans.
     pub service_name: String,
+    /// OTLP/HTTP endpoint spans are exported to, e.g. `http://collector:4318/v1/traces`
+    /// (needs weapp built with the `otlp` feature); none: spans are only propagated.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for OtelConfig {
@@ -32,6 +35,7 @@ impl Default for OtelConfig {
             enabled: false,
             sample_ratio: 1.0,
             service_name: "weapp".into(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -47,14 +51,48 @@ pub fn install_propagator() {
     });
 }
 
-/// A tracer provider sampling parent-based with `config.sample_ratio` for roots.
+impl OtelConfig {
+    /// Problems with the values, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            out.push("observe.otel.sample_ratio must be between 0 and 1".to_owned());
+        }
+        if self.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            out.push(
+                "observe.otel.otlp_endpoint needs weapp built with the `otlp` feature".to_owned(),
+            );
+        }
+        out
+    }
+}
+
+/// A tracer provider sampling parent-based with `config.sample_ratio` for new
+/// traces, exporting over OTLP when an endpoint is configured (feature `otlp`).
 pub fn provider(config: &OtelConfig) -> SdkTracerProvider {
     let ratio = config.sample_ratio.clamp(0.0, 1.0);
-    SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            ratio,
-        ))))
-        .build()
+    let builder = SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(Box::new(
+        Sampler::TraceIdRatioBased(ratio),
+    )));
+    #[cfg(feature = "otlp")]
+    let builder = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            match opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint.clone())
+                .build()
+            {
+                Ok(exporter) => builder.with_batch_exporter(exporter),
+                Err(e) => {
+                    tracing::error!(error = %e, "OTLP exporter unavailable; spans are not exported");
+                    builder
+                }
+            }
+        }
+        None => builder,
+    };
+    builder.build()
 }
 
 /// The `tracing` layer for `config`, or `None` when OpenTelemetry is off.
@@ -115,4 +153,67 @@ pub(crate) fn outgoing_headers(span: &tracing::Span) -> reqwest::header::HeaderM
         p.inject_context(&context, &mut HeaderInjector(&mut headers))
     });
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{
+        Span as _, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
+    };
+
+    fn sampled(provider: &SdkTracerProvider, parent: Option<bool>) -> bool {
+        let tracer = provider.tracer("test");
+        let cx = match parent {
+            None => opentelemetry::Context::new(),
+            Some(sampled) => {
+                opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                    TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                    SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                    if sampled {
+                        TraceFlags::SAMPLED
+                    } else {
+                        TraceFlags::default()
+                    },
+                    true,
+                    TraceState::default(),
+                ))
+            }
+        };
+        let span = tracer.start_with_context("s", &cx);
+        span.span_context().is_sampled()
+    }
+
+    #[test]
+    fn sampling_follows_the_parent_and_the_ratio_for_new_traces() {
+        let none = provider(&OtelConfig {
+            enabled: true,
+            sample_ratio: 0.0,
+            ..Default::default()
+        });
+        assert!(!sampled(&none, None), "ratio 0: new traces are not sampled");
+        assert!(
+            sampled(&none, Some(true)),
+            "a sampled caller keeps its trace sampled"
+        );
+        let all = provider(&OtelConfig {
+            enabled: true,
+            sample_ratio: 1.0,
+            ..Default::default()
+        });
+        assert!(sampled(&all, None));
+        assert!(
+            !sampled(&all, Some(false)),
+            "an unsampled caller stays unsampled"
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let config = OtelConfig {
+            sample_ratio: 1.5,
+            ..Default::default()
+        };
+        assert_eq!(config.problems().len(), 1);
+    }
 }
