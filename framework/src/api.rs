@@ -1,7 +1,9 @@
 //! Route registration that documents itself: [`ApiRoutes`] mounts a handler and
 //! records its method, path, summary and access in one call, so
 //! `GET /api/openapi.json` (OpenAPI 3) is built from the routes the server really
-//! has and cannot drift from them.
+//! has and cannot drift from them. The registry is process-wide: one app per
+//! process (as in production) documents exactly its routes; a test process that
+//! starts apps with different plugins sees the union.
 //!
 //! ```no_run
 //! use weapp::actix_web::{HttpResponse, web};
@@ -66,6 +68,29 @@ pub fn operations() -> Vec<Operation> {
         .collect()
 }
 
+/// One registering method per HTTP method, all alike.
+macro_rules! methods {
+    ($($(#[$doc:meta])* $name:ident => $route:expr,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name<F, Args>(
+                &mut self,
+                path: &'static str,
+                summary: &'static str,
+                access: Access,
+                handler: F,
+            ) -> &mut Self
+            where
+                F: Handler<Args>,
+                Args: FromRequest + 'static,
+                F::Output: Responder + 'static,
+            {
+                self.add(stringify!($name), $route, path, summary, access, handler)
+            }
+        )*
+    };
+}
+
 /// Mounts documented routes on a [`web::ServiceConfig`].
 pub struct ApiRoutes<'a> {
     cfg: &'a mut web::ServiceConfig,
@@ -104,52 +129,13 @@ impl<'a> ApiRoutes<'a> {
         self
     }
 
-    /// `GET path`.
-    pub fn get<F, Args>(
-        &mut self,
-        path: &'static str,
-        summary: &'static str,
-        access: Access,
-        handler: F,
-    ) -> &mut Self
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add("get", web::get(), path, summary, access, handler)
-    }
-
-    /// `POST path`.
-    pub fn post<F, Args>(
-        &mut self,
-        path: &'static str,
-        summary: &'static str,
-        access: Access,
-        handler: F,
-    ) -> &mut Self
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add("post", web::post(), path, summary, access, handler)
-    }
-
-    /// `DELETE path`.
-    pub fn delete<F, Args>(
-        &mut self,
-        path: &'static str,
-        summary: &'static str,
-        access: Access,
-        handler: F,
-    ) -> &mut Self
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add("delete", web::delete(), path, summary, access, handler)
+    methods! {
+        /// `GET path`.
+        get => web::get(),
+        /// `POST path`.
+        post => web::post(),
+        /// `DELETE path`.
+        delete => web::delete(),
     }
 }
 
