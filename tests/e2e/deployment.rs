@@ -1,0 +1,131 @@
+//! The app template's deployment files: the Kubernetes manifests hold the settings
+//! a production cluster needs, secrets only by reference; the Dockerfile builds in
+//! stages and runs as a non-root user with a health check.
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn template_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/app");
+    let text = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Render the placeholders and raw blocks as cargo-generate would.
+    text.replace("{{project-name}}", "shop")
+        .replace("{% raw %}", "")
+        .replace("{% endraw %}", "")
+}
+
+fn manifest(path: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(&template_file(path)).expect("valid YAML");
+    assert_eq!(docs.len(), 1, "{path}: one document");
+    docs.remove(0)
+}
+
+#[test]
+fn the_deployment_runs_non_root_read_only_with_probes_limits_and_secret_refs() {
+    let deployment = manifest("deploy/k8s/deployment.yaml");
+    assert_eq!(deployment["kind"].as_str(), Some("Deployment"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    let containers = pod["containers"].as_vec().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let app = &containers[0];
+    assert_eq!(
+        app["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        app["securityContext"]["allowPrivilegeEscalation"].as_bool(),
+        Some(false)
+    );
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                !app["resources"][kind][resource].is_badvalue(),
+                "resources.{kind}.{resource} is set"
+            );
+        }
+    }
+    assert_eq!(
+        app["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        app["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+
+    let env = app["env"].as_vec().expect("env");
+    let by_name = |name: &str| {
+        env.iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is set"))
+    };
+    for secret in [
+        "WEAPP__WECHAT__SECRET",
+        "WEAPP__AUTH__JWT__KEYS__K1",
+        "WEAPP__CRYPTO__KEYS__1",
+        "WEAPP__CRYPTO__BLIND_INDEX_KEY",
+        "WEAPP__DATABASE__URL",
+    ] {
+        let entry = by_name(secret);
+        assert!(entry["value"].is_badvalue(), "{secret} must not be inline");
+        assert_eq!(
+            entry["valueFrom"]["secretKeyRef"]["name"].as_str(),
+            Some("shop-secrets"),
+            "{secret} comes from the Secret"
+        );
+    }
+    for entry in env {
+        let name = entry["name"].as_str().unwrap_or_default();
+        if ["SECRET", "KEY", "URL"]
+            .iter()
+            .any(|word| name.contains(word))
+        {
+            assert!(entry["value"].is_badvalue(), "{name} must not be inline");
+        }
+    }
+}
+
+#[test]
+fn the_service_and_autoscaler_point_at_the_deployment() {
+    let service = manifest("deploy/k8s/service.yaml");
+    assert_eq!(service["kind"].as_str(), Some("Service"));
+    assert_eq!(service["spec"]["selector"]["app"].as_str(), Some("shop"));
+    let hpa = manifest("deploy/k8s/hpa.yaml");
+    assert_eq!(hpa["kind"].as_str(), Some("HorizontalPodAutoscaler"));
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["kind"].as_str(),
+        Some("Deployment")
+    );
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"].as_str(), Some("shop"));
+    let (min, max) = (
+        hpa["spec"]["minReplicas"].as_i64().unwrap(),
+        hpa["spec"]["maxReplicas"].as_i64().unwrap(),
+    );
+    assert!(min >= 2 && max > min);
+}
+
+#[test]
+fn the_image_builds_in_stages_and_runs_unprivileged() {
+    let dockerfile = template_file("deploy/Dockerfile");
+    let froms = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert_eq!(froms, 2, "a build stage and a small runtime stage");
+    let user = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    assert!(user.trim() != "root" && user.trim() != "0");
+    assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"));
+}
+
+#[test]
+fn the_example_pipeline_tests_builds_and_rolls_out() {
+    let workflow = template_file(".github/workflows/ci.yml");
+    let docs = YamlLoader::load_from_str(&workflow).expect("valid YAML");
+    let jobs = &docs[0]["jobs"];
+    assert!(!jobs["test"].is_badvalue() && !jobs["deploy"].is_badvalue());
+    assert_eq!(jobs["deploy"]["needs"].as_str(), Some("test"));
+    assert!(workflow.contains("docker build") && workflow.contains("kubectl set image"));
+}
