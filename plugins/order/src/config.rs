@@ -88,6 +88,8 @@ pub struct OutboxConfig {
     pub base_backoff_ms: i64,
     /// Longest retry delay.
     pub max_backoff_ms: i64,
+    /// Delivered and parked events are deleted this long after they finished.
+    pub keep_finished_s: i64,
 }
 
 impl Default for OutboxConfig {
@@ -99,6 +101,7 @@ impl Default for OutboxConfig {
             lease_ms: 30_000,
             base_backoff_ms: 500,
             max_backoff_ms: 300_000,
+            keep_finished_s: 7 * 86_400,
         }
     }
 }

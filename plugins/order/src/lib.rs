@@ -110,7 +110,8 @@ impl Plugin for OrderPlugin {
     }
 }
 
-/// Cancels unpaid orders past their time and forgets old idempotency keys.
+/// Cancels unpaid orders past their time and forgets old idempotency keys and
+/// finished outbox events.
 async fn run_expiry(ctx: AppContext, shutdown: weapp::Shutdown) {
     let Some(orders) = ctx.get::<Orders>() else {
         return;
@@ -129,6 +130,9 @@ async fn run_expiry(ctx: AppContext, shutdown: weapp::Shutdown) {
         }
         if let Err(e) = orders.purge_idempotency_keys(now).await {
             tracing::warn!(error = %e, "purging idempotency keys failed");
+        }
+        if let Err(e) = orders.purge_outbox(now).await {
+            tracing::warn!(error = %e, "purging finished outbox events failed");
         }
     }
 }

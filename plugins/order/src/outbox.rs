@@ -167,11 +167,29 @@ impl Orders {
                     outbox::next_attempt_at.eq(next_attempt_at),
                     outbox::locked_until.eq(None::<i64>),
                     outbox::last_error.eq(Some(error)),
+                    // A parked event is finished too (for purging).
+                    outbox::done_at.eq((state == "failed").then_some(now)),
                 ))
                 .execute(c)
                 .await
         })?;
         Ok(())
+    }
+
+    /// Deletes delivered and parked events that finished more than
+    /// `order.outbox.keep_finished_s` before `now`; returns how many.
+    pub async fn purge_outbox(&self, now: i64) -> Result<usize, OrderError> {
+        let cutoff = now.saturating_sub(self.config.outbox.keep_finished_s.saturating_mul(1000));
+        let mut conn = self.db.conn().await?;
+        Ok(with_conn!(conn, |c| {
+            diesel::delete(
+                outbox::table
+                    .filter(outbox::state.ne("pending"))
+                    .filter(outbox::done_at.lt(cutoff)),
+            )
+            .execute(c)
+            .await
+        })?)
     }
 
     fn backoff_ms(&self, attempts: i32) -> i64 {

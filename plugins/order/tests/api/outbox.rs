@@ -75,7 +75,7 @@ async fn an_event_that_keeps_failing_is_parked() {
     eventually("the event is parked as failed", || {
         let app = &app;
         async move {
-            count(app, "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'failed' AND attempts = 3 AND last_error LIKE '%always failing%'").await == 1
+            count(app, "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'failed' AND attempts = 3 AND last_error LIKE '%always failing%' AND done_at IS NOT NULL").await == 1
         }
     })
     .await;
@@ -117,5 +117,43 @@ async fn competing_workers_deliver_each_event_once() {
     ids.dedup();
     assert_eq!(ids.len(), 30);
     assert_eq!(seen.lock().unwrap().len(), 30, "no event delivered twice");
+    app.stop().await.unwrap();
+}
+
+/// Finished events are deleted after `order.outbox.keep_finished_s`; pending ones
+/// never are.
+#[tokio::test]
+async fn finished_events_are_purged_after_their_time() {
+    let app = builder(Backend::Sqlite)
+        .set("order.outbox.keep_finished_s", 60)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 10).await;
+    let (token, _) = app.login("o_outbox_purge").await;
+    place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    eventually("the event is delivered", || {
+        let app = &app;
+        async move {
+            count(
+                app,
+                "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'done'",
+            )
+            .await
+                == 1
+        }
+    })
+    .await;
+    let orders = orders(&app);
+    let now = chrono::Utc::now().timestamp_millis();
+    assert_eq!(
+        orders.purge_outbox(now).await.unwrap(),
+        0,
+        "kept for a minute"
+    );
+    assert_eq!(orders.purge_outbox(now + 61_000).await.unwrap(), 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) AS n FROM order_outbox").await,
+        0
+    );
     app.stop().await.unwrap();
 }
