@@ -16,7 +16,7 @@ mod task;
 use actix_web::web;
 
 pub use registry::{PluginError, registered, resolve};
-pub use task::{BackgroundTask, Shutdown};
+pub use task::{BackgroundTask, Shutdown, backoff_ms, claim_token};
 
 use crate::AppContext;
 use crate::db::Migration;

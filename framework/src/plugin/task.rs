@@ -1,6 +1,8 @@
 //! Background tasks owned by plugins, and the signal that stops them.
 
+use std::fmt::Display;
 use std::future::Future;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,33 @@ impl Shutdown {
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.0.is_cancelled()
+    }
+
+    /// Runs `batch` until shutdown, the loop of a queue worker: again at once while a
+    /// batch did some work (`Ok(n)`, `n > 0`), after `idle` when it found none or
+    /// failed (the failure logged with `what`).
+    pub async fn drain<F, Fut, E>(&self, what: &'static str, idle: Duration, mut batch: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<usize, E>>,
+        E: Display,
+    {
+        while !self.is_shutting_down() {
+            let pause = match batch().await {
+                Ok(0) => idle,
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} failed");
+                    idle
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = self.wait() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
     }
 
     /// Begins shutdown for every holder of this signal.
@@ -68,5 +97,33 @@ impl BackgroundTask {
     ) -> (String, tokio::task::JoinHandle<()>) {
         let handle = tokio::spawn((self.run)(ctx, shutdown));
         (self.name, handle)
+    }
+}
+
+/// Exponential backoff for the `attempts`-th failure (1-based): `base_ms`, doubled
+/// per further attempt, at most `max_ms`.
+pub fn backoff_ms(base_ms: i64, max_ms: i64, attempts: i32) -> i64 {
+    let exponent = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    base_ms.saturating_mul(1 << exponent).min(max_ms)
+}
+
+/// A random positive 63-bit token naming one worker's claim on queued rows, so it
+/// can tell the rows it won from those another worker (or instance) took.
+pub fn claim_token() -> i64 {
+    (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff_ms(500, 10_000, 1), 500);
+        assert_eq!(backoff_ms(500, 10_000, 3), 2_000);
+        assert_eq!(backoff_ms(500, 10_000, 30), 10_000);
+        assert_eq!(backoff_ms(500, 10_000, 0), 500);
     }
 }

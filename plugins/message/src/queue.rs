@@ -169,7 +169,7 @@ impl Messages {
     /// Claims up to `message.batch_size` due messages for this worker: pending ones,
     /// and claimed ones whose worker's lease ran out. Returns `(id, token)` pairs.
     pub async fn claim(&self, now: i64) -> Result<Vec<(i64, i64)>, MessageError> {
-        let token = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+        let token = weapp::plugin::claim_token();
         let claimable = queue::state
             .eq("pending")
             .and(queue::next_attempt_at.le(now))
@@ -302,7 +302,11 @@ impl Messages {
         let (state, msgid, errcode, reason, next) = match &outcome {
             Ok(msgid) => ("sent", Some(*msgid), None, None, now),
             Err(e) if e.is_transient() && attempts < self.config.max_attempts => {
-                let wait = self.backoff_ms(attempts);
+                let wait = weapp::plugin::backoff_ms(
+                    self.config.base_backoff_ms,
+                    self.config.max_backoff_ms,
+                    attempts,
+                );
                 (
                     "pending",
                     None,
@@ -353,16 +357,6 @@ impl Messages {
         }
         Ok(claimed.len())
     }
-
-    fn backoff_ms(&self, attempts: i32) -> i64 {
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        self.config
-            .base_backoff_ms
-            .saturating_mul(1 << exponent)
-            .min(self.config.max_backoff_ms)
-    }
 }
 
 /// The worker: sends due messages until shutdown, pausing when idle.
@@ -371,20 +365,10 @@ pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
         return;
     };
     let idle = std::time::Duration::from_millis(messages.config.poll_interval_ms.max(1));
-    while !shutdown.is_shutting_down() {
-        let pause = match messages.deliver_due(&ctx).await {
-            Ok(0) => idle,
-            Ok(_) => std::time::Duration::ZERO,
-            Err(e) => {
-                tracing::warn!(error = %e, "message delivery failed");
-                idle
-            }
-        };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = shutdown.wait() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
+    shutdown
+        .drain("message delivery", idle, || {
+            let (messages, ctx) = (messages.clone(), ctx.clone());
+            async move { messages.deliver_due(&ctx).await }
+        })
+        .await;
 }

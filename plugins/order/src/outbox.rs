@@ -71,7 +71,7 @@ impl Orders {
     pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
         let settings = &self.config.outbox;
         let now = now_ms();
-        let token = claim_token();
+        let token = weapp::plugin::claim_token();
         let mut conn = self.db.conn().await?;
         let claimable = outbox::state.eq("pending").and(
             outbox::locked_until
@@ -157,7 +157,14 @@ impl Orders {
             );
             ("failed", now)
         } else {
-            ("pending", now + self.backoff_ms(attempts))
+            (
+                "pending",
+                now + weapp::plugin::backoff_ms(
+                    settings.base_backoff_ms,
+                    settings.max_backoff_ms,
+                    attempts,
+                ),
+            )
         };
         let mut conn = self.db.conn().await?;
         with_conn!(conn, |c| {
@@ -191,23 +198,6 @@ impl Orders {
             .await
         })?)
     }
-
-    fn backoff_ms(&self, attempts: i32) -> i64 {
-        let settings = &self.config.outbox;
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        settings
-            .base_backoff_ms
-            .saturating_mul(1 << exponent)
-            .min(settings.max_backoff_ms)
-    }
-}
-
-/// A random positive 63-bit token naming one claim.
-fn claim_token() -> i64 {
-    let id = uuid::Uuid::new_v4().as_u64_pair().0;
-    (id >> 1) as i64
 }
 
 /// The worker: delivers due events until shutdown, pausing when idle.
@@ -216,20 +206,10 @@ pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
         return;
     };
     let idle = std::time::Duration::from_millis(orders.config.outbox.poll_interval_ms);
-    while !shutdown.is_shutting_down() {
-        let pause = match orders.deliver_outbox(&ctx).await {
-            Ok(0) => idle,
-            Ok(_) => std::time::Duration::ZERO,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox delivery failed");
-                idle
-            }
-        };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = shutdown.wait() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
+    shutdown
+        .drain("outbox delivery", idle, || {
+            let (orders, ctx) = (orders.clone(), ctx.clone());
+            async move { orders.deliver_outbox(&ctx).await }
+        })
+        .await;
 }
