@@ -381,6 +381,25 @@ impl TestApp {
             .expect("sandbox stats")
     }
 
+    /// Runs one SQL query on the app's database that returns a single BIGINT column
+    /// named `n` (e.g. `SELECT COUNT(*) AS n FROM orders`); panics naming the query
+    /// if it fails.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.ctx.db().conn().await.expect("a database connection");
+        let rows: Vec<Count> = crate::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .next()
+            .map(|r| r.n)
+            .unwrap_or_else(|| panic!("{sql}: no row"))
+    }
+
     /// A handle to stop the server from elsewhere.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()

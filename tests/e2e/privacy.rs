@@ -16,19 +16,6 @@ async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::R
         .unwrap()
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.ctx.db().conn().await.unwrap();
-    let rows: Vec<Count> = weapp::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows[0].n
-}
-
 async fn export_then_erase(app: TestApp) {
     let openid = "o_privacy_subject";
     app.sandbox_post(
@@ -117,24 +104,19 @@ async fn export_then_erase(app: TestApp) {
         .unwrap();
     assert_eq!(after.status(), 401, "every session ended");
 
-    let personal = count(
-        &app,
-        &format!(
+    let personal = app
+        .count(&format!(
             "SELECT COUNT(*) AS n FROM users WHERE id = {user_id} AND (phone IS NOT NULL \
              OR phone_index IS NOT NULL OR unionid IS NOT NULL OR nickname IS NOT NULL)"
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(personal, 0, "sealed values and blind indexes removed");
-    let orders_kept = count(
-        &app,
-        "SELECT COUNT(*) AS n FROM orders WHERE user_id IS NULL",
-    )
-    .await;
+    let orders_kept = app
+        .count("SELECT COUNT(*) AS n FROM orders WHERE user_id IS NULL")
+        .await;
     assert_eq!(orders_kept, 1, "the order stays, anonymised");
     weapp_audit::flush(&app.ctx).await.unwrap();
-    let recorded = count(
-        &app,
+    let recorded = app.count(
         &format!("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'privacy.erase' AND actor = 'user:{user_id}'"),
     )
     .await;

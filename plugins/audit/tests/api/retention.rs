@@ -29,22 +29,7 @@ async fn retention_on(backend: Backend) {
     let again = weapp_audit::retention::archive_expired(db, &rules, now + 74 * 3_600_000).await;
     assert_eq!(again.unwrap(), 0, "archiving is done once");
 
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let ctx = app.ctx.clone();
-    let count = |sql: &'static str| {
-        let ctx = ctx.clone();
-        async move {
-            let mut conn = ctx.db().conn().await.unwrap();
-            let rows: Vec<Count> =
-                weapp::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await).unwrap();
-            rows[0].n
-        }
-    };
+    let count = |sql: &'static str| app.count(sql);
     assert_eq!(
         count("SELECT COUNT(*) AS n FROM audit_log WHERE details IS NULL").await,
         3

@@ -138,15 +138,5 @@ where
 
 /// Runs one SQL query returning a single BIGINT on the app's database.
 pub async fn count(app: &TestApp, sql: &str) -> i64 {
-    use diesel::QueryableByName;
-    use diesel_async::RunQueryDsl;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.ctx.db().conn().await.expect("connection");
-    let rows: Vec<Count> = weapp::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows.into_iter().next().map(|r| r.n).expect("one row")
+    app.count(sql).await
 }
