@@ -9,7 +9,6 @@ use weapp_order as _;
 use weapp_probe_plugin as _;
 
 mod audit;
-mod deployment;
 mod journey;
 mod openapi;
 mod privacy;

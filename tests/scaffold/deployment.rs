@@ -4,13 +4,23 @@
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::generate::{Scratch, generate, read, repo_root};
+
+/// A file of a project generated from the app template (named `shop`, database
+/// PostgreSQL).
 fn template_file(path: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/app");
-    let text = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    // Render the placeholders and raw blocks as cargo-generate would.
-    text.replace("{{project-name}}", "shop")
-        .replace("{% raw %}", "")
-        .replace("{% endraw %}", "")
+    let scratch = Scratch::new("deploy");
+    let root = repo_root();
+    let project = generate(
+        "app",
+        scratch.path(),
+        "shop",
+        &[
+            ("database", "postgres"),
+            ("weapp_source", root.to_str().expect("UTF-8 path")),
+        ],
+    );
+    read(&project, path)
 }
 
 fn manifest(path: &str) -> Yaml {

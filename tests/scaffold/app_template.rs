@@ -1,0 +1,249 @@
+//! `templates/app`: generated projects build, pass their tests and start, for each
+//! database and with or without the framework's plugins.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_root};
+
+/// Every file a generated app has, whatever the answers.
+const APP_FILES: &[&str] = &[
+    ".gitignore",
+    "Cargo.toml",
+    "README.md",
+    "config/default.toml",
+    "config/production.toml",
+    "src/main.rs",
+    "src/lib.rs",
+    "src/feedback/mod.rs",
+    "src/feedback/routes.rs",
+    "src/feedback/schema.rs",
+    "src/feedback/store.rs",
+    "migrations/postgres/0001_create_feedback.sql",
+    "migrations/mysql/0001_create_feedback.sql",
+    "migrations/sqlite/0001_create_feedback.sql",
+    "tests/app.rs",
+    "deploy/Dockerfile",
+    "deploy/k8s/deployment.yaml",
+    "deploy/k8s/service.yaml",
+    "deploy/k8s/hpa.yaml",
+    ".github/workflows/ci.yml",
+];
+
+/// Checks the tree and that no template syntax was left behind.
+pub fn assert_fully_rendered(project: &Path, expected_files: &[&str]) {
+    for file in expected_files {
+        assert!(project.join(file).is_file(), "{file} is missing");
+    }
+    assert!(!project.join("cargo-generate.toml").exists());
+    let mut stack = vec![project.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read generated folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let name = path.display();
+            assert!(
+                !name.to_string().contains("{{"),
+                "{name}: unrendered file name"
+            );
+            for syntax in ["{{", "{%", "%}"] {
+                // GitHub's own `${{ }}` expressions are meant to stay.
+                let leftover = text.replace("${{", "");
+                assert!(!leftover.contains(syntax), "{name}: unrendered `{syntax}`");
+            }
+        }
+    }
+}
+
+/// The test summary lines of `cargo test` output, with how many tests passed.
+fn passed_tests(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("test result: ok."))
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
+        .sum()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts() {
+    // The default weapp source is `../weapp`: a checkout beside the new project.
+    let scratch = Scratch::new("default");
+    std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
+    let project = generate("app", scratch.path(), "shop", &[]);
+    assert_fully_rendered(&project, APP_FILES);
+    let manifest = read(&project, "Cargo.toml");
+    for dependency in ["weapp-order", "weapp-message", "weapp-audit"] {
+        assert!(
+            manifest.contains(&format!("{dependency} = {{ path = \"../weapp/plugins/")),
+            "{dependency} is a path dependency on the checkout: {manifest}"
+        );
+    }
+    assert!(read(&project, "config/default.toml").contains("url = \"sqlite://data/shop.db\""));
+    assert_formatted(&project);
+
+    let tested = cargo_in(&project, &["test"]);
+    let passed = passed_tests(&String::from_utf8_lossy(&tested.stdout));
+    assert!(passed >= 5, "the generated tests ran: {passed} passed");
+
+    // `cargo run` is `cargo build` and an exec of the binary; the build waits for
+    // the shared target directory, the app's start-up is what is timed.
+    cargo_in(&project, &["build"]);
+    let port = free_port();
+    let log = scratch.path().join("app.log");
+    let mut app = Command::new(repo_root().join("target/debug/shop"))
+        .current_dir(&project)
+        .env("WEAPP__SERVER__PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start the generated app");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut health = None;
+    while Instant::now() < deadline && health.is_none() {
+        if let Ok(Some(status)) = app.try_wait() {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the generated app exited with {status}: {output}");
+        }
+        health =
+            get(port, "/healthz").filter(|a| a.lines().next().is_some_and(|l| l.contains(" 200 ")));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let openapi = get(port, "/api/openapi.json");
+    let _ = app.kill();
+    let _ = app.wait();
+    assert!(
+        health.is_some(),
+        "the generated app did not answer /healthz within 60 s"
+    );
+    assert!(
+        openapi.is_some_and(|doc| doc.contains("/api/feedback") && doc.contains("/api/orders")),
+        "the generated app serves its own and the order plugin's routes"
+    );
+    assert!(
+        project.join("data/shop.db").is_file(),
+        "the SQLite file was created"
+    );
+}
+
+#[test]
+fn a_postgres_project_with_every_plugin_passes_its_tests() {
+    let scratch = Scratch::new("postgres");
+    let root = repo_root();
+    let project = generate(
+        "app",
+        scratch.path(),
+        "pg-shop",
+        &[
+            ("database", "postgres"),
+            ("appid", "wx1234567890abcdef"),
+            ("weapp_source", root.to_str().expect("UTF-8 path")),
+        ],
+    );
+    assert_fully_rendered(&project, APP_FILES);
+    let config = read(&project, "config/default.toml");
+    assert!(config.contains("url = \"postgres://postgres@127.0.0.1:5432/pg_shop\""));
+    assert!(config.contains("appid = \"wx1234567890abcdef\""));
+    assert!(read(&project, "tests/app.rs").contains("Backend::Postgres"));
+    assert_formatted(&project);
+    let tested = cargo_in(&project, &["test"]);
+    assert!(passed_tests(&String::from_utf8_lossy(&tested.stdout)) >= 5);
+}
+
+#[test]
+fn a_mysql_project_without_the_framework_plugins_passes_its_tests() {
+    let scratch = Scratch::new("mysql");
+    let root = repo_root();
+    let project = generate(
+        "app",
+        scratch.path(),
+        "my-shop",
+        &[
+            ("database", "mysql"),
+            ("with_order", "false"),
+            ("with_message", "false"),
+            ("with_audit", "false"),
+            ("weapp_source", root.to_str().expect("UTF-8 path")),
+        ],
+    );
+    assert_fully_rendered(&project, APP_FILES);
+    let manifest = read(&project, "Cargo.toml");
+    assert!(!manifest.contains("weapp-order") && !manifest.contains("weapp-audit"));
+    assert!(!read(&project, "src/lib.rs").contains("use weapp_"));
+    assert!(!read(&project, "config/default.toml").contains("[order"));
+    assert!(read(&project, ".github/workflows/ci.yml").contains("mariadb"));
+    assert_formatted(&project);
+    let tested = cargo_in(&project, &["test"]);
+    assert!(passed_tests(&String::from_utf8_lossy(&tested.stdout)) >= 5);
+}
+
+#[test]
+fn a_git_source_makes_git_dependencies() {
+    let scratch = Scratch::new("git");
+    let url = "https://git.example.com/team/weapp.git";
+    let project = generate("app", scratch.path(), "git-shop", &[("weapp_source", url)]);
+    assert_fully_rendered(&project, APP_FILES);
+    let manifest: toml::Table = read(&project, "Cargo.toml").parse().expect("valid TOML");
+    for (table, name) in [("dependencies", "weapp"), ("dependencies", "weapp-order")] {
+        let dependency = &manifest[table][name];
+        assert_eq!(
+            dependency["git"].as_str(),
+            Some(url),
+            "{name}: {dependency}"
+        );
+        assert!(dependency.get("path").is_none());
+    }
+    let dev = &manifest["dev-dependencies"]["weapp"];
+    assert_eq!(dev["git"].as_str(), Some(url));
+    assert_eq!(dev["features"][0].as_str(), Some("testing"));
+}
+
+#[test]
+fn bad_answers_are_refused() {
+    let scratch = Scratch::new("refused");
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .arg("generate")
+        .arg("--path")
+        .arg(repo_root().join("templates/app"))
+        .args([
+            "--name",
+            "bad",
+            "--vcs",
+            "none",
+            "--silent",
+            "--destination",
+        ])
+        .arg(scratch.path())
+        .args(["--define", "database=oracle"])
+        .output()
+        .expect("run cargo generate");
+    assert!(!output.status.success(), "database=oracle was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a valid value for database"),
+        "{stderr}"
+    );
+    assert!(!scratch.path().join("bad/Cargo.toml").exists());
+}

@@ -1,0 +1,137 @@
+//! Running cargo-generate and cargo on generated projects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// This repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A folder under the system temp dir, removed with this value.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new, empty folder.
+    pub fn new(label: &str) -> Scratch {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "weapp-scaffold-{label}-{}-{nanos}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a scratch folder");
+        Scratch(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `cargo generate` on `templates/<template>` into `into/<name>`, answering
+/// every placeholder not in `defines` with its default; returns the project path.
+pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)]) -> PathBuf {
+    let mut command = cargo();
+    command
+        .arg("generate")
+        .arg("--path")
+        .arg(repo_root().join("templates").join(template))
+        .args(["--name", name, "--vcs", "none", "--silent", "--destination"])
+        .arg(into);
+    for (key, value) in defines {
+        command.arg("--define").arg(format!("{key}={value}"));
+    }
+    let output = command.output().expect("run cargo");
+    let missing = String::from_utf8_lossy(&output.stderr).contains("no such command");
+    assert!(
+        !missing,
+        "cargo-generate is not installed: `cargo install --locked cargo-generate@0.23.5` \
+         (.ci/run installs it)"
+    );
+    assert!(
+        output.status.success(),
+        "cargo generate failed: {}",
+        describe(&output)
+    );
+    let project = into.join(name);
+    assert!(
+        project.join("Cargo.toml").is_file(),
+        "{} was not generated",
+        project.display()
+    );
+    project
+}
+
+/// Runs `cargo <args>` in `project`, building into this workspace's target
+/// directory with this workspace's dependency versions; panics with the output if
+/// it fails.
+pub fn cargo_in(project: &Path, args: &[&str]) -> Output {
+    let lock = project.join("Cargo.lock");
+    if !lock.exists() {
+        std::fs::copy(repo_root().join("Cargo.lock"), &lock).expect("copy Cargo.lock");
+    }
+    let output = cargo()
+        .args(args)
+        .arg("--offline")
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", repo_root().join("target"))
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "cargo {} in {} failed: {}",
+        args.join(" "),
+        project.display(),
+        describe(&output)
+    );
+    output
+}
+
+/// Checks that the generated code is as `cargo fmt` would write it.
+pub fn assert_formatted(project: &Path) {
+    let output = cargo()
+        .args(["fmt", "--check"])
+        .current_dir(project)
+        .output()
+        .expect("run cargo fmt");
+    assert!(
+        output.status.success(),
+        "generated code is not rustfmt-clean: {}",
+        describe(&output)
+    );
+}
+
+/// A file of a generated project.
+pub fn read(project: &Path, path: &str) -> String {
+    std::fs::read_to_string(project.join(path))
+        .unwrap_or_else(|e| panic!("{}: {e}", project.join(path).display()))
+}

@@ -1,0 +1,11 @@
+//! The cargo-generate templates: projects generated from them build, pass their own
+//! tests and start; their deployment files hold what a production cluster needs.
+//!
+//! These tests run `cargo generate` (0.23.5; `.ci/run` installs it) and `cargo`
+//! itself, building into this workspace's target directory so dependencies compile
+//! once for all generated projects.
+
+mod app_template;
+mod deployment;
+mod generate;
+mod plugin_template;
