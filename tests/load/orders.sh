@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load test of POST /api/orders (fresh Idempotency-Key per request, one product with
 # a huge stock) on PostgreSQL + Redis with wrk at 64 connections, then pgbench running
-# the same SQL (tests/load/orders.sql) on the same database with as many clients as
-# the app's pool (DB_POOL, default 16), and the ratio of the two.
+# the same SQL on the same database with as many clients as the app's pool (DB_POOL,
+# default 16): one statement at a time (tests/load/orders.sql) and in the app's two
+# pipelines (orders-pipelined.sql); the app's ratio to each.
 # Needs the services of .ci/run and wrk (apt-get install -y wrk).
 # Usage: tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
@@ -19,9 +20,14 @@ app_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
 # Stop the app (and its outbox worker) so pgbench has the database to itself.
 kill "$app" && wait "$app" 2>/dev/null || true
 app=
-echo "== the same SQL (pgbench -c$pool) =="
 secs=${duration%s}
+echo "== the same SQL, one statement at a time (pgbench -c$pool) =="
 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders.sql "$db" | tee "$work/pgbench.txt"
 pg_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench.txt")
+echo "== the same SQL in the app's two pipelines (pgbench -c$pool) =="
+pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders-pipelined.sql "$db" | tee "$work/pgbench-pipelined.txt"
+pp_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench-pipelined.txt")
 
-python3 -c "print(f'app {float(\"$app_rps\"):.0f} req/s vs pgbench {float(\"$pg_tps\"):.0f} tps: {100*float(\"$app_rps\")/float(\"$pg_tps\"):.0f}%')"
+python3 -c "
+app, pg, pp = float('$app_rps'), float('$pg_tps'), float('$pp_tps')
+print(f'app {app:.0f} req/s vs pgbench {pg:.0f} tps ({100*app/pg:.0f}%), pipelined pgbench {pp:.0f} tps ({100*app/pp:.0f}%)')"

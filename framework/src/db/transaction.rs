@@ -20,7 +20,7 @@ use diesel::result::{DatabaseErrorKind, Error as QueryError, QueryResult};
 use diesel_async::{AnsiTransactionManager, AsyncConnection, TransactionManager};
 use serde::Deserialize;
 
-use super::{AsyncMysqlConnection, AsyncPgConnection, SqliteConn};
+use super::{AsyncMysqlConnection, AsyncPgConnection, Backend, SqliteConn};
 
 /// Transaction isolation level; `backend_default` sends nothing (PostgreSQL: read
 /// committed, MySQL/MariaDB: repeatable read).
@@ -39,6 +39,22 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// The statement that begins a transaction at this level on `backend`, as
+    /// [`transaction!`](crate::transaction) sends it; for code that drives a
+    /// transaction itself (e.g. pipelining `BEGIN` with the first statement).
+    pub fn begin_statement(self, backend: Backend) -> String {
+        match (backend, self.sql()) {
+            (Backend::Sqlite, _) => "BEGIN IMMEDIATE".to_owned(),
+            (_, None) => "BEGIN".to_owned(),
+            (Backend::Postgres, Some(level)) => {
+                format!("BEGIN TRANSACTION ISOLATION LEVEL {level}")
+            }
+            (Backend::Mysql, Some(level)) => {
+                format!("SET TRANSACTION ISOLATION LEVEL {level}; BEGIN")
+            }
+        }
+    }
+
     fn sql(self) -> Option<&'static str> {
         match self {
             Isolation::BackendDefault => None,
@@ -61,20 +77,14 @@ pub trait BeginTransaction: AsyncConnection {
 
 impl BeginTransaction for AsyncPgConnection {
     async fn begin_with(&mut self, isolation: Isolation) -> QueryResult<()> {
-        let sql = match isolation.sql() {
-            None => "BEGIN".to_owned(),
-            Some(level) => format!("BEGIN TRANSACTION ISOLATION LEVEL {level}"),
-        };
+        let sql = isolation.begin_statement(Backend::Postgres);
         AnsiTransactionManager::begin_transaction_sql(self, &sql).await
     }
 }
 
 impl BeginTransaction for AsyncMysqlConnection {
     async fn begin_with(&mut self, isolation: Isolation) -> QueryResult<()> {
-        let sql = match isolation.sql() {
-            None => "BEGIN".to_owned(),
-            Some(level) => format!("SET TRANSACTION ISOLATION LEVEL {level}; BEGIN"),
-        };
+        let sql = isolation.begin_statement(Backend::Mysql);
         AnsiTransactionManager::begin_transaction_sql(self, &sql).await
     }
 }

@@ -1,7 +1,7 @@
-//! Statements whose SQL (or sending) differs by backend, behind one trait so
-//! transaction bodies stay backend-neutral: `RETURNING` vs `LAST_INSERT_ID()`,
-//! `FOR UPDATE` vs SQLite's immediate transactions, multi-row inserts, and pipelining
-//! on PostgreSQL.
+//! Statements whose SQL differs by backend, behind traits so transaction bodies stay
+//! backend-neutral: `RETURNING` vs `LAST_INSERT_ID()`, `FOR UPDATE` vs SQLite's
+//! immediate transactions, multi-row inserts. PostgreSQL places orders through
+//! [`crate::pipelined`] instead.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -78,10 +78,10 @@ fn check_taken(taken: usize, line: &OrderLine) -> Result<(), OrderError> {
     }
 }
 
-/// `sequential_writes!(conn, writes)`: the writes one statement after another.
+/// `sequential_writes!(conn, writes)`: the writes after the lines, one statement
+/// after another.
 macro_rules! sequential_writes {
     ($conn:expr, $w:expr) => {{
-        $conn.insert_items($w.items).await?;
         diesel::insert_into(order_outbox::table)
             .values($w.event)
             .execute($conn)
@@ -118,69 +118,27 @@ pub(crate) struct OrderRow {
     pub payment_id: Option<String>,
 }
 
-/// Backend-specific statements.
+/// Backend-specific statements of order transitions.
 pub(crate) trait OrderStatements {
-    /// Inserts an order and returns its id.
-    async fn insert_order(&mut self, order: &NewOrder<'_>) -> QueryResult<i64>;
-    /// Inserts an order's lines.
-    async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()>;
-    /// Writes the rest of an order and takes its stock.
-    async fn complete_order(&mut self, writes: &OrderWrites<'_>) -> Result<(), OrderError>;
     /// Reads an order and locks it for the rest of the transaction.
     async fn lock_order(&mut self, id: i64) -> QueryResult<Option<OrderRow>>;
 }
 
+/// Placing an order one statement at a time (MySQL/MariaDB and SQLite).
+pub(crate) trait StepwisePlacement: Send {
+    /// Inserts an order and returns its id.
+    fn insert_order(
+        &mut self,
+        order: &NewOrder<'_>,
+    ) -> impl std::future::Future<Output = QueryResult<i64>> + Send;
+    /// Writes the rest of an order and takes its stock.
+    fn complete_order(
+        &mut self,
+        writes: &OrderWrites<'_>,
+    ) -> impl std::future::Future<Output = Result<(), OrderError>> + Send;
+}
+
 impl OrderStatements for AsyncPgConnection {
-    // Pipelined: every statement is sent before the first answer arrives (the server
-    // still runs them in order, and after a failure the rest fail too), so the whole
-    // batch costs one round trip instead of 3 + lines.
-    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
-        let conn: &AsyncPgConnection = self;
-        let items = diesel::insert_into(order_items::table)
-            .values(w.items)
-            .execute(&mut &*conn);
-        let event = diesel::insert_into(order_outbox::table)
-            .values(w.event)
-            .execute(&mut &*conn);
-        let key = diesel::insert_into(order_idempotency_keys::table)
-            .values(w.key)
-            .execute(&mut &*conn);
-        let takes = futures_util::future::join_all(w.lines.iter().map(|line| {
-            diesel::update(
-                stock::table
-                    .filter(stock::product_id.eq(line.product_id))
-                    .filter(stock::qty.ge(line.qty)),
-            )
-            .set(stock::qty.eq(stock::qty - line.qty))
-            .execute(&mut &*conn)
-        }));
-        let (items, event, key, takes) = futures_util::join!(items, event, key, takes);
-        // The first failure is the cause; later ones only say the transaction aborted.
-        items?;
-        event?;
-        key.map_err(key_taken)?;
-        for (taken, line) in takes.into_iter().zip(w.lines) {
-            check_taken(taken?, line)?;
-        }
-        Ok(())
-    }
-
-    async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {
-        diesel::insert_into(order_items::table)
-            .values(items)
-            .execute(self)
-            .await
-            .map(drop)
-    }
-
-    async fn insert_order(&mut self, order: &NewOrder<'_>) -> QueryResult<i64> {
-        diesel::insert_into(orders::table)
-            .values(order)
-            .returning(orders::id)
-            .get_result(self)
-            .await
-    }
-
     async fn lock_order(&mut self, id: i64) -> QueryResult<Option<OrderRow>> {
         orders::table
             .find(id)
@@ -192,17 +150,13 @@ impl OrderStatements for AsyncPgConnection {
     }
 }
 
-impl OrderStatements for AsyncMysqlConnection {
+impl StepwisePlacement for AsyncMysqlConnection {
     async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
-        sequential_writes!(self, w)
-    }
-
-    async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {
         diesel::insert_into(order_items::table)
-            .values(items)
+            .values(w.items)
             .execute(self)
-            .await
-            .map(drop)
+            .await?;
+        sequential_writes!(self, w)
     }
 
     // No RETURNING: the id comes from the same session's LAST_INSERT_ID().
@@ -217,7 +171,9 @@ impl OrderStatements for AsyncMysqlConnection {
         .get_result(self)
         .await
     }
+}
 
+impl OrderStatements for AsyncMysqlConnection {
     async fn lock_order(&mut self, id: i64) -> QueryResult<Option<OrderRow>> {
         orders::table
             .find(id)
@@ -229,21 +185,17 @@ impl OrderStatements for AsyncMysqlConnection {
     }
 }
 
-impl OrderStatements for SqliteConn {
+impl StepwisePlacement for SqliteConn {
     async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
-        sequential_writes!(self, w)
-    }
-
-    // diesel-async offers no multi-row INSERT for SQLite; inside the transaction the
-    // rows are cheap local writes anyway.
-    async fn insert_items(&mut self, items: &[NewItem]) -> QueryResult<()> {
-        for item in items {
+        // diesel-async offers no multi-row INSERT for SQLite; inside the transaction the
+        // rows are cheap local writes anyway.
+        for item in w.items {
             diesel::insert_into(order_items::table)
                 .values(item)
                 .execute(self)
                 .await?;
         }
-        Ok(())
+        sequential_writes!(self, w)
     }
 
     async fn insert_order(&mut self, order: &NewOrder<'_>) -> QueryResult<i64> {
@@ -253,7 +205,9 @@ impl OrderStatements for SqliteConn {
             .get_result(self)
             .await
     }
+}
 
+impl OrderStatements for SqliteConn {
     // SQLite has no row locks: transactions begin IMMEDIATE, holding the database's
     // write lock, which serialises every transition.
     async fn lock_order(&mut self, id: i64) -> QueryResult<Option<OrderRow>> {

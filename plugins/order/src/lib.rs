@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod model;
 pub mod outbox;
 pub mod payment;
+mod pipelined;
 pub mod placing;
 mod privacy;
 mod routes;

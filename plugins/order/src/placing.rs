@@ -18,12 +18,21 @@
 //! row), so they are updated last: each is locked only for its own statement and the
 //! commit. Lines are updated in product-id order, so two orders never wait on each
 //! other in a cycle.
+//!
+//! MySQL/MariaDB and SQLite run these one at a time and check each stock update's
+//! affected rows. PostgreSQL sends them in two pipelined round trips — `BEGIN` with
+//! the order's insert, then everything else with `COMMIT` — and the server checks the
+//! stock (see [`crate::pipelined`]), so the hot row is never locked while the app
+//! waits for a CPU.
+
+use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use weapp::{transaction, with_conn};
+use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
+use weapp::with_conn;
 
-use crate::backend::{NewItem, NewKey, NewOrder, OrderStatements, OrderWrites};
+use crate::backend::{NewItem, NewKey, NewOrder, OrderWrites, StepwisePlacement};
 use crate::error::OrderError;
 use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
 use crate::model::{OrderCreated, OrderLine, OrderStatus, now_ms};
@@ -62,54 +71,28 @@ impl Orders {
                 })?;
         }
         let now = now_ms();
-        let expires_at =
-            now.saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000));
+        let placement = Placement {
+            user_id,
+            key,
+            hash: &hash,
+            lines: &lines,
+            prices: &prices,
+            total,
+            now,
+            expires_at: now
+                .saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000)),
+        };
+        let isolation = self.config.isolation;
         let mut conn = self.db.conn().await?;
-        let placed = crate::service::retrying!(self, "place order", {
-            transaction!(conn, self.config.isolation, |c| {
-                let order_id = c
-                    .insert_order(&NewOrder {
-                        user_id,
-                        status: OrderStatus::Pending.as_str(),
-                        total_fen: total,
-                        version: 0,
-                        created_at: now,
-                        updated_at: now,
-                        expires_at,
-                    })
-                    .await?;
-                let items: Vec<NewItem> = lines
-                    .iter()
-                    .map(|l| NewItem {
-                        order_id,
-                        product_id: l.product_id,
-                        qty: l.qty,
-                        price_fen: prices[&l.product_id],
-                    })
-                    .collect();
-                let body = serde_json::to_string(&OrderCreated {
-                    order_id,
-                    status: OrderStatus::Pending,
-                    total_fen: total,
-                })
-                .map_err(|e| OrderError::Invalid(e.to_string()))?;
-                c.complete_order(&OrderWrites {
-                    items: &items,
-                    event: &NewEvent::order("order.created", order_id, Some(user_id), total, now),
-                    key: &NewKey {
-                        user_id,
-                        idem_key: key.as_str(),
-                        request_hash: &hash,
-                        status: 201,
-                        response: &body,
-                        created_at: now,
-                    },
-                    lines: &lines,
-                })
-                .await?;
-                Ok::<_, OrderError>(body)
-            })
-        });
+        let placed = crate::service::retrying!(
+            self,
+            "place order",
+            match &mut conn {
+                DbConn::Postgres(c) => placement.pipelined(c, isolation).await,
+                DbConn::Mysql(c) => placement.stepwise(&mut **c, isolation).await,
+                DbConn::Sqlite(c) => placement.stepwise(&mut **c, isolation).await,
+            }
+        );
         drop(conn);
         match placed {
             Ok(body) => Ok(StoredResponse {
@@ -257,5 +240,135 @@ impl Orders {
                 .execute(c)
                 .await
         })?)
+    }
+}
+
+/// One order being placed: everything its statements need.
+struct Placement<'a> {
+    user_id: i64,
+    key: &'a IdempotencyKey,
+    hash: &'a [u8],
+    lines: &'a [OrderLine],
+    prices: &'a HashMap<i64, i64>,
+    total: i64,
+    now: i64,
+    expires_at: i64,
+}
+
+/// What an order writes once its id is known.
+struct Written {
+    items: Vec<NewItem>,
+    event: NewEvent,
+    /// The `201` answer, kept under the idempotency key.
+    body: String,
+}
+
+impl Placement<'_> {
+    fn order(&self) -> NewOrder<'static> {
+        NewOrder {
+            user_id: self.user_id,
+            status: OrderStatus::Pending.as_str(),
+            total_fen: self.total,
+            version: 0,
+            created_at: self.now,
+            updated_at: self.now,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn written(&self, order_id: i64) -> Result<Written, OrderError> {
+        let items = self
+            .lines
+            .iter()
+            .map(|l| NewItem {
+                order_id,
+                product_id: l.product_id,
+                qty: l.qty,
+                price_fen: self.prices[&l.product_id],
+            })
+            .collect();
+        let body = serde_json::to_string(&OrderCreated {
+            order_id,
+            status: OrderStatus::Pending,
+            total_fen: self.total,
+        })
+        .map_err(|e| OrderError::Invalid(e.to_string()))?;
+        let event = NewEvent::order(
+            "order.created",
+            order_id,
+            Some(self.user_id),
+            self.total,
+            self.now,
+        );
+        Ok(Written { items, event, body })
+    }
+
+    fn key<'b>(&'b self, body: &'b str) -> NewKey<'b> {
+        NewKey {
+            user_id: self.user_id,
+            idem_key: self.key.as_str(),
+            request_hash: self.hash,
+            status: 201,
+            response: body,
+            created_at: self.now,
+        }
+    }
+
+    /// PostgreSQL: two round trips, committed in the second; see [`crate::pipelined`].
+    async fn pipelined(
+        &self,
+        c: &mut AsyncPgConnection,
+        isolation: Isolation,
+    ) -> Result<String, OrderError> {
+        let order_id = crate::pipelined::begin_with_order(c, isolation, &self.order()).await?;
+        let written = match self.written(order_id) {
+            Ok(written) => written,
+            Err(e) => {
+                crate::pipelined::rollback(c).await;
+                return Err(e);
+            }
+        };
+        let writes = OrderWrites {
+            items: &written.items,
+            event: &written.event,
+            key: &self.key(&written.body),
+            lines: self.lines,
+        };
+        crate::pipelined::complete_and_commit(c, &writes).await?;
+        Ok(written.body)
+    }
+
+    /// MySQL/MariaDB and SQLite: one statement at a time in a transaction.
+    async fn stepwise<C>(&self, c: &mut C, isolation: Isolation) -> Result<String, OrderError>
+    where
+        C: StepwisePlacement + BeginTransaction,
+    {
+        c.begin_with(isolation).await?;
+        let result = async {
+            let order_id = c.insert_order(&self.order()).await?;
+            let written = self.written(order_id)?;
+            let writes = OrderWrites {
+                items: &written.items,
+                event: &written.event,
+                key: &self.key(&written.body),
+                lines: self.lines,
+            };
+            c.complete_order(&writes).await?;
+            Ok::<_, OrderError>(written.body)
+        }
+        .await;
+        weapp::db::transaction::finish(c, result).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Callers may spawn order placement on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn place_order_is_send(orders: &Orders, key: &IdempotencyKey) {
+        fn send<T: Send>(_: T) {}
+        send(orders.place_order(1, key, &[]));
     }
 }
