@@ -159,6 +159,9 @@ fn a_postgres_project_with_every_plugin_passes_its_tests() {
         &[
             ("database", "postgres"),
             ("appid", "wx1234567890abcdef"),
+            ("with_order", "true"),
+            ("with_message", "true"),
+            ("with_audit", "true"),
             ("weapp_source", root.to_str().expect("UTF-8 path")),
         ],
     );
@@ -182,6 +185,7 @@ fn a_mysql_project_without_the_framework_plugins_passes_its_tests() {
         "my-shop",
         &[
             ("database", "mysql"),
+            ("appid", "wxfedcba9876543210"),
             ("with_order", "false"),
             ("with_message", "false"),
             ("with_audit", "false"),

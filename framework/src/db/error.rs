@@ -1,7 +1,7 @@
 //! Database errors and how they reach clients.
 
 use actix_web::http::StatusCode;
-use diesel::result::Error as QueryError;
+use diesel::result::{DatabaseErrorKind, Error as QueryError};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +27,23 @@ impl DbError {
         matches!(self, DbError::Query(e) if super::is_transient(e))
     }
 
+    /// Whether the database could not be reached (no connection in time, or the
+    /// connection was lost mid-request): the client may retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable(_)
+                | DbError::Query(QueryError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _
+                ))
+        )
+    }
+
     /// Stable code for clients.
     pub fn code(&self) -> &'static str {
         match self {
-            DbError::Unavailable(_) => "database_unavailable",
+            e if e.is_unavailable() => "database_unavailable",
             DbError::Query(QueryError::NotFound) => "not_found",
             _ => "internal_error",
         }
@@ -39,7 +52,7 @@ impl DbError {
     /// HTTP status for clients.
     pub fn status(&self) -> StatusCode {
         match self {
-            DbError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             DbError::Query(QueryError::NotFound) => StatusCode::NOT_FOUND,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -48,7 +61,7 @@ impl DbError {
     /// Client-safe message: no SQL, no connection details.
     pub fn public_message(&self) -> &'static str {
         match self {
-            DbError::Unavailable(_) => "the database is unavailable, try again later",
+            e if e.is_unavailable() => "the database is unavailable, try again later",
             DbError::Query(QueryError::NotFound) => "not found",
             _ => "internal server error",
         }
@@ -63,5 +76,32 @@ impl<E: std::fmt::Display> From<bb8::RunError<E>> for DbError {
             }
             bb8::RunError::User(e) => DbError::Unavailable(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_is_unavailability_not_an_internal_error() {
+        let closed = DbError::Query(QueryError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("connection closed".to_owned()),
+        ));
+        assert_eq!(closed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(closed.code(), "database_unavailable");
+        // diesel-async reports a PostgreSQL connection lost mid-query this way.
+        let lost = DbError::Query(QueryError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        ));
+        assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let other = DbError::Query(QueryError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("syntax error".to_owned()),
+        ));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(other.code(), "internal_error");
     }
 }
