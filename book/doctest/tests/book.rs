@@ -76,6 +76,29 @@ fn every_code_block_says_its_language() {
 }
 
 #[test]
+fn every_link_between_chapters_points_at_a_chapter() {
+    for chapter in summary_chapters() {
+        let path = book_dir().join("src").join(&chapter);
+        let text = std::fs::read_to_string(&path).expect("chapter");
+        for target in text
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(')'))
+        {
+            let link = target.0.split('#').next().unwrap_or_default();
+            if link.is_empty() || link.contains("://") || !link.ends_with(".md") {
+                continue;
+            }
+            let resolved = path.parent().expect("in a folder").join(link);
+            assert!(
+                resolved.is_file(),
+                "{chapter} links to {link}, which does not exist"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_book_builds_without_warnings() {
     let out = std::env::temp_dir().join(format!("weapp-book-{}", std::process::id()));
     let result = Command::new("mdbook")
