@@ -30,18 +30,27 @@ impl Shutdown {
     }
 
     /// Runs `batch` until shutdown, the loop of a queue worker: again at once while a
-    /// batch did some work (`Ok(n)`, `n > 0`), after `idle` when it found none or
-    /// failed (the failure logged with `what`).
-    pub async fn drain<F, Fut, E>(&self, what: &'static str, idle: Duration, mut batch: F)
-    where
+    /// batch was full (`Ok(n)`, `n >= full`: more is likely waiting), after `idle`
+    /// when it was not, found nothing, or failed (the failure logged with `what`).
+    ///
+    /// Waiting after a partial batch keeps the worst-case delay at `idle`, as when
+    /// idle, while under load the batches fill up: a queue polled again at once would
+    /// pay its per-batch statements for every one or two rows.
+    pub async fn drain<F, Fut, E>(
+        &self,
+        what: &'static str,
+        idle: Duration,
+        full: usize,
+        mut batch: F,
+    ) where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<usize, E>>,
         E: Display,
     {
         while !self.is_shutting_down() {
             let pause = match batch().await {
-                Ok(0) => idle,
-                Ok(_) => Duration::ZERO,
+                Ok(n) if n >= full.max(1) => Duration::ZERO,
+                Ok(_) => idle,
                 Err(e) => {
                     tracing::warn!(error = %e, "{what} failed");
                     idle
@@ -125,5 +134,45 @@ mod tests {
         assert_eq!(backoff_ms(500, 10_000, 3), 2_000);
         assert_eq!(backoff_ms(500, 10_000, 30), 10_000);
         assert_eq!(backoff_ms(500, 10_000, 0), 500);
+    }
+
+    #[tokio::test]
+    async fn a_worker_goes_on_at_once_only_after_a_full_batch() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let shutdown = Shutdown::default();
+        let worker = {
+            let (calls, shutdown) = (calls.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                // Full, full, partial: the third batch must be followed by the idle wait.
+                let sizes = [3usize, 3, 1];
+                shutdown
+                    .drain("test queue", Duration::from_secs(60), 3, || {
+                        let n = calls.fetch_add(1, Ordering::SeqCst);
+                        let size = sizes.get(n).copied().unwrap_or(0);
+                        async move { Ok::<_, String>(size) }
+                    })
+                    .await;
+            })
+        };
+        for _ in 0..100 {
+            if calls.load(Ordering::SeqCst) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "no fourth batch before `idle`"
+        );
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .expect("the worker stops on shutdown")
+            .expect("the worker did not panic");
     }
 }

@@ -365,8 +365,9 @@ pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
         return;
     };
     let idle = std::time::Duration::from_millis(messages.config.poll_interval_ms.max(1));
+    let full = usize::try_from(messages.config.batch_size).unwrap_or(1);
     shutdown
-        .drain("message delivery", idle, || {
+        .drain("message delivery", idle, full, || {
             let (messages, ctx) = (messages.clone(), ctx.clone());
             async move { messages.deliver_due(&ctx).await }
         })

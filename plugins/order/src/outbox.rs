@@ -206,8 +206,9 @@ pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
         return;
     };
     let idle = std::time::Duration::from_millis(orders.config.outbox.poll_interval_ms);
+    let full = usize::try_from(orders.config.outbox.batch_size).unwrap_or(1);
     shutdown
-        .drain("outbox delivery", idle, || {
+        .drain("outbox delivery", idle, full, || {
             let (orders, ctx) = (orders.clone(), ctx.clone());
             async move { orders.deliver_outbox(&ctx).await }
         })
