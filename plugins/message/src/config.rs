@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MessageConfig {
-    /// Pause between queue polls when nothing is due.
+    /// Pause between queue polls when the last batch was not full.
     pub poll_interval_ms: u64,
     /// Messages claimed per poll.
     pub batch_size: i64,

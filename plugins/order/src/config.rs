@@ -75,7 +75,7 @@ impl Default for PaymentConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Pause between polls when nothing is due.
+    /// Pause between polls when the last batch was not full (the longest an event waits).
     pub poll_interval_ms: u64,
     /// Events claimed per poll.
     pub batch_size: i64,
