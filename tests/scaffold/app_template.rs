@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_root};
+use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_root, target_dir};
 
 /// Every file a generated app has, whatever the answers.
 const APP_FILES: &[&str] = &[
@@ -113,7 +113,7 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     cargo_in(&project, &["build"]);
     let port = free_port();
     let log = scratch.path().join("app.log");
-    let mut app = Command::new(repo_root().join("target/debug/shop"))
+    let mut app = Command::new(target_dir().join("debug/shop"))
         .current_dir(&project)
         .env("WEAPP__SERVER__PORT", port.to_string())
         .stdout(Stdio::null())

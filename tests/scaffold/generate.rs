@@ -12,6 +12,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where generated projects build: this workspace's target directory (or the one
+/// `CARGO_TARGET_DIR` names), so dependencies compile once for all of them.
+pub fn target_dir() -> PathBuf {
+    // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace.
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| repo_root().join(dir))
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
 /// A folder under the system temp dir, removed with this value.
 pub struct Scratch(PathBuf);
 
@@ -103,7 +112,7 @@ pub fn cargo_in(project: &Path, args: &[&str]) -> Output {
         .args(args)
         .arg("--offline")
         .current_dir(project)
-        .env("CARGO_TARGET_DIR", repo_root().join("target"))
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("run cargo");
     assert!(
