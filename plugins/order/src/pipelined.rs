@@ -16,6 +16,12 @@
 //! the transaction, so the `COMMIT` already on the wire ends it as a rollback. The row
 //! is then locked only while the server runs the rest of one pipeline. Any failure in
 //! the pipeline means nothing was kept; the first one is the cause.
+//!
+//! Order on the wire is order of first poll: diesel-async takes its statement cache
+//! behind a fair async mutex before sending, and holds it while a statement not yet
+//! prepared is prepared, so a cached `COMMIT` cannot overtake a statement polled
+//! before it. The oversell and idempotency proofs on PostgreSQL exercise this path
+//! from fresh connections (nothing cached yet) as well as warm ones.
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
