@@ -190,6 +190,16 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
     let mut tries = 0;
     loop {
         let mut conn = db.conn().await?;
+        // The chainer runs every few hundred milliseconds: with nothing staged it must
+        // not take the head lock, write, or read the log.
+        let staged: bool = with_conn!(conn, |c| {
+            diesel::select(diesel::dsl::exists(pending::table.select(pending::id)))
+                .get_result(c)
+                .await
+        })?;
+        if !staged {
+            return Ok(total);
+        }
         let chained = transaction!(conn, Isolation::BackendDefault, |c| {
             // Taking the head row's lock first serialises chaining on every backend.
             diesel::update(head::table.find(1))
@@ -218,11 +228,15 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
                 .await?;
             let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
             // An event redelivered after it was chained is staged again; skip it.
-            let chained_before: Vec<String> = log::table
-                .filter(log::event_id.eq_any(&event_ids))
-                .select(log::event_id.assume_not_null())
-                .load(c)
-                .await?;
+            let chained_before: Vec<String> = if event_ids.is_empty() {
+                Vec::new()
+            } else {
+                log::table
+                    .filter(log::event_id.eq_any(&event_ids))
+                    .select(log::event_id.assume_not_null())
+                    .load(c)
+                    .await?
+            };
             for (_, at, actor, action, target, request_id, details, event_id) in &rows {
                 if event_id
                     .as_ref()

@@ -225,3 +225,37 @@ async fn logins_and_bus_events_are_audited() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_chainer_takes_no_lock_and_a_busy_one_waits_for_it() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = spawn(Backend::Postgres).await;
+    weapp_audit::flush(&app.ctx).await.unwrap();
+    // Another session holds the chain head.
+    let mut holder = app.ctx.db().conn().await.unwrap();
+    weapp::with_conn!(holder, |c| {
+        c.batch_execute("BEGIN; SELECT * FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+            .await
+    })
+    .unwrap();
+    // Nothing staged: chaining is a no-op and does not queue behind the lock.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        weapp_audit::flush(&app.ctx),
+    )
+    .await
+    .expect("an idle chainer does not wait for the head lock")
+    .unwrap();
+    // Something staged: chaining needs the lock, so it waits until it is released.
+    let event = AuditEvent::new("admin", "test.locked", "thing:1");
+    assert!(weapp_audit::record(&app.ctx, event).await.unwrap());
+    let ctx = app.ctx.clone();
+    let chaining = tokio::spawn(async move { weapp_audit::flush(&ctx).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!chaining.is_finished(), "chaining waited for the head lock");
+    weapp::with_conn!(holder, |c| c.batch_execute("ROLLBACK").await).unwrap();
+    drop(holder);
+    chaining.await.unwrap().unwrap();
+    assert_eq!(verify(&app).await.rows, 1);
+    app.stop().await.unwrap();
+}
