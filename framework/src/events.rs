@@ -6,6 +6,10 @@
 //! event (the order plugin) write it to a transactional outbox first and publish after
 //! commit, retrying until every handler succeeds: delivery is at least once, so a
 //! handler must be idempotent, keyed by [`Event::id`].
+//!
+//! A queue worker publishes what it claimed with [`EventBus::publish_batch`]; a
+//! subscriber that can write many events at once (the audit log) takes them with
+//! [`EventBus::subscribe_batch`], one call per batch instead of one per event.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +29,17 @@ pub struct Event {
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>;
-type Handler = Arc<dyn Fn(AppContext, Arc<Event>) -> HandlerFuture + Send + Sync>;
+type OneHandler = Arc<dyn Fn(AppContext, Arc<Event>) -> HandlerFuture + Send + Sync>;
+type BatchHandler = Arc<dyn Fn(AppContext, Vec<Arc<Event>>) -> HandlerFuture + Send + Sync>;
+
+/// How a subscriber takes its events.
+#[derive(Clone)]
+enum Handler {
+    /// One call per event.
+    One(OneHandler),
+    /// One call per published batch, with the batch's matching events in order.
+    Batch(BatchHandler),
+}
 
 struct Subscription {
     subscriber: &'static str,
@@ -33,12 +47,11 @@ struct Subscription {
     handler: Handler,
 }
 
-impl Subscription {
-    fn matches(&self, topic: &str) -> bool {
-        match self.pattern.strip_suffix('*') {
-            Some(prefix) => topic.starts_with(prefix),
-            None => self.pattern == topic,
-        }
+/// Whether `topic` is `pattern`, or starts with its prefix when it ends in `*`.
+fn matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => pattern == topic,
     }
 }
 
@@ -65,7 +78,24 @@ impl EventBus {
         F: Fn(AppContext, Arc<Event>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = crate::Result<()>> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |ctx, event| Box::pin(handler(ctx, event)));
+        let handler: OneHandler = Arc::new(move |ctx, event| Box::pin(handler(ctx, event)));
+        self.add(subscriber, pattern, Handler::One(handler));
+    }
+
+    /// Like [`EventBus::subscribe`], but `handler` gets the matching events of a
+    /// whole [`EventBus::publish_batch`] in one call (a single event for
+    /// [`EventBus::publish`]), so it can write them in one transaction. If it fails,
+    /// every event it was given counts as failed for it.
+    pub fn subscribe_batch<F, Fut>(&self, subscriber: &'static str, pattern: &str, handler: F)
+    where
+        F: Fn(AppContext, Vec<Arc<Event>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = crate::Result<()>> + Send + 'static,
+    {
+        let handler: BatchHandler = Arc::new(move |ctx, events| Box::pin(handler(ctx, events)));
+        self.add(subscriber, pattern, Handler::Batch(handler));
+    }
+
+    fn add(&self, subscriber: &'static str, pattern: &str, handler: Handler) {
         self.subscriptions
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -79,27 +109,67 @@ impl EventBus {
     /// Runs every matching handler (one after the other, in subscription order) and
     /// reports those that failed; the others have run.
     pub async fn publish(&self, ctx: &AppContext, event: Event) -> Result<(), PublishError> {
-        let matching: Vec<(&'static str, Handler)> = self
+        self.publish_batch(ctx, vec![event])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Publishes events in order: each subscription in turn gets the events it
+    /// matches (one call per event, or one call for all of them). Returns, per event,
+    /// the handlers that failed for it.
+    pub async fn publish_batch(
+        &self,
+        ctx: &AppContext,
+        events: Vec<Event>,
+    ) -> Vec<Result<(), PublishError>> {
+        let subscriptions: Vec<(&'static str, String, Handler)> = self
             .subscriptions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|s| s.matches(&event.topic))
-            .map(|s| (s.subscriber, s.handler.clone()))
+            .map(|s| (s.subscriber, s.pattern.clone(), s.handler.clone()))
             .collect();
-        let event = Arc::new(event);
-        let mut failures = Vec::new();
-        for (subscriber, handler) in matching {
-            if let Err(e) = handler(ctx.clone(), event.clone()).await {
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        let mut failures: Vec<Vec<String>> = vec![Vec::new(); events.len()];
+        for (subscriber, pattern, handler) in subscriptions {
+            let matching: Vec<usize> = (0..events.len())
+                .filter(|i| matches(&pattern, &events[*i].topic))
+                .collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let mut fail = |i: usize, e: &crate::Error| {
+                let event = &events[i];
                 tracing::warn!(subscriber, topic = %event.topic, event_id = %event.id, error = %e, "event handler failed");
-                failures.push(format!("{subscriber}: {e}"));
+                failures[i].push(format!("{subscriber}: {e}"));
+            };
+            match handler {
+                Handler::One(handler) => {
+                    for i in matching {
+                        if let Err(e) = handler(ctx.clone(), events[i].clone()).await {
+                            fail(i, &e);
+                        }
+                    }
+                }
+                Handler::Batch(handler) => {
+                    let batch = matching.iter().map(|i| events[*i].clone()).collect();
+                    if let Err(e) = handler(ctx.clone(), batch).await {
+                        matching.into_iter().for_each(|i| fail(i, &e));
+                    }
+                }
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(PublishError { failures })
-        }
+        failures
+            .into_iter()
+            .map(|failures| {
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(PublishError { failures })
+                }
+            })
+            .collect()
     }
 
     /// Subscribers whose pattern matches `topic`, for diagnostics and tests.
@@ -108,7 +178,7 @@ impl EventBus {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|s| s.matches(topic))
+            .filter(|s| matches(&s.pattern, topic))
             .map(|s| s.subscriber)
             .collect()
     }

@@ -7,6 +7,7 @@ mod crypto_sealed;
 mod crypto_wechat;
 mod db;
 mod errors;
+mod events;
 mod guard;
 mod health;
 mod kv;

@@ -87,9 +87,18 @@ impl Plugin for AuditPlugin {
                 "audit.retention: a rule needs an action (got {rule:?})"
             )));
         }
+        // A single event is usually a request's own (a login): it is staged, so no
+        // request waits for the chain lock. A batch comes from a queue worker (the
+        // order outbox) and is chained at once, one lock and transaction for all.
         ctx.events()
-            .subscribe("audit", "*", |ctx, event: Arc<Event>| async move {
-                record(&ctx, from_bus(&event)).await.map(drop)
+            .subscribe_batch("audit", "*", |ctx, events: Vec<Arc<Event>>| async move {
+                match events.as_slice() {
+                    [event] => record(&ctx, from_bus(event)).await.map(drop),
+                    events => {
+                        let rows: Vec<AuditEvent> = events.iter().map(|e| from_bus(e)).collect();
+                        Ok(record::chain_events(ctx.db(), &rows).await.map(drop)?)
+                    }
+                }
             });
         Ok(())
     }

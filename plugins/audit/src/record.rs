@@ -128,30 +128,56 @@ fn check(field: &str, value: &str, max: usize) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Records `event`: a plain insert into `audit_pending` (no lock shared with other
-/// requests), chained into `audit_log` by [`chain_pending`] shortly after. Returns
-/// `false` when its event id was recorded before.
-pub async fn append(db: &Db, event: &AuditEvent) -> Result<bool, AuditError> {
+/// An event as a row to chain: `(id, at, actor, action, target, request_id, details,
+/// event_id)`; `id` is the staging row's (0 for rows chained straight from the bus).
+type PendingRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// Checks `event` and turns it into a row stamped now.
+fn row_of(event: &AuditEvent) -> Result<PendingRow, AuditError> {
     check("actor", &event.actor, 64)?;
     check("action", &event.action, 64)?;
     check("target", &event.target, 128)?;
     let request_id = event
         .request_id
-        .as_deref()
+        .clone()
         .filter(|id| !id.is_empty() && id.len() <= 64);
-    let details = event.details.to_string();
-    let at = chrono::Utc::now().timestamp_millis();
+    Ok((
+        0,
+        chrono::Utc::now().timestamp_millis(),
+        event.actor.clone(),
+        event.action.clone(),
+        event.target.clone(),
+        request_id,
+        event.details.to_string(),
+        event.event_id.clone(),
+    ))
+}
+
+/// Records `event`: a plain insert into `audit_pending` (no lock shared with other
+/// requests), chained into `audit_log` by [`chain_pending`] shortly after. Returns
+/// `false` when its event id was recorded before.
+pub async fn append(db: &Db, event: &AuditEvent) -> Result<bool, AuditError> {
+    let (_, at, actor, action, target, request_id, details, event_id) = row_of(event)?;
     let mut conn = db.conn().await?;
     let inserted = with_conn!(conn, |c| {
         diesel::insert_into(pending::table)
             .values((
                 pending::at.eq(at),
-                pending::actor.eq(&event.actor),
-                pending::action.eq(&event.action),
-                pending::target.eq(&event.target),
-                pending::request_id.eq(request_id),
+                pending::actor.eq(&actor),
+                pending::action.eq(&action),
+                pending::target.eq(&target),
+                pending::request_id.eq(&request_id),
                 pending::details.eq(&details),
-                pending::event_id.eq(event.event_id.as_deref()),
+                pending::event_id.eq(&event_id),
             ))
             .execute(c)
             .await
@@ -167,24 +193,39 @@ pub async fn append(db: &Db, event: &AuditEvent) -> Result<bool, AuditError> {
     }
 }
 
+/// Chains a batch of events (from the bus) straight into the log in one transaction,
+/// without staging: one lock of the chain head for the whole batch. Events already
+/// in the log (redelivered) are skipped; events that fail validation are logged and
+/// left out, so they cannot hold the rest back. Returns how many rows were given.
+pub async fn chain_events(db: &Db, events: &[AuditEvent]) -> Result<usize, AuditError> {
+    let rows: Vec<PendingRow> = events
+        .iter()
+        .filter_map(|event| {
+            row_of(event)
+                .inspect_err(|e| {
+                    tracing::error!(event_id = ?event.event_id, error = %e, "audit row left out");
+                })
+                .ok()
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    chain(db, Some(&rows)).await
+}
+
 /// Rows chained per transaction.
 const CHAIN_BATCH: i64 = 500;
-
-type PendingRow = (
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-);
 
 /// Moves recorded rows into the chain, oldest first, in batches: each batch takes the
 /// chain-head lock once, numbers and hashes its rows, and removes them from
 /// `audit_pending` in the same transaction. Returns how many rows were chained.
 pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
+    chain(db, None).await
+}
+
+/// Chains `given` rows, or else staged rows batch by batch until none are left.
+async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditError> {
     let retry = RetryPolicy::default();
     let mut total = 0;
     let mut tries = 0;
@@ -192,13 +233,15 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
         let mut conn = db.conn().await?;
         // The chainer runs every few hundred milliseconds: with nothing staged it must
         // not take the head lock, write, or read the log.
-        let staged: bool = with_conn!(conn, |c| {
-            diesel::select(diesel::dsl::exists(pending::table.select(pending::id)))
-                .get_result(c)
-                .await
-        })?;
-        if !staged {
-            return Ok(total);
+        if given.is_none() {
+            let staged: bool = with_conn!(conn, |c| {
+                diesel::select(diesel::dsl::exists(pending::table.select(pending::id)))
+                    .get_result(c)
+                    .await
+            })?;
+            if !staged {
+                return Ok(total);
+            }
         }
         let chained = transaction!(conn, Isolation::BackendDefault, |c| {
             // Taking the head row's lock first serialises chaining on every backend.
@@ -211,21 +254,26 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
                 .select((head::last_id, head::last_hash))
                 .first(c)
                 .await?;
-            let rows: Vec<PendingRow> = pending::table
-                .order(pending::id)
-                .select((
-                    pending::id,
-                    pending::at,
-                    pending::actor,
-                    pending::action,
-                    pending::target,
-                    pending::request_id,
-                    pending::details,
-                    pending::event_id,
-                ))
-                .limit(CHAIN_BATCH)
-                .load(c)
-                .await?;
+            let rows: Vec<PendingRow> = match given {
+                Some(rows) => rows.to_vec(),
+                None => {
+                    pending::table
+                        .order(pending::id)
+                        .select((
+                            pending::id,
+                            pending::at,
+                            pending::actor,
+                            pending::action,
+                            pending::target,
+                            pending::request_id,
+                            pending::details,
+                            pending::event_id,
+                        ))
+                        .limit(CHAIN_BATCH)
+                        .load(c)
+                        .await?
+                }
+            };
             let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
             // An event redelivered after it was chained is staged again; skip it.
             let chained_before: Vec<String> = if event_ids.is_empty() {
@@ -275,10 +323,12 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
                 last_id = id;
                 last_hash = hash;
             }
-            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))
-                .execute(c)
-                .await?;
+            if given.is_none() {
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))
+                    .execute(c)
+                    .await?;
+            }
             diesel::update(head::table.find(1))
                 .set((head::last_id.eq(last_id), head::last_hash.eq(&last_hash)))
                 .execute(c)
@@ -288,7 +338,7 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
         match chained {
             Ok(n) => {
                 total += n;
-                if (n as i64) < CHAIN_BATCH {
+                if given.is_some() || (n as i64) < CHAIN_BATCH {
                     return Ok(total);
                 }
             }

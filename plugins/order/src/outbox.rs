@@ -114,14 +114,19 @@ impl Orders {
         })?;
         drop(conn);
         let attempted = claimed.len();
-        let mut delivered = Vec::with_capacity(attempted);
-        for (id, topic, payload, attempts) in claimed {
-            let event = Event {
+        let events = claimed
+            .iter()
+            .map(|(id, topic, payload, _)| Event {
                 id: format!("{EVENT_ID_PREFIX}{id}"),
-                topic,
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
-            };
-            match ctx.events().publish(ctx, event).await {
+                topic: topic.clone(),
+                payload: serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        // One publish for the batch: batch subscribers (the audit log) write it at once.
+        let outcomes = ctx.events().publish_batch(ctx, events).await;
+        let mut delivered = Vec::with_capacity(attempted);
+        for ((id, _, _, attempts), outcome) in claimed.into_iter().zip(outcomes) {
+            match outcome {
                 Ok(()) => delivered.push(id),
                 Err(e) => self.record_failure(id, attempts, &e.to_string()).await?,
             }

@@ -259,3 +259,37 @@ async fn an_idle_chainer_takes_no_lock_and_a_busy_one_waits_for_it() {
     assert_eq!(verify(&app).await.rows, 1);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_from_the_bus_is_chained_at_once_and_redeliveries_are_skipped() {
+    let app = spawn(Backend::Postgres).await;
+    let event = |id: &str, order: i64| weapp::events::Event {
+        id: id.to_owned(),
+        topic: "order.created".to_owned(),
+        payload: json!({"order_id": order, "user_id": 7, "total_fen": 100}),
+    };
+    let bus = app.ctx.events();
+    let first = bus
+        .publish_batch(&app.ctx, vec![event("test:1", 1), event("test:2", 2)])
+        .await;
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+    // Chained straight away: nothing waits in staging.
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_pending").await,
+        0
+    );
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM audit_log").await, 2);
+    // A redelivered batch (the outbox is at least once) adds only what is new.
+    let again = bus
+        .publish_batch(&app.ctx, vec![event("test:2", 2), event("test:3", 3)])
+        .await;
+    assert!(again.iter().all(Result::is_ok), "{again:?}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM audit_log WHERE event_id LIKE 'test:%'")
+            .await,
+        3
+    );
+    let report = verify(&app).await;
+    assert_eq!((report.rows, report.tampering), (3, None));
+    app.stop().await.unwrap();
+}
