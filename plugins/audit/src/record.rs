@@ -276,7 +276,9 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
             };
             let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
             // An event redelivered after it was chained is staged again; skip it.
-            let chained_before: Vec<String> = if event_ids.is_empty() {
+            // Also holds the ids chained by this batch, so a batch naming one event
+            // twice chains it once.
+            let mut chained_before: Vec<String> = if event_ids.is_empty() {
                 Vec::new()
             } else {
                 log::table
@@ -322,6 +324,7 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
                     .await?;
                 last_id = id;
                 last_hash = hash;
+                chained_before.extend(event_id.clone());
             }
             if given.is_none() {
                 let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
