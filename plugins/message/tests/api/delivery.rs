@@ -106,25 +106,31 @@ async fn final_errors(backend: Backend) {
     app.stop().await.unwrap();
 }
 
+/// Queues one message for a freshly logged-in user holding one quota:
+/// `(message id, user id, template id)`.
+async fn queue_one(app: &TestApp, openid: &str) -> (i64, i64, String) {
+    let template = add_template(app).await;
+    let (_, user_id) = app.login(openid).await;
+    subscribe(app, openid, user_id, &template, 1).await;
+    let id = messages(app)
+        .send(&app.ctx, request(user_id, &template))
+        .await
+        .unwrap();
+    (id, user_id, template)
+}
+
 async fn retried_errors(backend: Backend) {
     let app = builder(backend)
         .set("wechat.timeout_ms", 400)
         .set("message.max_attempts", 3)
         .spawn()
         .await;
-    let template = add_template(&app).await;
-    let (_, user_id) = app.login("o_retry").await;
-
-    subscribe(&app, "o_retry", user_id, &template, 1).await;
     fault(
         &app,
         json!({"endpoint": "/cgi-bin/message/subscribe/send", "errcode": -1, "count": 2}),
     )
     .await;
-    let id = messages(&app)
-        .send(&app.ctx, request(user_id, &template))
-        .await
-        .unwrap();
+    let (id, user_id, template) = queue_one(&app, "o_retry").await;
     let sent = settled(&app, id).await;
     assert_eq!(
         (sent.state.as_str(), sent.attempts),
@@ -180,14 +186,8 @@ async fn stop_after_claim(backend: Backend) {
         .set("message.poll_interval_ms", 3_600_000)
         .spawn()
         .await;
-    let template = add_template(&app).await;
-    let (_, user_id) = app.login("o_crash").await;
-    subscribe(&app, "o_crash", user_id, &template, 1).await;
+    let (id, _, _) = queue_one(&app, "o_crash").await;
     let messages = messages(&app);
-    let id = messages
-        .send(&app.ctx, request(user_id, &template))
-        .await
-        .unwrap();
 
     let now = chrono::Utc::now().timestamp_millis();
     let claimed = messages.claim(now).await.unwrap();
@@ -223,14 +223,8 @@ async fn stop_while_sending(backend: Backend) {
         .set("message.poll_interval_ms", 3_600_000)
         .spawn()
         .await;
-    let template = add_template(&app).await;
-    let (_, user_id) = app.login("o_crash_sending").await;
-    subscribe(&app, "o_crash_sending", user_id, &template, 1).await;
+    let (id, _, _) = queue_one(&app, "o_crash_sending").await;
     let messages = messages(&app);
-    let id = messages
-        .send(&app.ctx, request(user_id, &template))
-        .await
-        .unwrap();
     let claimed = messages
         .claim(chrono::Utc::now().timestamp_millis())
         .await
