@@ -400,6 +400,22 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sql}: no row"))
     }
 
+    /// Runs one SQL query on the app's database that returns a single TEXT column
+    /// named `t` (e.g. `SELECT details AS t FROM audit_log`); panics naming the query
+    /// if it fails.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = self.ctx.db().conn().await.expect("a database connection");
+        let rows: Vec<Text> = crate::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| r.t).collect()
+    }
+
     /// A handle to stop the server from elsewhere.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()

@@ -128,24 +128,13 @@ async fn personal_data_is_redacted_and_events_are_recorded_once() {
     // Redelivered after it was chained: staged again, chained once.
     assert!(weapp_audit::record(&app.ctx, event).await.unwrap());
     weapp_audit::flush(&app.ctx).await.unwrap();
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Details {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        details: String,
-    }
-    let mut conn = app.ctx.db().conn().await.unwrap();
-    let rows: Vec<Details> = weapp::with_conn!(conn, |c| {
-        diesel::sql_query("SELECT details FROM audit_log WHERE action = 'test.action'")
-            .load(c)
-            .await
-    })
-    .unwrap();
-    drop(conn);
+    let rows = app
+        .texts("SELECT details AS t FROM audit_log WHERE action = 'test.action'")
+        .await;
     assert_eq!(rows.len(), 5);
-    for row in rows {
-        assert!(!row.details.contains("13812348000"), "{}", row.details);
-        assert!(row.details.contains("[redacted]"));
+    for details in rows {
+        assert!(!details.contains("13812348000"), "{details}");
+        assert!(details.contains("[redacted]"));
     }
     assert_eq!(verify(&app).await.rows, 6);
     app.stop().await.unwrap();
