@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_root, target_dir};
+use crate::generate::{
+    Scratch, assert_formatted, cargo_in, generate, generate_command, read, repo_root, target_dir,
+};
 
 /// Every file a generated app has, whatever the answers.
 const APP_FILES: &[&str] = &[
@@ -227,20 +229,7 @@ fn a_git_source_makes_git_dependencies() {
 #[test]
 fn bad_answers_are_refused() {
     let scratch = Scratch::new("refused");
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .arg("generate")
-        .arg("--path")
-        .arg(repo_root().join("templates/app"))
-        .args([
-            "--name",
-            "bad",
-            "--vcs",
-            "none",
-            "--silent",
-            "--destination",
-        ])
-        .arg(scratch.path())
-        .args(["--define", "database=oracle"])
+    let output = generate_command("app", scratch.path(), "bad", &[("database", "oracle")])
         .output()
         .expect("run cargo generate");
     assert!(!output.status.success(), "database=oracle was accepted");

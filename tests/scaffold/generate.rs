@@ -66,9 +66,14 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// Runs `cargo generate` on `templates/<template>` into `into/<name>`, answering
-/// every placeholder not in `defines` with its default; returns the project path.
-pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)]) -> PathBuf {
+/// `cargo generate` of `templates/<template>` into `into/<name>`, non-interactive:
+/// every placeholder not in `defines` takes its default.
+pub fn generate_command(
+    template: &str,
+    into: &Path,
+    name: &str,
+    defines: &[(&str, &str)],
+) -> Command {
     let mut command = cargo();
     command
         .arg("generate")
@@ -79,7 +84,15 @@ pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)
     for (key, value) in defines {
         command.arg("--define").arg(format!("{key}={value}"));
     }
-    let output = command.output().expect("run cargo");
+    command
+}
+
+/// Runs [`generate_command`] and returns the new project's path; panics with the
+/// output if it fails.
+pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)]) -> PathBuf {
+    let output = generate_command(template, into, name, defines)
+        .output()
+        .expect("run cargo");
     let missing = String::from_utf8_lossy(&output.stderr).contains("no such command");
     assert!(
         !missing,
