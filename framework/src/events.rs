@@ -123,22 +123,23 @@ impl EventBus {
         ctx: &AppContext,
         events: Vec<Event>,
     ) -> Vec<Result<(), PublishError>> {
-        let subscriptions: Vec<(&'static str, String, Handler)> = self
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        // Each subscription with the indices of the events it matches; the lock is
+        // not held across handlers.
+        let subscriptions: Vec<(&'static str, Handler, Vec<usize>)> = self
             .subscriptions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|s| (s.subscriber, s.pattern.clone(), s.handler.clone()))
+            .filter_map(|s| {
+                let matching: Vec<usize> = (0..events.len())
+                    .filter(|i| matches(&s.pattern, &events[*i].topic))
+                    .collect();
+                (!matching.is_empty()).then(|| (s.subscriber, s.handler.clone(), matching))
+            })
             .collect();
-        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         let mut failures: Vec<Vec<String>> = vec![Vec::new(); events.len()];
-        for (subscriber, pattern, handler) in subscriptions {
-            let matching: Vec<usize> = (0..events.len())
-                .filter(|i| matches(&pattern, &events[*i].topic))
-                .collect();
-            if matching.is_empty() {
-                continue;
-            }
+        for (subscriber, handler, matching) in subscriptions {
             let mut fail = |i: usize, e: &crate::Error| {
                 let event = &events[i];
                 tracing::warn!(subscriber, topic = %event.topic, event_id = %event.id, error = %e, "event handler failed");
