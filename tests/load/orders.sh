@@ -21,6 +21,9 @@ app_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
 kill "$app" && wait "$app" 2>/dev/null || true
 app=
 secs=${duration%s}
+# The app talks to PostgreSQL without TLS; so does pgbench here (libpq would
+# otherwise negotiate TLS on 127.0.0.1 and spend the server's CPU on it).
+export PGSSLMODE=disable
 echo "== the same SQL, one statement at a time (pgbench -c$pool) =="
 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders.sql "$db" | tee "$work/pgbench.txt"
 pg_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench.txt")

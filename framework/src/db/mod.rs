@@ -39,6 +39,7 @@
 mod error;
 mod migrate;
 mod pool;
+mod statement;
 pub mod transaction;
 
 use std::cell::RefCell;
@@ -52,6 +53,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 pub use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
 pub use error::DbError;
 pub use migrate::{Migration, MigrationReport, MigrationSet};
+pub use statement::{PrepareOnce, PreparedOnce};
 pub use transaction::{BeginTransaction, Isolation, RetryPolicy, is_transient};
 
 use crate::config::DatabaseConfig;
@@ -177,7 +179,8 @@ macro_rules! with_conn {
 /// worker thread gets a pool of its own ([`Db::attach_worker_pool`]) holding its
 /// share of `database.max_connections`, and [`Db::conn`] prefers it. Background
 /// tasks and CLI commands use the shared pool, which opens connections only when
-/// asked.
+/// asked. On PostgreSQL the shared pool plans each statement run afresh, since its
+/// batch queries run over tables whose size changes fast (see `pool::Workload`).
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
@@ -215,7 +218,11 @@ impl Db {
         let backend = Backend::from_url(config.url.expose())
             .ok_or_else(|| DbError::Config(format!("unsupported database URL {}", config.url)))?;
         let pool = match backend {
-            Backend::Postgres => DbPool::Postgres(pool::postgres(config, config.max_connections)),
+            Backend::Postgres => DbPool::Postgres(pool::postgres(
+                config,
+                config.max_connections,
+                pool::Workload::Background,
+            )),
             Backend::Mysql => DbPool::Mysql(pool::mysql(config, config.max_connections)),
             Backend::Sqlite => DbPool::Sqlite(pool::sqlite(config)?),
         };
@@ -236,7 +243,9 @@ impl Db {
         let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
         let size = (self.config.max_connections / workers).max(1);
         let pool = match self.backend {
-            Backend::Postgres => DbPool::Postgres(pool::postgres(&self.config, size)),
+            Backend::Postgres => {
+                DbPool::Postgres(pool::postgres(&self.config, size, pool::Workload::Requests))
+            }
             Backend::Mysql => DbPool::Mysql(pool::mysql(&self.config, size)),
             Backend::Sqlite => return,
         };

@@ -32,8 +32,43 @@ fn fast<C: diesel_async::pooled_connection::PoolableConnection + 'static>() -> M
     config
 }
 
-pub(super) fn postgres(config: &DatabaseConfig, max_size: u32) -> Pool<AsyncPgConnection> {
-    let manager = AsyncDieselConnectionManager::new_with_config(config.url.expose(), fast());
+/// What a pool's connections run, which decides how PostgreSQL plans their prepared
+/// statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Workload {
+    /// Request handlers: short statements by key, where the cached generic plan is
+    /// right and planning each run would be wasted work.
+    Requests,
+    /// Background batches (outbox, audit chaining, message queue, retention) over
+    /// tables that grow from empty: a generic plan made while a table was small
+    /// keeps scanning it whole, long after an index would win, until the next
+    /// ANALYZE. These connections plan each run with its actual arguments and
+    /// the table's current size (`plan_cache_mode = force_custom_plan`); statements
+    /// are still parsed once.
+    Background,
+}
+
+pub(super) fn postgres(
+    config: &DatabaseConfig,
+    max_size: u32,
+    workload: Workload,
+) -> Pool<AsyncPgConnection> {
+    let mut manager_config = fast::<AsyncPgConnection>();
+    if workload == Workload::Background {
+        manager_config.custom_setup = Box::new(|url: &str| {
+            let url = url.to_owned();
+            async move {
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            }
+            .boxed()
+        });
+    }
+    let manager =
+        AsyncDieselConnectionManager::new_with_config(config.url.expose(), manager_config);
     builder(config, max_size).build_unchecked(manager)
 }
 

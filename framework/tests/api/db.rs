@@ -257,3 +257,93 @@ async fn worker_pools_split_max_connections() {
     drop((a, b));
     assert_eq!(pool.pool_state().0, 0, "the shared pool was not used");
 }
+
+/// Raw SQL marked `prepare_once` runs as written on `backend`; returns the connection
+/// it ran on, holding one note with 3 stars.
+async fn star_three_times(db: &Db) -> weapp::db::DbConn {
+    use diesel::sql_types::BigInt;
+    use weapp::db::PrepareOnce;
+
+    db.migrate(&[MigrationSet {
+        owner: "notes",
+        migrations: NOTES_V1,
+    }])
+    .await
+    .unwrap();
+    let mut conn = db.conn().await.unwrap();
+    with_conn!(conn, |c| diesel::insert_into(notes::table)
+        .values((notes::id.eq(1_i64), notes::body.eq("x"), notes::stars.eq(0)))
+        .execute(c)
+        .await)
+    .unwrap();
+    for _ in 0..3 {
+        let updated = with_conn!(conn, |c, backend| {
+            let sql = if backend == Backend::Postgres {
+                STAR_PG
+            } else {
+                "UPDATE notes SET stars = stars + 1 WHERE id = ?"
+            };
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(1_i64)
+                .prepare_once()
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        assert_eq!(updated, 1);
+    }
+    let stars: i32 =
+        with_conn!(conn, |c| notes::table.select(notes::stars).first(c).await).unwrap();
+    assert_eq!(stars, 3);
+    conn
+}
+
+const STAR_PG: &str = "UPDATE notes SET stars = stars + 1 WHERE id = $1";
+
+/// How many statements with this text the connection holds prepared.
+async fn prepared_count(conn: &mut weapp::db::DbConn, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let weapp::db::DbConn::Postgres(c) = conn else {
+        panic!("pg_prepared_statements is PostgreSQL's");
+    };
+    diesel::sql_query("SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE statement = $1")
+        .bind::<diesel::sql_types::Text, _>(sql)
+        .get_result::<Count>(&mut **c)
+        .await
+        .unwrap()
+        .n
+}
+
+/// On PostgreSQL a `prepare_once` statement is prepared once and kept for the
+/// connection, while plain `sql_query` prepares a throwaway statement per run.
+#[tokio::test]
+async fn postgres_keeps_prepare_once_statements_prepared() {
+    let test_db = TestDatabase::create(Backend::Postgres).await;
+    let db = Db::connect(&config(test_db.url())).unwrap();
+    let mut conn = star_three_times(&db).await;
+    assert_eq!(prepared_count(&mut conn, STAR_PG).await, 1);
+
+    let plain = "UPDATE notes SET stars = stars - 1 WHERE id = $1";
+    with_conn!(conn, |c| diesel::sql_query(plain)
+        .bind::<diesel::sql_types::BigInt, _>(1_i64)
+        .execute(c)
+        .await)
+    .unwrap();
+    assert_eq!(prepared_count(&mut conn, plain).await, 0);
+}
+
+#[tokio::test]
+async fn mysql_runs_prepare_once_statements() {
+    let test_db = TestDatabase::create(Backend::Mysql).await;
+    star_three_times(&Db::connect(&config(test_db.url())).unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_runs_prepare_once_statements() {
+    let test_db = TestDatabase::create(Backend::Sqlite).await;
+    star_three_times(&Db::connect(&config(test_db.url())).unwrap()).await;
+}

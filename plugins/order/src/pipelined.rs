@@ -17,6 +17,11 @@
 //! is then locked only while the server runs the rest of one pipeline. Any failure in
 //! the pipeline means nothing was kept; the first one is the cause.
 //!
+//! Every statement is prepared once per connection ([`PrepareOnce`]): diesel would
+//! prepare these inserts and raw statements on each run, a round trip of its own
+//! per statement that holds up the rest of the pipeline (and, for `COMMIT`, with the
+//! stock row locked across it).
+//!
 //! Order on the wire is order of first poll: diesel-async takes its statement cache
 //! behind a fair async mutex before sending, and holds it while a statement not yet
 //! prepared is prepared, so a cached `COMMIT` cannot overtake a statement polled
@@ -27,7 +32,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use weapp::db::{AsyncPgConnection, Backend, Isolation};
+use weapp::db::{AsyncPgConnection, Backend, Isolation, PrepareOnce};
 
 use crate::backend::{NewOrder, OrderWrites, key_taken};
 use crate::error::OrderError;
@@ -48,10 +53,13 @@ pub(crate) async fn begin_with_order(
 ) -> Result<i64, OrderError> {
     let shared: &AsyncPgConnection = conn;
     let begin_sql = isolation.begin_statement(Backend::Postgres);
-    let begin = diesel::sql_query(begin_sql).execute(&mut &*shared);
+    let begin = diesel::sql_query(begin_sql)
+        .prepare_once()
+        .execute(&mut &*shared);
     let insert = diesel::insert_into(orders::table)
         .values(order)
         .returning(orders::id)
+        .prepare_once()
         .get_result::<i64>(&mut &*shared);
     let (begun, inserted) = futures_util::join!(begin, insert);
     match (begun, inserted) {
@@ -78,20 +86,26 @@ pub(crate) async fn complete_and_commit(
     let shared: &AsyncPgConnection = conn;
     let items = diesel::insert_into(order_items::table)
         .values(w.items)
+        .prepare_once()
         .execute(&mut &*shared);
     let event = diesel::insert_into(order_outbox::table)
         .values(w.event)
+        .prepare_once()
         .execute(&mut &*shared);
     let key = diesel::insert_into(order_idempotency_keys::table)
         .values(w.key)
+        .prepare_once()
         .execute(&mut &*shared);
     let takes = futures_util::future::join_all(w.lines.iter().map(|line| {
         diesel::sql_query(TAKE_STOCK)
             .bind::<BigInt, _>(line.qty)
             .bind::<BigInt, _>(line.product_id)
+            .prepare_once()
             .execute(&mut &*shared)
     }));
-    let commit = diesel::sql_query("COMMIT").execute(&mut &*shared);
+    let commit = diesel::sql_query("COMMIT")
+        .prepare_once()
+        .execute(&mut &*shared);
     let (items, event, key, takes, commit) = futures_util::join!(items, event, key, takes, commit);
     // After the first failure the server answers the rest with "transaction aborted"
     // and the COMMIT with a rollback, so the first failure is the one to report.
