@@ -1,13 +1,15 @@
 -- The statements of orders.sql in the app's two pipelines (pgbench 14+, -M prepared
--- or extended): BEGIN with the order's insert, then the rest with COMMIT.
+-- or extended): BEGIN with the prices and the new order's id, then the rest with
+-- COMMIT.
 \set uid random(1, 1000000000)
 \set k random(1, 9000000000000000)
-SELECT id, price_fen FROM products WHERE id IN (1) AND active = true;
 \startpipeline
 BEGIN;
-INSERT INTO orders (user_id, status, total_fen, version, created_at, updated_at, expires_at) VALUES (:uid, 'pending', 4800, 0, 1, 1, 900001) RETURNING id;
+SELECT id, price_fen FROM products WHERE id = ANY('{1}'::bigint[]) AND active = true;
+SELECT nextval('orders_id_seq') AS id;
 \endpipeline
 \startpipeline
+INSERT INTO orders (id, user_id, status, total_fen, version, created_at, updated_at, expires_at) VALUES (currval('orders_id_seq'), :uid, 'pending', 4800, 0, 1, 1, 900001);
 INSERT INTO order_items (order_id, product_id, qty, price_fen) VALUES (currval('orders_id_seq'), 1, 1, 4800);
 INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) VALUES ('order.created', '{"order_id":1,"user_id":1,"total_fen":4800}', 'pending', 0, 1, 1);
 INSERT INTO order_idempotency_keys (user_id, idem_key, request_hash, status, response, created_at) VALUES (:uid, 'k' || :k, '\x00', 201, '{"order_id":1,"status":"pending","total_fen":4800}', 1);

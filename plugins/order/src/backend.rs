@@ -126,6 +126,11 @@ pub(crate) trait OrderStatements {
 
 /// Placing an order one statement at a time (MySQL/MariaDB and SQLite).
 pub(crate) trait StepwisePlacement: Send {
+    /// `(id, price_fen)` of the products among `ids` that are for sale.
+    fn prices(
+        &mut self,
+        ids: &[i64],
+    ) -> impl std::future::Future<Output = QueryResult<Vec<(i64, i64)>>> + Send;
     /// Inserts an order and returns its id.
     fn insert_order(
         &mut self,
@@ -151,6 +156,10 @@ impl OrderStatements for AsyncPgConnection {
 }
 
 impl StepwisePlacement for AsyncMysqlConnection {
+    async fn prices(&mut self, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+        crate::catalog::prices_of(ids).load(self).await
+    }
+
     async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
         diesel::insert_into(order_items::table)
             .values(w.items)
@@ -186,6 +195,10 @@ impl OrderStatements for AsyncMysqlConnection {
 }
 
 impl StepwisePlacement for SqliteConn {
+    async fn prices(&mut self, ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+        crate::catalog::prices_of(ids).load(self).await
+    }
+
     async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
         // diesel-async offers no multi-row INSERT for SQLite; inside the transaction the
         // rows are cheap local writes anyway.

@@ -1,7 +1,5 @@
 //! Products and their stock.
 
-use std::collections::HashMap;
-
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::{transaction, with_conn};
@@ -144,18 +142,14 @@ impl Orders {
         }
         Ok(())
     }
+}
 
-    /// Unit prices of the given products that are for sale.
-    pub(crate) async fn prices(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, OrderError> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<(i64, i64)> = with_conn!(conn, |c| {
-            products::table
-                .filter(products::id.eq_any(ids))
-                .filter(products::active.eq(true))
-                .select((products::id, products::price_fen))
-                .load(c)
-                .await
-        })?;
-        Ok(rows.into_iter().collect())
-    }
+/// `(id, price_fen)` of the products among `ids` that are for sale; the query an
+/// order is priced with, on any backend.
+#[diesel::dsl::auto_type]
+pub(crate) fn prices_of<'a>(ids: &'a [i64]) -> _ {
+    products::table
+        .filter(products::id.eq_any(ids))
+        .filter(products::active.eq(true))
+        .select((products::id, products::price_fen))
 }

@@ -19,6 +19,10 @@ pub struct OrderConfig {
     pub isolation: Isolation,
     /// Retries of transactions that hit a deadlock or serialization failure.
     pub retry: RetryPolicy,
+    /// Most orders of one product writing at once, per instance (the rest wait in
+    /// the app for their turn); `0` for no limit. See `StockGate` in the order
+    /// plugin: a long queue on one stock row slows the database's hand-over.
+    pub stock_writers: usize,
     /// Most lines in one order.
     pub max_items: usize,
     /// Most units of one product in one order.
@@ -41,6 +45,7 @@ impl Default for OrderConfig {
             idempotency_ttl_s: 86_400,
             isolation: Isolation::BackendDefault,
             retry: RetryPolicy::default(),
+            stock_writers: 4,
             max_items: 50,
             max_qty: 1_000,
             page_size: 20,

@@ -20,6 +20,9 @@ pub enum OrderError {
     /// A product in the request does not exist or is not for sale.
     #[error("product {0} is not for sale")]
     UnknownProduct(i64),
+    /// The order's total does not fit in an `i64` of fen.
+    #[error("the order total is too large")]
+    TotalTooLarge,
     /// The input is not acceptable (a library caller's mistake, or a client's).
     #[error("{0}")]
     Invalid(String),
@@ -69,6 +72,9 @@ impl From<OrderError> for weapp::Error {
                 "unknown_product",
                 format!("product {id} does not exist or is not for sale"),
             ),
+            OrderError::TotalTooLarge => {
+                weapp::Error::unprocessable("total_too_large", "the order total is too large")
+            }
             OrderError::Invalid(message) => weapp::Error::bad_request("invalid_order", message),
             OrderError::OrderNotFound => weapp::Error::not_found("order not found"),
             OrderError::WrongState(state) => {

@@ -18,6 +18,7 @@ mod backend;
 pub mod catalog;
 pub mod config;
 pub mod error;
+mod gate;
 pub mod idempotency;
 pub mod model;
 pub mod outbox;

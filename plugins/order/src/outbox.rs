@@ -1,14 +1,15 @@
 //! The transactional outbox: events are rows written in the transaction that caused
 //! them, and a worker publishes them on the app's event bus after commit.
 //!
-//! A worker claims one due row at a time with a conditional update (a lease in
-//! `locked_until`), so several instances share the work without locks held across the
-//! publish. A failed publish is retried with exponential backoff; after
+//! A worker claims a batch of due rows with a lease in `locked_until`, so several
+//! instances share the work without locks held across the publish. A failed publish is retried with exponential backoff; after
 //! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is at
 //! least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
 
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
+use weapp::db::{DbConn, PrepareOnce};
 use weapp::events::Event;
 use weapp::{AppContext, Shutdown, with_conn};
 
@@ -58,77 +59,63 @@ impl NewEvent {
     }
 }
 
+/// A claimed outbox row, as published.
+#[derive(Debug, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = outbox)]
+struct Claimed {
+    id: i64,
+    topic: String,
+    payload: String,
+    attempts: i32,
+}
+
+/// PostgreSQL's claim: the due rows in the due index's order, skipping rows another
+/// worker is claiming right now (`SKIP LOCKED`), leased in the same statement. The
+/// ids are collected into an array so the update finds its rows by primary key
+/// whatever the planner believes about the table's size: a queue table's statistics
+/// lag far behind it.
+const CLAIM_DUE_PG: &str = "UPDATE order_outbox \
+     SET locked_until = $1, claim_token = $2, attempts = attempts + 1 \
+     WHERE id = ANY(ARRAY(SELECT id FROM order_outbox \
+         WHERE state = 'pending' AND next_attempt_at <= $3 \
+         AND (locked_until IS NULL OR locked_until < $3) \
+         ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+     RETURNING id, topic, payload, attempts";
+
 /// The prefix of outbox event ids on the bus.
 pub const EVENT_ID_PREFIX: &str = "order-outbox:";
 
 impl Orders {
     /// Publishes a batch of due events; returns how many were attempted.
     ///
-    /// Claims cost two statements per batch, not per event: due ids are read, then
-    /// claimed with one conditional update that stamps this worker's random token
-    /// (so it can tell which rows it won against other instances), and the
+    /// The batch is claimed (see [`Orders::claim_due`]), published at once, and the
     /// delivered ones are marked done with one more update.
     pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
-        let settings = &self.config.outbox;
-        let now = now_ms();
-        let token = weapp::plugin::claim_token();
         let mut conn = self.db.conn().await?;
-        let claimable = outbox::state.eq("pending").and(
-            outbox::locked_until
-                .is_null()
-                .or(outbox::locked_until.lt(now)),
-        );
-        let due: Vec<i64> = with_conn!(conn, |c| {
-            outbox::table
-                .filter(claimable)
-                .filter(outbox::next_attempt_at.le(now))
-                .order(outbox::id)
-                .select(outbox::id)
-                .limit(settings.batch_size)
-                .load(c)
-                .await
-        })?;
-        if due.is_empty() {
+        let claimed = self.claim_due(&mut conn, now_ms()).await?;
+        drop(conn);
+        if claimed.is_empty() {
             return Ok(0);
         }
-        let claimed: Vec<(i64, String, String, i32)> = with_conn!(conn, |c| {
-            diesel::update(
-                outbox::table
-                    .filter(outbox::id.eq_any(&due))
-                    .filter(claimable),
-            )
-            .set((
-                outbox::locked_until.eq(now + settings.lease_ms),
-                outbox::claim_token.eq(token),
-                outbox::attempts.eq(outbox::attempts + 1),
-            ))
-            .execute(c)
-            .await?;
-            outbox::table
-                .filter(outbox::id.eq_any(&due))
-                .filter(outbox::claim_token.eq(token))
-                .order(outbox::id)
-                .select((outbox::id, outbox::topic, outbox::payload, outbox::attempts))
-                .load(c)
-                .await
-        })?;
-        drop(conn);
         let attempted = claimed.len();
         let events = claimed
             .iter()
-            .map(|(id, topic, payload, _)| Event {
-                id: format!("{EVENT_ID_PREFIX}{id}"),
-                topic: topic.clone(),
-                payload: serde_json::from_str(payload).unwrap_or(serde_json::Value::Null),
+            .map(|row| Event {
+                id: format!("{EVENT_ID_PREFIX}{}", row.id),
+                topic: row.topic.clone(),
+                payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
             })
             .collect();
         // One publish for the batch: batch subscribers (the audit log) write it at once.
         let outcomes = ctx.events().publish_batch(ctx, events).await;
         let mut delivered = Vec::with_capacity(attempted);
-        for ((id, _, _, attempts), outcome) in claimed.into_iter().zip(outcomes) {
+        for (row, outcome) in claimed.into_iter().zip(outcomes) {
             match outcome {
-                Ok(()) => delivered.push(id),
-                Err(e) => self.record_failure(id, attempts, &e.to_string()).await?,
+                Ok(()) => delivered.push(row.id),
+                Err(e) => {
+                    self.record_failure(row.id, row.attempts, &e.to_string())
+                        .await?
+                }
             }
         }
         if !delivered.is_empty() {
@@ -147,6 +134,71 @@ impl Orders {
             })?;
         }
         Ok(attempted)
+    }
+
+    /// Claims up to a batch of due events for this worker: stamps a lease in
+    /// `locked_until` and this claim's random token, bumps `attempts`, and returns
+    /// the claimed rows by id.
+    ///
+    /// PostgreSQL claims in one statement ([`CLAIM_DUE_PG`]). MySQL and SQLite read
+    /// the due ids, claim them with one conditional update, and read back the rows
+    /// carrying this claim's token (the ones it won against other instances).
+    async fn claim_due(&self, conn: &mut DbConn, now: i64) -> Result<Vec<Claimed>, OrderError> {
+        let settings = &self.config.outbox;
+        let token = weapp::plugin::claim_token();
+        let lease_until = now + settings.lease_ms;
+        if let DbConn::Postgres(c) = conn {
+            let mut claimed: Vec<Claimed> = diesel::sql_query(CLAIM_DUE_PG)
+                .bind::<BigInt, _>(lease_until)
+                .bind::<BigInt, _>(token)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(settings.batch_size)
+                .prepare_once()
+                .load(&mut **c)
+                .await?;
+            claimed.sort_by_key(|row| row.id);
+            return Ok(claimed);
+        }
+        let claimable = outbox::state.eq("pending").and(
+            outbox::locked_until
+                .is_null()
+                .or(outbox::locked_until.lt(now)),
+        );
+        let due: Vec<i64> = with_conn!(*conn, |c| {
+            outbox::table
+                .filter(claimable)
+                .filter(outbox::next_attempt_at.le(now))
+                // The due index's order, so the scan stops after a batch.
+                .order((outbox::next_attempt_at, outbox::id))
+                .select(outbox::id)
+                .limit(settings.batch_size)
+                .load(c)
+                .await
+        })?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(with_conn!(*conn, |c| {
+            diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq_any(&due))
+                    .filter(claimable),
+            )
+            .set((
+                outbox::locked_until.eq(lease_until),
+                outbox::claim_token.eq(token),
+                outbox::attempts.eq(outbox::attempts + 1),
+            ))
+            .execute(c)
+            .await?;
+            outbox::table
+                .filter(outbox::id.eq_any(&due))
+                .filter(outbox::claim_token.eq(token))
+                .order(outbox::id)
+                .select(Claimed::as_select())
+                .load(c)
+                .await
+        })?)
     }
 
     /// Schedules a retry with backoff, or parks the event after its last attempt.

@@ -6,8 +6,9 @@
 //! the app and however long the app waits for a CPU before it sends `COMMIT` — under
 //! load that wait, not the database, limits throughput. Here the app sends:
 //!
-//! 1. `BEGIN` and `INSERT INTO orders … RETURNING id`, pipelined;
-//! 2. the lines, the event, the idempotency key, per line
+//! 1. `BEGIN`, the prices of the ordered products and `nextval` of the orders'
+//!    sequence (the new order's id), pipelined;
+//! 2. the order, its lines, the event, the idempotency key, per line
 //!    `WITH taken AS (UPDATE stock SET qty = qty - $1 WHERE product_id = $2 AND qty >= $1
 //!    RETURNING 1) SELECT 1 / COUNT(*) FROM taken`, and `COMMIT`, pipelined.
 //!
@@ -15,7 +16,8 @@
 //! affected-row check done by the server: no row taken divides by zero, which aborts
 //! the transaction, so the `COMMIT` already on the wire ends it as a rollback. The row
 //! is then locked only while the server runs the rest of one pipeline. Any failure in
-//! the pipeline means nothing was kept; the first one is the cause.
+//! the pipeline means nothing was kept; the first one is the cause. Prices are read
+//! inside the transaction, so a repeatable-read order is priced from its snapshot.
 //!
 //! Every statement is prepared once per connection ([`PrepareOnce`]): diesel would
 //! prepare these inserts and raw statements on each run, a round trip of its own
@@ -27,6 +29,8 @@
 //! prepared is prepared, so a cached `COMMIT` cannot overtake a statement polled
 //! before it. The oversell and idempotency proofs on PostgreSQL exercise this path
 //! from fresh connections (nothing cached yet) as well as warm ones.
+
+use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
@@ -44,46 +48,55 @@ use crate::schema::{order_idempotency_keys, order_items, order_outbox, orders};
 pub(crate) const TAKE_STOCK: &str = "WITH taken AS (UPDATE stock SET qty = qty - $1 \
      WHERE product_id = $2 AND qty >= $1 RETURNING 1) SELECT 1 / COUNT(*) AS taken FROM taken";
 
-/// Begins a transaction and inserts the order; returns its id, with the transaction
-/// open. On failure the transaction is rolled back.
-pub(crate) async fn begin_with_order(
+/// The new order's id, drawn from the orders' sequence before its row is written.
+#[derive(QueryableByName)]
+struct NextOrderId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// First round trip: begins a transaction and returns the unit prices of the
+/// products for sale among `ids` and the new order's id, with the transaction open.
+/// On failure the transaction is ended; nothing was written.
+pub(crate) async fn begin_with_prices(
     conn: &mut AsyncPgConnection,
     isolation: Isolation,
-    order: &NewOrder<'_>,
-) -> Result<i64, OrderError> {
+    ids: &[i64],
+) -> Result<(HashMap<i64, i64>, i64), OrderError> {
     let shared: &AsyncPgConnection = conn;
     let begin_sql = isolation.begin_statement(Backend::Postgres);
     let begin = diesel::sql_query(begin_sql)
         .prepare_once()
         .execute(&mut &*shared);
-    let insert = diesel::insert_into(orders::table)
-        .values(order)
-        .returning(orders::id)
+    let prices = crate::catalog::prices_of(ids).load::<(i64, i64)>(&mut &*shared);
+    let order_id = diesel::sql_query("SELECT nextval('orders_id_seq') AS id")
         .prepare_once()
-        .get_result::<i64>(&mut &*shared);
-    let (begun, inserted) = futures_util::join!(begin, insert);
-    match (begun, inserted) {
-        (Ok(_), Ok(id)) => Ok(id),
-        (Ok(_), Err(e)) => {
+        .get_result::<NextOrderId>(&mut &*shared);
+    let (begun, prices, order_id) = futures_util::join!(begin, prices, order_id);
+    // Without BEGIN the reads ran on their own and there is nothing to end.
+    begun?;
+    match (prices, order_id) {
+        (Ok(prices), Ok(order_id)) => Ok((prices.into_iter().collect(), order_id.id)),
+        (Err(e), _) | (_, Err(e)) => {
             rollback(conn).await;
-            Err(e.into())
-        }
-        (Err(e), inserted) => {
-            // Without BEGIN the insert committed on its own: take it back.
-            if let Ok(id) = inserted {
-                let _ = diesel::delete(orders::table.find(id)).execute(conn).await;
-            }
             Err(e.into())
         }
     }
 }
 
-/// Writes the rest of the order, takes its stock and commits, in one round trip.
-pub(crate) async fn complete_and_commit(
+/// Second round trip: writes the order (as `order_id`) and everything that goes with
+/// it, takes its stock and commits.
+pub(crate) async fn write_and_commit(
     conn: &mut AsyncPgConnection,
+    order_id: i64,
+    order: &NewOrder<'_>,
     w: &OrderWrites<'_>,
 ) -> Result<(), OrderError> {
     let shared: &AsyncPgConnection = conn;
+    let insert_order = diesel::insert_into(orders::table)
+        .values((orders::id.eq(order_id), order))
+        .prepare_once()
+        .execute(&mut &*shared);
     let items = diesel::insert_into(order_items::table)
         .values(w.items)
         .prepare_once()
@@ -106,9 +119,11 @@ pub(crate) async fn complete_and_commit(
     let commit = diesel::sql_query("COMMIT")
         .prepare_once()
         .execute(&mut &*shared);
-    let (items, event, key, takes, commit) = futures_util::join!(items, event, key, takes, commit);
+    let (inserted, items, event, key, takes, commit) =
+        futures_util::join!(insert_order, items, event, key, takes, commit);
     // After the first failure the server answers the rest with "transaction aborted"
     // and the COMMIT with a rollback, so the first failure is the one to report.
+    inserted?;
     items?;
     event?;
     key.map_err(key_taken)?;

@@ -1,17 +1,18 @@
 //! Placing an order: stock taken, order written, response kept under its key, all in
 //! one transaction.
 //!
-//! The statements of one order, in order (PostgreSQL spelling):
+//! The statements of one order on MySQL/MariaDB and SQLite (ids from the
+//! auto-increment, affected rows of each stock update checked by the app):
 //! ```sql
-//! SELECT id, price_fen FROM products WHERE id = ANY($1) AND active   -- before the transaction
+//! SELECT id, price_fen FROM products WHERE id IN (...) AND active   -- before the transaction
 //! BEGIN
 //! INSERT INTO orders (user_id, status, total_fen, version, created_at, updated_at, expires_at)
-//!   VALUES (...) RETURNING id
+//!   VALUES (...)                                           -- then its id
 //! INSERT INTO order_items (order_id, product_id, qty, price_fen) VALUES (...), ...
 //! INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) VALUES (...)
 //! INSERT INTO order_idempotency_keys (user_id, idem_key, request_hash, status, response, created_at)
 //!   VALUES (...)                                           -- unique: a replay stops here
-//! UPDATE stock SET qty = qty - $1 WHERE product_id = $2 AND qty >= $1   -- per line, by id
+//! UPDATE stock SET qty = qty - ? WHERE product_id = ? AND qty >= ?   -- per line, by id
 //! COMMIT
 //! ```
 //! The stock rows are the contended ones (every buyer of a product updates the same
@@ -19,11 +20,10 @@
 //! commit. Lines are updated in product-id order, so two orders never wait on each
 //! other in a cycle.
 //!
-//! MySQL/MariaDB and SQLite run these one at a time and check each stock update's
-//! affected rows. PostgreSQL sends them in two pipelined round trips — `BEGIN` with
-//! the order's insert, then everything else with `COMMIT` — and the server checks the
-//! stock (see [`crate::pipelined`]), so the hot row is never locked while the app
-//! waits for a CPU.
+//! PostgreSQL runs the same writes in two pipelined round trips — `BEGIN` with the
+//! prices and the new order's id, then everything else with `COMMIT` — and the server
+//! checks the stock (see [`crate::pipelined`]), so the hot row is never locked while
+//! the app waits for a CPU.
 
 use std::collections::HashMap;
 
@@ -52,47 +52,19 @@ impl Orders {
     ) -> Result<StoredResponse, weapp::Error> {
         let lines = self.validated(lines)?;
         let hash = request_hash(&lines);
-        let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
-        let prices = self.prices(&ids).await?;
-        let mut total: i64 = 0;
-        for line in &lines {
-            let Some(price) = prices.get(&line.product_id) else {
-                // A product withdrawn since the first attempt: the stored answer wins.
-                if let Some(stored) = self.stored(user_id, key, &hash).await? {
-                    return Ok(stored);
-                }
-                return Err(OrderError::UnknownProduct(line.product_id).into());
-            };
-            total = price
-                .checked_mul(line.qty)
-                .and_then(|amount| total.checked_add(amount))
-                .ok_or_else(|| {
-                    weapp::Error::unprocessable("total_too_large", "the order total is too large")
-                })?;
-        }
-        let now = now_ms();
-        let placement = Placement {
+        let request = OrderRequest {
             user_id,
             key,
             hash: &hash,
             lines: &lines,
-            prices: &prices,
-            total,
-            now,
-            expires_at: now
-                .saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000)),
         };
         let isolation = self.config.isolation;
         let mut conn = self.db.conn().await?;
-        let placed = crate::service::retrying!(
-            self,
-            "place order",
-            match &mut conn {
-                DbConn::Postgres(c) => placement.pipelined(c, isolation).await,
-                DbConn::Mysql(c) => placement.stepwise(&mut **c, isolation).await,
-                DbConn::Sqlite(c) => placement.stepwise(&mut **c, isolation).await,
-            }
-        );
+        let placed = match &mut conn {
+            DbConn::Postgres(c) => self.place_pipelined(c, isolation, &request).await,
+            DbConn::Mysql(c) => self.place_stepwise(&mut **c, isolation, &request).await,
+            DbConn::Sqlite(c) => self.place_stepwise(&mut **c, isolation, &request).await,
+        };
         drop(conn);
         match placed {
             Ok(body) => Ok(StoredResponse {
@@ -101,6 +73,11 @@ impl Orders {
                 replayed: false,
             }),
             Err(OrderError::KeyTaken) => self.replay(user_id, key, &hash).await,
+            // A product withdrawn since the first attempt: the stored answer wins.
+            Err(OrderError::UnknownProduct(id)) => match self.stored(user_id, key, &hash).await? {
+                Some(stored) => Ok(stored),
+                None => Err(OrderError::UnknownProduct(id).into()),
+            },
             Err(OrderError::OutOfStock { product_id }) => {
                 let body = serde_json::json!({
                     "code": "out_of_stock",
@@ -112,6 +89,83 @@ impl Orders {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// PostgreSQL: priced and written in two round trips; see [`crate::pipelined`].
+    async fn place_pipelined(
+        &self,
+        c: &mut AsyncPgConnection,
+        isolation: Isolation,
+        request: &OrderRequest<'_>,
+    ) -> Result<String, OrderError> {
+        let ids = request.product_ids();
+        crate::service::retrying!(
+            self,
+            "place order",
+            async {
+                let (prices, order_id) =
+                    crate::pipelined::begin_with_prices(c, isolation, &ids).await?;
+                match self.placement(request, &prices) {
+                    Ok(placement) => {
+                        let _turn = self.stock_gate.enter(&ids).await;
+                        placement.pipelined(c, order_id).await
+                    }
+                    Err(e) => {
+                        crate::pipelined::rollback(c).await;
+                        Err(e)
+                    }
+                }
+            }
+            .await
+        )
+    }
+
+    /// MySQL/MariaDB and SQLite: priced first, then written one statement at a time
+    /// in a transaction.
+    async fn place_stepwise<C>(
+        &self,
+        c: &mut C,
+        isolation: Isolation,
+        request: &OrderRequest<'_>,
+    ) -> Result<String, OrderError>
+    where
+        C: StepwisePlacement + BeginTransaction,
+    {
+        let prices = c
+            .prices(&request.product_ids())
+            .await?
+            .into_iter()
+            .collect();
+        let placement = self.placement(request, &prices)?;
+        crate::service::retrying!(self, "place order", placement.stepwise(c, isolation).await)
+    }
+
+    /// Prices the request's lines: the order's total, or which product is not for
+    /// sale, or that the total does not fit.
+    fn placement<'a>(
+        &self,
+        request: &'a OrderRequest<'a>,
+        prices: &'a HashMap<i64, i64>,
+    ) -> Result<Placement<'a>, OrderError> {
+        let mut total: i64 = 0;
+        for line in request.lines {
+            let price = prices
+                .get(&line.product_id)
+                .ok_or(OrderError::UnknownProduct(line.product_id))?;
+            total = price
+                .checked_mul(line.qty)
+                .and_then(|amount| total.checked_add(amount))
+                .ok_or(OrderError::TotalTooLarge)?;
+        }
+        let now = now_ms();
+        Ok(Placement {
+            request,
+            prices,
+            total,
+            now,
+            expires_at: now
+                .saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000)),
+        })
     }
 
     /// Checks lines and returns them sorted by product.
@@ -243,12 +297,24 @@ impl Orders {
     }
 }
 
-/// One order being placed: everything its statements need.
-struct Placement<'a> {
+/// What the client asked for: whose order, under which key, which lines.
+struct OrderRequest<'a> {
     user_id: i64,
     key: &'a IdempotencyKey,
     hash: &'a [u8],
+    /// Sorted by product, as [`Orders::validated`] returns them.
     lines: &'a [OrderLine],
+}
+
+impl OrderRequest<'_> {
+    fn product_ids(&self) -> Vec<i64> {
+        self.lines.iter().map(|l| l.product_id).collect()
+    }
+}
+
+/// One order being placed: everything its statements need.
+struct Placement<'a> {
+    request: &'a OrderRequest<'a>,
     prices: &'a HashMap<i64, i64>,
     total: i64,
     now: i64,
@@ -266,7 +332,7 @@ struct Written {
 impl Placement<'_> {
     fn order(&self) -> NewOrder<'static> {
         NewOrder {
-            user_id: self.user_id,
+            user_id: self.request.user_id,
             status: OrderStatus::Pending.as_str(),
             total_fen: self.total,
             version: 0,
@@ -278,6 +344,7 @@ impl Placement<'_> {
 
     fn written(&self, order_id: i64) -> Result<Written, OrderError> {
         let items = self
+            .request
             .lines
             .iter()
             .map(|l| NewItem {
@@ -296,7 +363,7 @@ impl Placement<'_> {
         let event = NewEvent::order(
             "order.created",
             order_id,
-            Some(self.user_id),
+            Some(self.request.user_id),
             self.total,
             self.now,
         );
@@ -305,22 +372,22 @@ impl Placement<'_> {
 
     fn key<'b>(&'b self, body: &'b str) -> NewKey<'b> {
         NewKey {
-            user_id: self.user_id,
-            idem_key: self.key.as_str(),
-            request_hash: self.hash,
+            user_id: self.request.user_id,
+            idem_key: self.request.key.as_str(),
+            request_hash: self.request.hash,
             status: 201,
             response: body,
             created_at: self.now,
         }
     }
 
-    /// PostgreSQL: two round trips, committed in the second; see [`crate::pipelined`].
+    /// PostgreSQL: the second round trip, with the transaction begun by the first
+    /// and the order's id drawn there; see [`crate::pipelined`].
     async fn pipelined(
         &self,
         c: &mut AsyncPgConnection,
-        isolation: Isolation,
+        order_id: i64,
     ) -> Result<String, OrderError> {
-        let order_id = crate::pipelined::begin_with_order(c, isolation, &self.order()).await?;
         let written = match self.written(order_id) {
             Ok(written) => written,
             Err(e) => {
@@ -332,9 +399,9 @@ impl Placement<'_> {
             items: &written.items,
             event: &written.event,
             key: &self.key(&written.body),
-            lines: self.lines,
+            lines: self.request.lines,
         };
-        crate::pipelined::complete_and_commit(c, &writes).await?;
+        crate::pipelined::write_and_commit(c, order_id, &self.order(), &writes).await?;
         Ok(written.body)
     }
 
@@ -351,7 +418,7 @@ impl Placement<'_> {
                 items: &written.items,
                 event: &written.event,
                 key: &self.key(&written.body),
-                lines: self.lines,
+                lines: self.request.lines,
             };
             c.complete_order(&writes).await?;
             Ok::<_, OrderError>(written.body)

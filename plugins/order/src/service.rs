@@ -3,18 +3,25 @@
 use weapp::db::Db;
 
 use crate::config::OrderConfig;
+use crate::gate::StockGate;
 
 /// Catalogue, orders and their transitions over the app's database. Handlers and
 /// other plugins reach it with `ctx.get::<Orders>()`.
 pub struct Orders {
     pub(crate) config: OrderConfig,
     pub(crate) db: Db,
+    pub(crate) stock_gate: StockGate,
 }
 
 impl Orders {
     /// A service over `db`.
     pub fn new(config: OrderConfig, db: Db) -> Orders {
-        Orders { config, db }
+        let stock_gate = StockGate::new(config.stock_writers);
+        Orders {
+            config,
+            db,
+            stock_gate,
+        }
     }
 
     /// Its configuration.

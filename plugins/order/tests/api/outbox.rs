@@ -82,10 +82,14 @@ async fn an_event_that_keeps_failing_is_parked() {
     app.stop().await.unwrap();
 }
 
-/// Several workers (instances) draining one outbox: each event is delivered once.
-#[tokio::test]
-async fn competing_workers_deliver_each_event_once() {
-    let app = builder(Backend::Postgres).spawn().await;
+/// Several workers (instances) draining one outbox in small batches: each event is
+/// delivered once. PostgreSQL claims with `SKIP LOCKED`, MariaDB with the
+/// read-then-conditional-update claim.
+async fn competing_workers_deliver_each_event_once(backend: Backend) {
+    let app = builder(backend)
+        .set("order.outbox.batch_size", 4)
+        .spawn()
+        .await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let record = seen.clone();
     app.ctx
@@ -103,10 +107,9 @@ async fn competing_workers_deliver_each_event_once() {
         place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
     }
     let orders = orders(&app);
-    let workers = (0..3).map(|_| orders.deliver_outbox(&app.ctx));
-    for result in futures_util::future::join_all(workers).await {
-        result.unwrap();
-    }
+    let workers =
+        (0..3).map(|_| async { while orders.deliver_outbox(&app.ctx).await.unwrap() > 0 {} });
+    futures_util::future::join_all(workers).await;
     eventually("every event is delivered", || {
         let seen = seen.clone();
         async move { seen.lock().unwrap().len() >= 30 }
@@ -118,6 +121,16 @@ async fn competing_workers_deliver_each_event_once() {
     assert_eq!(ids.len(), 30);
     assert_eq!(seen.lock().unwrap().len(), 30, "no event delivered twice");
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn competing_workers_deliver_each_event_once_on_postgres() {
+    competing_workers_deliver_each_event_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn competing_workers_deliver_each_event_once_on_mariadb() {
+    competing_workers_deliver_each_event_once(Backend::Mysql).await;
 }
 
 /// Finished events are deleted after `order.outbox.keep_finished_s`; pending ones

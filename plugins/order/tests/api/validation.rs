@@ -119,3 +119,48 @@ async fn malformed_orders_get_clear_codes() {
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 0);
     app.stop().await.unwrap();
 }
+
+/// On PostgreSQL an order is priced inside its transaction: a refusal found there
+/// (a product not for sale, a total that overflows) ends the transaction, keeps
+/// nothing, and leaves the connection ready for the next order.
+#[tokio::test]
+async fn refusals_found_in_the_transaction_leave_nothing_open_on_postgres() {
+    // One connection per server worker, so the next order reuses the refused one's.
+    let app = builder(Backend::Postgres)
+        .set("database.max_connections", 1)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 10).await;
+    let gold = product(&app, i64::MAX / 2, 10).await;
+    let (token, _) = app.login("o_refused_in_tx").await;
+    let refusals = [
+        (
+            json!([{"product_id": 424_242, "qty": 1}]),
+            "unknown_product",
+        ),
+        (
+            json!([{"product_id": tea, "qty": 1}, {"product_id": gold, "qty": 3}]),
+            "total_too_large",
+        ),
+    ];
+    for (items, code) in refusals {
+        let (status, body, _) = place(&app, &token, key(), items).await;
+        assert_eq!((status.as_u16(), body["code"].as_str()), (422, Some(code)));
+    }
+    let open = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    assert_eq!(
+        count(&app, open).await,
+        0,
+        "a refused order left its transaction open"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 0);
+
+    let (status, body, _) =
+        place(&app, &token, key(), json!([{"product_id": tea, "qty": 2}])).await;
+    assert_eq!(status.as_u16(), 201, "{body}");
+    assert_eq!(body["total_fen"], 200);
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 1);
+    assert_eq!(stock(&app, tea).await, 8);
+    app.stop().await.unwrap();
+}
