@@ -131,13 +131,18 @@ impl Orders {
     where
         C: StepwisePlacement + BeginTransaction,
     {
-        let prices = c
-            .prices(&request.product_ids())
-            .await?
-            .into_iter()
-            .collect();
+        let ids = request.product_ids();
+        let prices = c.prices(&ids).await?.into_iter().collect();
         let placement = self.placement(request, &prices)?;
-        crate::service::retrying!(self, "place order", placement.stepwise(c, isolation).await)
+        crate::service::retrying!(
+            self,
+            "place order",
+            async {
+                let _turn = self.stock_gate.enter(&ids).await;
+                placement.stepwise(c, isolation).await
+            }
+            .await
+        )
     }
 
     /// Prices the request's lines: the order's total, or which product is not for
