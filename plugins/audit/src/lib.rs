@@ -12,6 +12,7 @@
 //!
 //! An app enables the plugin by linking it: `use weapp_audit as _;`.
 
+mod append;
 pub mod chain;
 pub mod config;
 pub mod record;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use weapp::db::{Db, DbError, Isolation, RetryPolicy};
 use weapp::{transaction, with_conn};
 
+use crate::append::{AppendRows, NewLogRow};
 use crate::chain::{Content, row_hash, sm3_hex};
 use crate::schema::{audit_chain_head as head, audit_log as log, audit_pending as pending};
 
@@ -287,6 +288,7 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
                     .load(c)
                     .await?
             };
+            let mut chained = Vec::with_capacity(rows.len());
             for (_, at, actor, action, target, request_id, details, event_id) in &rows {
                 if event_id
                     .as_ref()
@@ -306,26 +308,24 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
                     details_hash: &details_hash,
                 };
                 let hash = row_hash(&last_hash, &content);
-                diesel::insert_into(log::table)
-                    .values((
-                        log::id.eq(id),
-                        log::at.eq(at),
-                        log::actor.eq(actor),
-                        log::action.eq(action),
-                        log::target.eq(target),
-                        log::request_id.eq(request_id),
-                        log::details.eq(Some(details)),
-                        log::details_hash.eq(&details_hash),
-                        log::event_id.eq(event_id),
-                        log::prev_hash.eq(&last_hash),
-                        log::hash.eq(&hash),
-                    ))
-                    .execute(c)
-                    .await?;
                 last_id = id;
-                last_hash = hash;
+                let prev_hash = std::mem::replace(&mut last_hash, hash.clone());
+                chained.push(NewLogRow {
+                    id,
+                    at: *at,
+                    actor,
+                    action,
+                    target,
+                    request_id: request_id.as_deref(),
+                    details: Some(details),
+                    details_hash,
+                    event_id: event_id.as_deref(),
+                    prev_hash,
+                    hash,
+                });
                 chained_before.extend(event_id.clone());
             }
+            c.append_rows(&chained).await?;
             if given.is_none() {
                 let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))

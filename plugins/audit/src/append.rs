@@ -1,0 +1,71 @@
+//! Writing chained rows to `audit_log`, the way each backend does it best.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use weapp::db::{AsyncMysqlConnection, AsyncPgConnection, SqliteConn};
+
+use crate::schema::audit_log as log;
+
+/// A chained row of `audit_log`, hashes computed.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = log, treat_none_as_null = true)]
+pub(crate) struct NewLogRow<'a> {
+    pub id: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub request_id: Option<&'a str>,
+    pub details: Option<&'a str>,
+    pub details_hash: String,
+    pub event_id: Option<&'a str>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Appends a batch of chained rows inside the chaining transaction.
+pub(crate) trait AppendRows: Send {
+    /// Inserts `rows` (in chain order).
+    fn append_rows(
+        &mut self,
+        rows: &[NewLogRow<'_>],
+    ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
+}
+
+// PostgreSQL and MySQL: one multi-row INSERT per batch, not a round trip per row.
+impl AppendRows for AsyncPgConnection {
+    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+        if !rows.is_empty() {
+            diesel::insert_into(log::table)
+                .values(rows)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl AppendRows for AsyncMysqlConnection {
+    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+        if !rows.is_empty() {
+            diesel::insert_into(log::table)
+                .values(rows)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+// diesel-async has no multi-row INSERT for SQLite; its inserts are local calls anyway.
+impl AppendRows for SqliteConn {
+    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(log::table)
+                .values(row)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
