@@ -2,9 +2,10 @@
 //! them, and a worker publishes them on the app's event bus after commit.
 //!
 //! A worker claims a batch of due rows with a lease in `locked_until`, so several
-//! instances share the work without locks held across the publish. A failed publish is retried with exponential backoff; after
-//! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is at
-//! least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
+//! instances share the work without locks held across the publish. A failed publish
+//! is retried with exponential backoff; after `order.outbox.max_attempts` the row is
+//! parked as `failed` and logged. Delivery is at least once: subscribers deduplicate
+//! by [`Event::id`](weapp::events::Event::id).
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;

@@ -69,6 +69,8 @@ pub(crate) async fn begin_with_prices(
         .prepare_once()
         .execute(&mut &*shared);
     let prices = crate::catalog::prices_of(ids).load::<(i64, i64)>(&mut &*shared);
+    // The sequence behind `orders.id` (BIGSERIAL in the PostgreSQL migration); a
+    // refused order leaves a gap, as a rolled-back insert would.
     let order_id = diesel::sql_query("SELECT nextval('orders_id_seq') AS id")
         .prepare_once()
         .get_result::<NextOrderId>(&mut &*shared);
