@@ -32,30 +32,24 @@ pub(crate) trait AppendRows: Send {
     ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
 }
 
-// PostgreSQL and MySQL: one multi-row INSERT per batch, not a round trip per row.
-impl AppendRows for AsyncPgConnection {
-    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
-        if !rows.is_empty() {
-            diesel::insert_into(log::table)
-                .values(rows)
-                .execute(self)
-                .await?;
+/// PostgreSQL and MySQL: one multi-row INSERT per batch, not a round trip per row.
+macro_rules! append_in_one_insert {
+    ($($conn:ty),+) => {$(
+        impl AppendRows for $conn {
+            async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+                if !rows.is_empty() {
+                    diesel::insert_into(log::table)
+                        .values(rows)
+                        .execute(self)
+                        .await?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
-    }
+    )+};
 }
 
-impl AppendRows for AsyncMysqlConnection {
-    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
-        if !rows.is_empty() {
-            diesel::insert_into(log::table)
-                .values(rows)
-                .execute(self)
-                .await?;
-        }
-        Ok(())
-    }
-}
+append_in_one_insert!(AsyncPgConnection, AsyncMysqlConnection);
 
 // diesel-async has no multi-row INSERT for SQLite; its inserts are local calls anyway.
 impl AppendRows for SqliteConn {
