@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncMysqlConnection, AsyncPgConnection, SqliteConn};
 
+use crate::chain::Content;
 use crate::schema::audit_log as log;
 
 /// A chained row of `audit_log`, hashes computed.
@@ -21,6 +22,21 @@ pub(crate) struct NewLogRow<'a> {
     pub event_id: Option<&'a str>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+impl NewLogRow<'_> {
+    /// The fields its `hash` covers.
+    pub(crate) fn content(&self) -> Content<'_> {
+        Content {
+            id: self.id,
+            at: self.at,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            request_id: self.request_id,
+            details_hash: &self.details_hash,
+        }
+    }
 }
 
 /// Appends a batch of chained rows inside the chaining transaction.

@@ -8,7 +8,7 @@ use weapp::db::{Db, DbError, Isolation, RetryPolicy};
 use weapp::{transaction, with_conn};
 
 use crate::append::{AppendRows, NewLogRow};
-use crate::chain::{Content, row_hash, sm3_hex};
+use crate::chain::{row_hash, sm3_hex};
 use crate::schema::{audit_chain_head as head, audit_log as log, audit_pending as pending};
 
 /// Keys whose values are personal data; [`AuditEvent::details`] replaces them with
@@ -296,33 +296,24 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
                 {
                     continue;
                 }
-                let id = last_id + 1;
-                let details_hash = sm3_hex(details.as_bytes());
-                let content = Content {
-                    id,
-                    at: *at,
-                    actor,
-                    action,
-                    target,
-                    request_id: request_id.as_deref(),
-                    details_hash: &details_hash,
-                };
-                let hash = row_hash(&last_hash, &content);
-                last_id = id;
-                let prev_hash = std::mem::replace(&mut last_hash, hash.clone());
-                chained.push(NewLogRow {
-                    id,
+                let mut row = NewLogRow {
+                    id: last_id + 1,
                     at: *at,
                     actor,
                     action,
                     target,
                     request_id: request_id.as_deref(),
                     details: Some(details),
-                    details_hash,
+                    details_hash: sm3_hex(details.as_bytes()),
                     event_id: event_id.as_deref(),
-                    prev_hash,
-                    hash,
-                });
+                    prev_hash: last_hash,
+                    // Set below: the hash covers the row's other fields.
+                    hash: String::new(),
+                };
+                row.hash = row_hash(&row.prev_hash, &row.content());
+                last_id = row.id;
+                last_hash = row.hash.clone();
+                chained.push(row);
                 chained_before.extend(event_id.clone());
             }
             c.append_rows(&chained).await?;
