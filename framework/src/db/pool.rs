@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, SetupCallback,
 };
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
@@ -32,6 +32,26 @@ fn fast<C: diesel_async::pooled_connection::PoolableConnection + 'static>() -> M
     config
 }
 
+/// Opens a connection and runs `sql` on it (session settings) before the pool
+/// hands it out.
+fn setup_with<C>(sql: String) -> SetupCallback<C>
+where
+    C: AsyncConnection + SimpleAsyncConnection + 'static,
+{
+    let sql: std::sync::Arc<str> = sql.into();
+    Box::new(move |url: &str| {
+        let (url, sql) = (url.to_owned(), sql.clone());
+        async move {
+            let mut conn = C::establish(&url).await?;
+            conn.batch_execute(&sql)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    })
+}
+
 /// What a pool's connections run, which decides how PostgreSQL plans their prepared
 /// statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,17 +75,8 @@ pub(super) fn postgres(
 ) -> Pool<AsyncPgConnection> {
     let mut manager_config = fast::<AsyncPgConnection>();
     if workload == Workload::Background {
-        manager_config.custom_setup = Box::new(|url: &str| {
-            let url = url.to_owned();
-            async move {
-                let mut conn = AsyncPgConnection::establish(&url).await?;
-                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
-                    .await
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            }
-            .boxed()
-        });
+        manager_config.custom_setup =
+            setup_with::<AsyncPgConnection>("SET plan_cache_mode = force_custom_plan".to_owned());
     }
     let manager =
         AsyncDieselConnectionManager::new_with_config(config.url.expose(), manager_config);
@@ -112,20 +123,10 @@ pub(super) fn sqlite(config: &DatabaseConfig) -> Result<Pool<SqliteConn>, DbErro
     }
     let busy_timeout_ms = config.connect_timeout_ms;
     let mut manager_config = fast::<SqliteConn>();
-    manager_config.custom_setup = Box::new(move |url: &str| {
-        let url = url.to_owned();
-        async move {
-            let mut conn = SqliteConn::establish(&url).await?;
-            conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
-                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-            ))
-            .await
-            .map_err(ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        }
-        .boxed()
-    });
+    manager_config.custom_setup = setup_with::<SqliteConn>(format!(
+        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_timeout_ms}; \
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+    ));
     let manager = AsyncDieselConnectionManager::new_with_config(path, manager_config);
     if in_memory {
         // The database dies with its only connection: never recycle it.

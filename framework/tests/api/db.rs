@@ -347,3 +347,27 @@ async fn sqlite_runs_prepare_once_statements() {
     let test_db = TestDatabase::create(Backend::Sqlite).await;
     star_three_times(&Db::connect(&config(test_db.url())).unwrap()).await;
 }
+
+/// PostgreSQL: the shared pool (background batches) plans each run; a server
+/// worker's pool keeps cached plans.
+#[tokio::test]
+async fn background_connections_plan_each_run_and_request_ones_cache() {
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    async fn mode(db: &Db) -> String {
+        let mut conn = db.conn().await.unwrap();
+        with_conn!(conn, |c| diesel::sql_query("SHOW plan_cache_mode")
+            .get_result::<Setting>(c)
+            .await)
+        .unwrap()
+        .plan_cache_mode
+    }
+    let test_db = TestDatabase::create(Backend::Postgres).await;
+    let db = Db::connect(&config(test_db.url())).unwrap();
+    assert_eq!(mode(&db).await, "force_custom_plan");
+    db.attach_worker_pool(1);
+    assert_eq!(mode(&db).await, "auto");
+}
