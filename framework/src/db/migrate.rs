@@ -109,6 +109,15 @@ fn checksum(sql: &str) -> String {
     crate::crypto::hex(&Sha256::digest(sql.as_bytes()))
 }
 
+/// Whether `sql` has anything but blank lines and `--` comments. A migration may
+/// have nothing to do on one backend; MySQL refuses an empty query.
+fn has_statements(sql: &str) -> bool {
+    sql.lines().any(|line| {
+        let line = line.trim();
+        !line.is_empty() && !line.starts_with("--")
+    })
+}
+
 fn lock_sql(backend: Backend) -> Option<(&'static str, &'static str)> {
     match backend {
         Backend::Postgres => Some((
@@ -168,7 +177,7 @@ impl Db {
                             weapp_schema_migrations::applied_at.eq(chrono::Utc::now().timestamp()),
                         ));
                         let run = if backend == Backend::Mysql {
-                            let ddl = if sql.trim().is_empty() {
+                            let ddl = if !has_statements(sql) {
                                 Ok(())
                             } else {
                                 c.batch_execute(sql).await
@@ -179,7 +188,7 @@ impl Db {
                             }
                         } else {
                             c.transaction(async |c| {
-                                if !sql.trim().is_empty() {
+                                if has_statements(sql) {
                                     c.batch_execute(sql).await?;
                                 }
                                 record.execute(c).await.map(drop)
@@ -207,5 +216,17 @@ impl Db {
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_statements;
+
+    #[test]
+    fn a_migration_of_only_comments_has_nothing_to_run() {
+        assert!(!has_statements("-- nothing to do here\n\n   -- really\n"));
+        assert!(!has_statements(""));
+        assert!(has_statements("-- an index\nCREATE INDEX i ON t (c);"));
     }
 }

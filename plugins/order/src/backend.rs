@@ -79,13 +79,10 @@ fn check_taken(taken: usize, line: &OrderLine) -> Result<(), OrderError> {
 }
 
 /// `sequential_writes!(conn, writes)`: the writes after the lines, one statement
-/// after another.
+/// after another; evaluates to the event's id.
 macro_rules! sequential_writes {
     ($conn:expr, $w:expr) => {{
-        diesel::insert_into(order_outbox::table)
-            .values($w.event)
-            .execute($conn)
-            .await?;
+        let event_id = $conn.insert_event($w.event).await?;
         diesel::insert_into(order_idempotency_keys::table)
             .values($w.key)
             .execute($conn)
@@ -102,7 +99,7 @@ macro_rules! sequential_writes {
             .await?;
             check_taken(taken, line)?;
         }
-        Ok(())
+        Ok(event_id)
     }};
 }
 
@@ -136,11 +133,56 @@ pub(crate) trait StepwisePlacement: Send {
         &mut self,
         order: &NewOrder<'_>,
     ) -> impl std::future::Future<Output = QueryResult<i64>> + Send;
-    /// Writes the rest of an order and takes its stock.
+    /// Writes the rest of an order and takes its stock; returns the event's id.
     fn complete_order(
         &mut self,
         writes: &OrderWrites<'_>,
-    ) -> impl std::future::Future<Output = Result<(), OrderError>> + Send;
+    ) -> impl std::future::Future<Output = Result<i64, OrderError>> + Send;
+}
+
+/// Writing an outbox event and learning its id, to hint the worker after commit.
+pub(crate) trait InsertEvent {
+    /// Inserts `event`; returns its id.
+    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64>;
+}
+
+impl InsertEvent for AsyncPgConnection {
+    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
+        diesel::insert_into(order_outbox::table)
+            .values(event)
+            .returning(order_outbox::id)
+            .get_result(self)
+            .await
+    }
+}
+
+impl InsertEvent for AsyncMysqlConnection {
+    // No RETURNING: the id comes from the same session's LAST_INSERT_ID().
+    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
+        diesel::insert_into(order_outbox::table)
+            .values(event)
+            .execute(self)
+            .await?;
+        last_insert_id(self).await
+    }
+}
+
+impl InsertEvent for SqliteConn {
+    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
+        diesel::insert_into(order_outbox::table)
+            .values(event)
+            .returning(order_outbox::id)
+            .get_result(self)
+            .await
+    }
+}
+
+async fn last_insert_id(c: &mut AsyncMysqlConnection) -> QueryResult<i64> {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        weapp::db::Backend::Mysql.last_insert_id_sql(),
+    ))
+    .get_result(c)
+    .await
 }
 
 impl OrderStatements for AsyncPgConnection {
@@ -160,7 +202,7 @@ impl StepwisePlacement for AsyncMysqlConnection {
         crate::catalog::prices_of(ids).load(self).await
     }
 
-    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
+    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<i64, OrderError> {
         diesel::insert_into(order_items::table)
             .values(w.items)
             .execute(self)
@@ -174,11 +216,7 @@ impl StepwisePlacement for AsyncMysqlConnection {
             .values(order)
             .execute(self)
             .await?;
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            weapp::db::Backend::Mysql.last_insert_id_sql(),
-        ))
-        .get_result(self)
-        .await
+        last_insert_id(self).await
     }
 }
 
@@ -199,7 +237,7 @@ impl StepwisePlacement for SqliteConn {
         crate::catalog::prices_of(ids).load(self).await
     }
 
-    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<(), OrderError> {
+    async fn complete_order(&mut self, w: &OrderWrites<'_>) -> Result<i64, OrderError> {
         // diesel-async offers no multi-row INSERT for SQLite; inside the transaction the
         // rows are cheap local writes anyway.
         for item in w.items {

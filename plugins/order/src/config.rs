@@ -80,8 +80,12 @@ impl Default for PaymentConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Pause between polls when the last batch was not full (the longest an event waits).
+    /// Longest wait for a batch of events committed here to fill up before the
+    /// worker delivers what it has (the longest such an event waits).
     pub poll_interval_ms: u64,
+    /// How often the worker also sweeps the outbox for due events it was not told
+    /// about: retries, events of a stopped instance, hints dropped under overload.
+    pub sweep_interval_ms: u64,
     /// Events claimed per poll.
     pub batch_size: i64,
     /// Attempts before an event is parked as `failed`.
@@ -101,6 +105,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
             poll_interval_ms: 200,
+            sweep_interval_ms: 1_000,
             batch_size: 100,
             max_attempts: 12,
             lease_ms: 30_000,
@@ -127,9 +132,13 @@ impl OrderConfig {
         if self.retry.max_attempts == 0 {
             out.push("order.retry.max_attempts must be at least 1".to_owned());
         }
-        if self.expiry_interval_ms == 0 || self.outbox.poll_interval_ms == 0 {
+        if self.expiry_interval_ms == 0
+            || self.outbox.poll_interval_ms == 0
+            || self.outbox.sweep_interval_ms == 0
+        {
             out.push(
-                "order.expiry_interval_ms and order.outbox.poll_interval_ms must be positive"
+                "order.expiry_interval_ms, order.outbox.poll_interval_ms and \
+                 order.outbox.sweep_interval_ms must be positive"
                     .to_owned(),
             );
         }

@@ -45,7 +45,10 @@ pub struct OrderPlugin;
 
 weapp::register_plugin!(OrderPlugin);
 
-const MIGRATIONS: &[weapp::db::Migration] = &[weapp::migration!("0001_create_order_tables")];
+const MIGRATIONS: &[weapp::db::Migration] = &[
+    weapp::migration!("0001_create_order_tables"),
+    weapp::migration!("0002_index_pending_outbox_events"),
+];
 
 /// Unpaid orders cancelled per sweep at most.
 const EXPIRY_BATCH: i64 = 200;
@@ -106,7 +109,7 @@ impl Plugin for OrderPlugin {
 
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
         vec![
-            BackgroundTask::new("order-outbox", outbox::run_worker),
+            BackgroundTask::new("order-outbox", outbox::worker::run_worker),
             BackgroundTask::new("order-expiry", run_expiry),
         ]
     }

@@ -8,7 +8,8 @@
 //!
 //! 1. `BEGIN`, the prices of the ordered products and `nextval` of the orders'
 //!    sequence (the new order's id), pipelined;
-//! 2. the order, its lines, the event, the idempotency key, per line
+//! 2. the order, its lines, the event (returning its id, for the outbox worker), the
+//!    idempotency key, per line
 //!    `WITH taken AS (UPDATE stock SET qty = qty - $1 WHERE product_id = $2 AND qty >= $1
 //!    RETURNING 1) SELECT 1 / COUNT(*) FROM taken`, and `COMMIT`, pipelined.
 //!
@@ -87,13 +88,13 @@ pub(crate) async fn begin_with_prices(
 }
 
 /// Second round trip: writes the order (as `order_id`) and everything that goes with
-/// it, takes its stock and commits.
+/// it, takes its stock and commits; returns the event's id.
 pub(crate) async fn write_and_commit(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     order: &NewOrder<'_>,
     w: &OrderWrites<'_>,
-) -> Result<(), OrderError> {
+) -> Result<i64, OrderError> {
     let shared: &AsyncPgConnection = conn;
     let insert_order = diesel::insert_into(orders::table)
         .values((orders::id.eq(order_id), order))
@@ -105,8 +106,9 @@ pub(crate) async fn write_and_commit(
         .execute(&mut &*shared);
     let event = diesel::insert_into(order_outbox::table)
         .values(w.event)
+        .returning(order_outbox::id)
         .prepare_once()
-        .execute(&mut &*shared);
+        .get_result::<i64>(&mut &*shared);
     let key = diesel::insert_into(order_idempotency_keys::table)
         .values(w.key)
         .prepare_once()
@@ -127,13 +129,13 @@ pub(crate) async fn write_and_commit(
     // and the COMMIT with a rollback, so the first failure is the one to report.
     inserted?;
     items?;
-    event?;
+    let event_id = event?;
     key.map_err(key_taken)?;
     for (taken, line) in takes.into_iter().zip(w.lines) {
         taken.map_err(|e| out_of_stock(e, line))?;
     }
     commit?;
-    Ok(())
+    Ok(event_id)
 }
 
 /// A division by zero in the stock statement means the line's product ran short.

@@ -9,7 +9,8 @@
 //! INSERT INTO orders (user_id, status, total_fen, version, created_at, updated_at, expires_at)
 //!   VALUES (...)                                           -- then its id
 //! INSERT INTO order_items (order_id, product_id, qty, price_fen) VALUES (...), ...
-//! INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) VALUES (...)
+//! INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at)
+//!   VALUES (...)                                           -- then its id (for the worker)
 //! INSERT INTO order_idempotency_keys (user_id, idem_key, request_hash, status, response, created_at)
 //!   VALUES (...)                                           -- unique: a replay stops here
 //! UPDATE stock SET qty = qty - ? WHERE product_id = ? AND qty >= ?   -- per line, by id
@@ -67,11 +68,14 @@ impl Orders {
         };
         drop(conn);
         match placed {
-            Ok(body) => Ok(StoredResponse {
-                status: 201,
-                body,
-                replayed: false,
-            }),
+            Ok(placed) => {
+                self.outbox_hints.push([placed.event_id]);
+                Ok(StoredResponse {
+                    status: 201,
+                    body: placed.body,
+                    replayed: false,
+                })
+            }
             Err(OrderError::KeyTaken) => self.replay(user_id, key, &hash).await,
             // A product withdrawn since the first attempt: the stored answer wins.
             Err(OrderError::UnknownProduct(id)) => match self.stored(user_id, key, &hash).await? {
@@ -97,7 +101,7 @@ impl Orders {
         c: &mut AsyncPgConnection,
         isolation: Isolation,
         request: &OrderRequest<'_>,
-    ) -> Result<String, OrderError> {
+    ) -> Result<Placed, OrderError> {
         let ids = request.product_ids();
         crate::service::retrying!(
             self,
@@ -127,7 +131,7 @@ impl Orders {
         c: &mut C,
         isolation: Isolation,
         request: &OrderRequest<'_>,
-    ) -> Result<String, OrderError>
+    ) -> Result<Placed, OrderError>
     where
         C: StepwisePlacement + BeginTransaction,
     {
@@ -326,6 +330,12 @@ struct Placement<'a> {
     expires_at: i64,
 }
 
+/// A committed order: its `201` answer, and its event's id for the outbox worker.
+struct Placed {
+    body: String,
+    event_id: i64,
+}
+
 /// What an order writes once its id is known.
 struct Written {
     items: Vec<NewItem>,
@@ -392,7 +402,7 @@ impl Placement<'_> {
         &self,
         c: &mut AsyncPgConnection,
         order_id: i64,
-    ) -> Result<String, OrderError> {
+    ) -> Result<Placed, OrderError> {
         let written = match self.written(order_id) {
             Ok(written) => written,
             Err(e) => {
@@ -406,12 +416,16 @@ impl Placement<'_> {
             key: &self.key(&written.body),
             lines: self.request.lines,
         };
-        crate::pipelined::write_and_commit(c, order_id, &self.order(), &writes).await?;
-        Ok(written.body)
+        let event_id =
+            crate::pipelined::write_and_commit(c, order_id, &self.order(), &writes).await?;
+        Ok(Placed {
+            body: written.body,
+            event_id,
+        })
     }
 
     /// MySQL/MariaDB and SQLite: one statement at a time in a transaction.
-    async fn stepwise<C>(&self, c: &mut C, isolation: Isolation) -> Result<String, OrderError>
+    async fn stepwise<C>(&self, c: &mut C, isolation: Isolation) -> Result<Placed, OrderError>
     where
         C: StepwisePlacement + BeginTransaction,
     {
@@ -425,8 +439,11 @@ impl Placement<'_> {
                 key: &self.key(&written.body),
                 lines: self.request.lines,
             };
-            c.complete_order(&writes).await?;
-            Ok::<_, OrderError>(written.body)
+            let event_id = c.complete_order(&writes).await?;
+            Ok::<_, OrderError>(Placed {
+                body: written.body,
+                event_id,
+            })
         }
         .await;
         weapp::db::transaction::finish(c, result).await

@@ -4,6 +4,7 @@ use weapp::db::Db;
 
 use crate::config::OrderConfig;
 use crate::gate::StockGate;
+use crate::outbox::hints::OutboxHints;
 
 /// Catalogue, orders and their transitions over the app's database. Handlers and
 /// other plugins reach it with `ctx.get::<Orders>()`.
@@ -11,16 +12,20 @@ pub struct Orders {
     pub(crate) config: OrderConfig,
     pub(crate) db: Db,
     pub(crate) stock_gate: StockGate,
+    /// Events committed here, waiting for the outbox worker.
+    pub(crate) outbox_hints: OutboxHints,
 }
 
 impl Orders {
     /// A service over `db`.
     pub fn new(config: OrderConfig, db: Db) -> Orders {
         let stock_gate = StockGate::new(config.stock_writers);
+        let outbox_hints = OutboxHints::new(usize::try_from(config.outbox.batch_size).unwrap_or(1));
         Orders {
             config,
             db,
             stock_gate,
+            outbox_hints,
         }
     }
 

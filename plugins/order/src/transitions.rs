@@ -10,11 +10,11 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::transaction;
 
-use crate::backend::{OrderRow, OrderStatements};
+use crate::backend::{InsertEvent, OrderRow, OrderStatements};
 use crate::error::OrderError;
 use crate::model::{OrderStatus, PaymentNotice, now_ms};
 use crate::outbox::NewEvent;
-use crate::schema::{order_items, order_outbox, orders, stock};
+use crate::schema::{order_items, orders, stock};
 use crate::service::Orders;
 
 /// What a payment notification did.
@@ -80,7 +80,7 @@ impl Orders {
         notice: &PaymentNotice,
     ) -> Result<PaymentOutcome, OrderError> {
         let mut conn = self.db.conn().await?;
-        crate::service::retrying!(self, "apply payment", {
+        let (outcome, event_id) = crate::service::retrying!(self, "apply payment", {
             transaction!(conn, self.config.isolation, |c| {
                 let now = now_ms();
                 let row = c
@@ -91,7 +91,7 @@ impl Orders {
                     OrderStatus::Paid
                         if row.payment_id.as_deref() == Some(&notice.transaction_id) =>
                     {
-                        return Ok(PaymentOutcome::AlreadyPaid);
+                        return Ok((PaymentOutcome::AlreadyPaid, None));
                     }
                     OrderStatus::Paid => PaymentAnomaly::PaidTwice,
                     OrderStatus::Cancelled => PaymentAnomaly::PaidAfterCancel,
@@ -119,11 +119,8 @@ impl Orders {
                         }
                         let event =
                             NewEvent::order("order.paid", row.id, row.user_id, row.total_fen, now);
-                        diesel::insert_into(order_outbox::table)
-                            .values(&event)
-                            .execute(c)
-                            .await?;
-                        return Ok(PaymentOutcome::Paid);
+                        let event_id = c.insert_event(&event).await?;
+                        return Ok((PaymentOutcome::Paid, Some(event_id)));
                     }
                 };
                 let event = NewEvent::new(
@@ -139,13 +136,12 @@ impl Orders {
                     }),
                     now,
                 );
-                diesel::insert_into(order_outbox::table)
-                    .values(&event)
-                    .execute(c)
-                    .await?;
-                Ok::<_, OrderError>(PaymentOutcome::Anomaly(anomaly))
+                let event_id = c.insert_event(&event).await?;
+                Ok::<_, OrderError>((PaymentOutcome::Anomaly(anomaly), Some(event_id)))
             })
-        })
+        })?;
+        self.outbox_hints.push(event_id);
+        Ok(outcome)
     }
 
     /// Cancels a pending order and puts its stock back. With `owner`, only that user's
@@ -157,7 +153,7 @@ impl Orders {
         reason: CancelReason,
     ) -> Result<(), OrderError> {
         let mut conn = self.db.conn().await?;
-        crate::service::retrying!(self, "cancel order", {
+        let event_id = crate::service::retrying!(self, "cancel order", {
             transaction!(conn, self.config.isolation, |c| {
                 let now = now_ms();
                 let row = c
@@ -168,7 +164,7 @@ impl Orders {
                     return Err(OrderError::OrderNotFound);
                 }
                 match status_of(&row) {
-                    OrderStatus::Cancelled => return Ok(()),
+                    OrderStatus::Cancelled => return Ok(None),
                     OrderStatus::Paid => return Err(OrderError::WrongState("paid")),
                     OrderStatus::Pending => {}
                 }
@@ -211,13 +207,12 @@ impl Orders {
                     }),
                     now,
                 );
-                diesel::insert_into(order_outbox::table)
-                    .values(&event)
-                    .execute(c)
-                    .await?;
-                Ok::<_, OrderError>(())
+                let event_id = c.insert_event(&event).await?;
+                Ok::<_, OrderError>(Some(event_id))
             })
-        })
+        })?;
+        self.outbox_hints.push(event_id);
+        Ok(())
     }
 
     /// Cancels (and restocks) up to `limit` pending orders whose time ran out by

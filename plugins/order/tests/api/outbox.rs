@@ -170,3 +170,110 @@ async fn finished_events_are_purged_after_their_time() {
     );
     app.stop().await.unwrap();
 }
+
+/// Ids of the events a subscriber saw, by topic.
+fn recorder(app: &weapp::testing::TestApp) -> Arc<std::sync::Mutex<Vec<(String, String)>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    app.ctx
+        .events()
+        .subscribe("hint-test", "order.*", move |_, event| {
+            let record = record.clone();
+            async move {
+                let seen = (event.topic.clone(), event.id.clone());
+                record.lock().unwrap().push(seen);
+                Ok(())
+            }
+        });
+    seen
+}
+
+/// With the sweep an hour away, events still go out: the transactions that wrote
+/// them (placing, cancelling) hand their ids to the worker, and those ids are the
+/// rows' own (each backend learns it its own way: `RETURNING`, `LAST_INSERT_ID()`).
+/// An event nobody handed over waits for the sweep.
+async fn committed_events_are_delivered_by_their_ids(backend: Backend) {
+    let app = builder(backend)
+        .set("order.outbox.sweep_interval_ms", 3_600_000)
+        .spawn()
+        .await;
+    let seen = recorder(&app);
+    // Due only after the worker's first sweep (at start) is surely over.
+    let due_at = chrono::Utc::now().timestamp_millis() + 300;
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    let insert = format!(
+        "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
+         VALUES ('order.unhinted', '{{}}', 'pending', 0, {due_at}, {due_at})"
+    );
+    weapp::with_conn!(conn, |c| {
+        diesel_async::SimpleAsyncConnection::batch_execute(c, &insert).await
+    })
+    .unwrap();
+    drop(conn);
+
+    let tea = product(&app, 100, 10).await;
+    let (token, _) = app.login("o_outbox_hinted").await;
+    let (status, order, _) =
+        place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    assert_eq!(status, 201, "{order}");
+    let order_id = order["order_id"].as_i64().unwrap();
+    let cancel = app
+        .client
+        .post(app.url(&format!("/api/orders/{order_id}/cancel")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    eventually("both events are delivered", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().len() >= 2 }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    let delivered = seen.lock().unwrap().clone();
+    let topics: Vec<&str> = delivered.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["order.created", "order.cancelled"],
+        "{delivered:?}"
+    );
+    for (topic, id) in &delivered {
+        let row: i64 = id
+            .strip_prefix(weapp_order::outbox::EVENT_ID_PREFIX)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("event id {id}"));
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM order_outbox WHERE id = {row} AND topic = '{topic}' \
+             AND state = 'done' AND attempts = 1"
+        );
+        assert_eq!(
+            count(&app, &sql).await,
+            1,
+            "{topic} is row {row}, delivered once"
+        );
+    }
+    let unhinted = "SELECT COUNT(*) AS n FROM order_outbox WHERE topic = 'order.unhinted' AND state = 'pending' AND attempts = 0";
+    assert_eq!(count(&app, unhinted).await, 1, "due, but nobody named it");
+
+    assert_eq!(orders(&app).deliver_outbox(&app.ctx).await.unwrap(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(seen.lock().unwrap()[2].0, "order.unhinted");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn committed_events_are_delivered_by_their_ids_on_postgres() {
+    committed_events_are_delivered_by_their_ids(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn committed_events_are_delivered_by_their_ids_on_mariadb() {
+    committed_events_are_delivered_by_their_ids(Backend::Mysql).await;
+}
+
+#[tokio::test]
+async fn committed_events_are_delivered_by_their_ids_on_sqlite() {
+    committed_events_are_delivered_by_their_ids(Backend::Sqlite).await;
+}

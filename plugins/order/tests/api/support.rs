@@ -18,6 +18,7 @@ pub fn builder(backend: Backend) -> TestAppBuilder {
         .database(backend)
         .set("order.payment.secret", PAY_SECRET)
         .set("order.outbox.poll_interval_ms", 20)
+        .set("order.outbox.sweep_interval_ms", 20)
 }
 
 /// The plugin's service inside the app.

@@ -2,17 +2,21 @@
 //! them, and a worker publishes them on the app's event bus after commit.
 //!
 //! A worker claims a batch of due rows with a lease in `locked_until`, so several
-//! instances share the work without locks held across the publish. A failed publish
-//! is retried with exponential backoff; after `order.outbox.max_attempts` the row is
-//! parked as `failed` and logged. Delivery is at least once: subscribers deduplicate
-//! by [`Event::id`](weapp::events::Event::id).
+//! instances share the work without locks held across the publish. It finds them
+//! two ways: by the ids committed transactions hand it ([`hints`]), in batches, and
+//! by sweeping the pending index now and then for what no hint named ([`worker`]).
+//! A failed publish is retried with exponential backoff; after
+//! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is
+//! at least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
+
+mod claim;
+pub(crate) mod hints;
+pub(crate) mod worker;
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use weapp::db::{DbConn, PrepareOnce};
 use weapp::events::Event;
-use weapp::{AppContext, Shutdown, with_conn};
+use weapp::{AppContext, with_conn};
 
 use crate::error::OrderError;
 use crate::model::now_ms;
@@ -63,31 +67,19 @@ impl NewEvent {
 /// A claimed outbox row, as published.
 #[derive(Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = outbox)]
-struct Claimed {
+pub(crate) struct Claimed {
     id: i64,
     topic: String,
     payload: String,
     attempts: i32,
 }
 
-/// PostgreSQL's claim: the due rows in the due index's order, skipping rows another
-/// worker is claiming right now (`SKIP LOCKED`), leased in the same statement. The
-/// ids are collected into an array so the update finds its rows by primary key
-/// whatever the planner believes about the table's size: a queue table's statistics
-/// lag far behind it.
-const CLAIM_DUE_PG: &str = "UPDATE order_outbox \
-     SET locked_until = $1, claim_token = $2, attempts = attempts + 1 \
-     WHERE id = ANY(ARRAY(SELECT id FROM order_outbox \
-         WHERE state = 'pending' AND next_attempt_at <= $3 \
-         AND (locked_until IS NULL OR locked_until < $3) \
-         ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-     RETURNING id, topic, payload, attempts";
-
 /// The prefix of outbox event ids on the bus.
 pub const EVENT_ID_PREFIX: &str = "order-outbox:";
 
 impl Orders {
-    /// Publishes a batch of due events; returns how many were attempted.
+    /// The sweep: publishes a batch of due events found by scanning the outbox;
+    /// returns how many were attempted.
     ///
     /// The batch is claimed (see [`Orders::claim_due`]), published at once, and the
     /// delivered ones are marked done with one more update.
@@ -95,6 +87,34 @@ impl Orders {
         let mut conn = self.db.conn().await?;
         let claimed = self.claim_due(&mut conn, now_ms()).await?;
         drop(conn);
+        self.publish(ctx, claimed).await
+    }
+
+    /// Publishes the next batch of events this instance was told about (see
+    /// [`hints`]), or with `only_full` nothing until a whole batch waits; returns
+    /// how many ids it took.
+    pub(crate) async fn deliver_hinted(
+        &self,
+        ctx: &AppContext,
+        only_full: bool,
+    ) -> Result<usize, OrderError> {
+        let ids = match only_full {
+            true => self.outbox_hints.take_full_batch(),
+            false => self.outbox_hints.take_batch(),
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.db.conn().await?;
+        let claimed = self.claim_ids(&mut conn, &ids, now_ms()).await?;
+        drop(conn);
+        self.publish(ctx, claimed).await?;
+        Ok(ids.len())
+    }
+
+    /// Publishes claimed events, marks the delivered ones done and schedules retries
+    /// of the rest; returns how many were attempted.
+    async fn publish(&self, ctx: &AppContext, claimed: Vec<Claimed>) -> Result<usize, OrderError> {
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -135,71 +155,6 @@ impl Orders {
             })?;
         }
         Ok(attempted)
-    }
-
-    /// Claims up to a batch of due events for this worker: stamps a lease in
-    /// `locked_until` and this claim's random token, bumps `attempts`, and returns
-    /// the claimed rows by id.
-    ///
-    /// PostgreSQL claims in one statement ([`CLAIM_DUE_PG`]). MySQL and SQLite read
-    /// the due ids, claim them with one conditional update, and read back the rows
-    /// carrying this claim's token (the ones it won against other instances).
-    async fn claim_due(&self, conn: &mut DbConn, now: i64) -> Result<Vec<Claimed>, OrderError> {
-        let settings = &self.config.outbox;
-        let token = weapp::plugin::claim_token();
-        let lease_until = now + settings.lease_ms;
-        if let DbConn::Postgres(c) = conn {
-            let mut claimed: Vec<Claimed> = diesel::sql_query(CLAIM_DUE_PG)
-                .bind::<BigInt, _>(lease_until)
-                .bind::<BigInt, _>(token)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(settings.batch_size)
-                .prepare_once()
-                .load(&mut **c)
-                .await?;
-            claimed.sort_by_key(|row| row.id);
-            return Ok(claimed);
-        }
-        let claimable = outbox::state.eq("pending").and(
-            outbox::locked_until
-                .is_null()
-                .or(outbox::locked_until.lt(now)),
-        );
-        let due: Vec<i64> = with_conn!(*conn, |c| {
-            outbox::table
-                .filter(claimable)
-                .filter(outbox::next_attempt_at.le(now))
-                // The due index's order, so the scan stops after a batch.
-                .order((outbox::next_attempt_at, outbox::id))
-                .select(outbox::id)
-                .limit(settings.batch_size)
-                .load(c)
-                .await
-        })?;
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(with_conn!(*conn, |c| {
-            diesel::update(
-                outbox::table
-                    .filter(outbox::id.eq_any(&due))
-                    .filter(claimable),
-            )
-            .set((
-                outbox::locked_until.eq(lease_until),
-                outbox::claim_token.eq(token),
-                outbox::attempts.eq(outbox::attempts + 1),
-            ))
-            .execute(c)
-            .await?;
-            outbox::table
-                .filter(outbox::id.eq_any(&due))
-                .filter(outbox::claim_token.eq(token))
-                .order(outbox::id)
-                .select(Claimed::as_select())
-                .load(c)
-                .await
-        })?)
     }
 
     /// Schedules a retry with backoff, or parks the event after its last attempt.
@@ -256,19 +211,4 @@ impl Orders {
             .await
         })?)
     }
-}
-
-/// The worker: delivers due events until shutdown, pausing when idle.
-pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
-    let Some(orders) = ctx.get::<Orders>() else {
-        return;
-    };
-    let idle = std::time::Duration::from_millis(orders.config.outbox.poll_interval_ms);
-    let full = usize::try_from(orders.config.outbox.batch_size).unwrap_or(1);
-    shutdown
-        .drain("outbox delivery", idle, full, || {
-            let (orders, ctx) = (orders.clone(), ctx.clone());
-            async move { orders.deliver_outbox(&ctx).await }
-        })
-        .await;
 }

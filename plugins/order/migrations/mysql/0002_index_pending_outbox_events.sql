@@ -1,0 +1,3 @@
+-- Nothing to change: MySQL has no partial indexes, and its order_outbox_due index
+-- (state, next_attempt_at) already ends with the primary key, so it serves the
+-- worker's (next_attempt_at, id) order among pending rows as it is.

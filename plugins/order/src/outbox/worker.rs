@@ -1,0 +1,61 @@
+//! The outbox worker: hinted events in batches, and a sweep now and then.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weapp::{AppContext, Shutdown};
+
+use crate::error::OrderError;
+use crate::service::Orders;
+
+/// Delivers events until shutdown.
+///
+/// Hinted events go out once a batch is in or `order.outbox.poll_interval_ms` has
+/// passed, whichever comes first: under load each batch is full, and a lone event
+/// waits no longer than the poll interval. Every `order.outbox.sweep_interval_ms`
+/// the worker also sweeps the outbox, batch after batch while batches come back
+/// full.
+pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
+    let Some(orders) = ctx.get::<Orders>() else {
+        return;
+    };
+    let settings = &orders.config.outbox;
+    let poll = Duration::from_millis(settings.poll_interval_ms);
+    let sweep_every = Duration::from_millis(settings.sweep_interval_ms);
+    let full = usize::try_from(settings.batch_size).unwrap_or(1).max(1);
+    let mut next_sweep = Instant::now();
+    let mut timed_out = true;
+    while !shutdown.is_shutting_down() {
+        // Woken by a full batch, the rest stays for the next one.
+        let only_full = !timed_out;
+        drain(full, || orders.deliver_hinted(&ctx, only_full)).await;
+        if Instant::now() >= next_sweep {
+            drain(full, || orders.deliver_outbox(&ctx)).await;
+            next_sweep = Instant::now() + sweep_every;
+        }
+        let pause = poll.min(next_sweep.saturating_duration_since(Instant::now()));
+        timed_out = tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = orders.outbox_hints.batch_in() => false,
+            _ = tokio::time::sleep(pause) => true,
+        };
+    }
+}
+
+/// Runs `batch` until it comes back short of `full` or fails (logged).
+async fn drain<F, Fut>(full: usize, mut batch: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, OrderError>>,
+{
+    loop {
+        match batch().await {
+            Ok(n) if n >= full => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox delivery failed");
+                return;
+            }
+        }
+    }
+}
