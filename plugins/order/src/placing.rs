@@ -23,7 +23,7 @@
 //!
 //! PostgreSQL runs the same writes in two pipelined round trips — `BEGIN` with the
 //! prices and the new order's id, then everything else with `COMMIT` — and the server
-//! checks the stock (see [`crate::pipelined`]), so the hot row is never locked while
+//! checks the stock (see `pipelined.rs`), so the hot row is never locked while
 //! the app waits for a CPU.
 
 use std::collections::HashMap;

@@ -3,8 +3,8 @@
 //!
 //! A worker claims a batch of due rows with a lease in `locked_until`, so several
 //! instances share the work without locks held across the publish. It finds them
-//! two ways: by the ids committed transactions hand it ([`hints`]), in batches, and
-//! by sweeping the pending index now and then for what no hint named ([`worker`]).
+//! two ways: by the ids committed transactions hand it (`hints`), in batches, and
+//! by sweeping the pending index now and then for what no hint named (`worker`).
 //! A failed publish is retried with exponential backoff; after
 //! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is
 //! at least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
@@ -81,7 +81,7 @@ impl Orders {
     /// The sweep: publishes a batch of due events found by scanning the outbox;
     /// returns how many were attempted.
     ///
-    /// The batch is claimed (see [`Orders::claim_due`]), published at once, and the
+    /// The batch is claimed (see `Orders::claim_due`), published at once, and the
     /// delivered ones are marked done with one more update.
     pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
         let mut conn = self.db.conn().await?;
@@ -91,7 +91,7 @@ impl Orders {
     }
 
     /// Publishes the next batch of events this instance was told about (see
-    /// [`hints`]), or with `only_full` nothing until a whole batch waits; returns
+    /// `hints`), or with `only_full` nothing until a whole batch waits; returns
     /// how many ids it took.
     pub(crate) async fn deliver_hinted(
         &self,
