@@ -146,15 +146,21 @@ pub(crate) trait InsertEvent {
     async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64>;
 }
 
-impl InsertEvent for AsyncPgConnection {
-    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
-        diesel::insert_into(order_outbox::table)
-            .values(event)
-            .returning(order_outbox::id)
-            .get_result(self)
-            .await
-    }
+/// `INSERT … RETURNING id`, where the backend has it.
+macro_rules! insert_event_returning_id {
+    ($($conn:ty),+) => {$(
+        impl InsertEvent for $conn {
+            async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
+                diesel::insert_into(order_outbox::table)
+                    .values(event)
+                    .returning(order_outbox::id)
+                    .get_result(self)
+                    .await
+            }
+        }
+    )+};
 }
+insert_event_returning_id!(AsyncPgConnection, SqliteConn);
 
 impl InsertEvent for AsyncMysqlConnection {
     // No RETURNING: the id comes from the same session's LAST_INSERT_ID().
@@ -164,16 +170,6 @@ impl InsertEvent for AsyncMysqlConnection {
             .execute(self)
             .await?;
         last_insert_id(self).await
-    }
-}
-
-impl InsertEvent for SqliteConn {
-    async fn insert_event(&mut self, event: &NewEvent) -> QueryResult<i64> {
-        diesel::insert_into(order_outbox::table)
-            .values(event)
-            .returning(order_outbox::id)
-            .get_result(self)
-            .await
     }
 }
 

@@ -2,7 +2,9 @@
 //! attempt, so that several instances share the outbox without holding locks while
 //! they publish.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt};
 use diesel_async::RunQueryDsl;
 use weapp::db::{DbConn, PrepareOnce};
@@ -44,6 +46,17 @@ struct Lease {
     token: i64,
 }
 
+impl Lease {
+    /// PostgreSQL `sql` with `$1` the lease's end, `$2` its token and `$3` now.
+    fn bound(&self, sql: &'static str, now: i64) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        diesel::sql_query(sql)
+            .into_boxed()
+            .bind::<BigInt, _>(self.until)
+            .bind::<BigInt, _>(self.token)
+            .bind::<BigInt, _>(now)
+    }
+}
+
 impl Orders {
     fn lease(&self, now: i64) -> Lease {
         Lease {
@@ -64,10 +77,8 @@ impl Orders {
     ) -> Result<Vec<Claimed>, OrderError> {
         let lease = self.lease(now);
         if let DbConn::Postgres(c) = conn {
-            let claimed = diesel::sql_query(CLAIM_DUE_PG)
-                .bind::<BigInt, _>(lease.until)
-                .bind::<BigInt, _>(lease.token)
-                .bind::<BigInt, _>(now)
+            let claimed = lease
+                .bound(CLAIM_DUE_PG, now)
                 .bind::<BigInt, _>(self.config.outbox.batch_size)
                 .prepare_once()
                 .load(&mut **c)
@@ -103,10 +114,8 @@ impl Orders {
     ) -> Result<Vec<Claimed>, OrderError> {
         let lease = self.lease(now);
         if let DbConn::Postgres(c) = conn {
-            let claimed = diesel::sql_query(CLAIM_IDS_PG)
-                .bind::<BigInt, _>(lease.until)
-                .bind::<BigInt, _>(lease.token)
-                .bind::<BigInt, _>(now)
+            let claimed = lease
+                .bound(CLAIM_IDS_PG, now)
                 .bind::<Array<BigInt>, _>(ids)
                 .prepare_once()
                 .load(&mut **c)

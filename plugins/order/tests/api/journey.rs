@@ -76,26 +76,23 @@ async fn journey(backend: Backend) {
     assert!(view["paid_at"].is_string());
 
     // A paid order cannot be cancelled.
-    let response = app
-        .client
-        .post(app.url(&format!("/api/orders/{order_id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 409);
+    assert_eq!(cancel(&app, &token, order_id).await, 409);
 
     // A second order, cancelled by its buyer: stock comes back.
     let (_, second, _) = place(&app, &token, key(), json!([{"product_id": tea, "qty": 3}])).await;
     let second_id = second["order_id"].as_i64().unwrap();
     assert_eq!(stock(&app, tea).await, 5);
-    let cancel = |token: String| {
+    let cancel_second = |token: String| {
         let url = app.url(&format!("/api/orders/{second_id}/cancel"));
         let client = app.client.clone();
         async move { client.post(url).bearer_auth(token).send().await.unwrap() }
     };
-    assert_eq!(cancel(other.clone()).await.status(), 404, "not the owner");
-    let response = cancel(token.clone()).await;
+    assert_eq!(
+        cancel_second(other.clone()).await.status(),
+        404,
+        "not the owner"
+    );
+    let response = cancel_second(token.clone()).await;
     assert_eq!(response.status(), 200);
     let view: serde_json::Value = response.json().await.unwrap();
     assert_eq!(
@@ -104,7 +101,7 @@ async fn journey(backend: Backend) {
     );
     assert_eq!(stock(&app, tea).await, 8);
     assert_eq!(
-        cancel(token.clone()).await.status(),
+        cancel_second(token.clone()).await.status(),
         200,
         "cancelling twice is harmless"
     );

@@ -217,14 +217,7 @@ async fn committed_events_are_delivered_by_their_ids(backend: Backend) {
         place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
     assert_eq!(status, 201, "{order}");
     let order_id = order["order_id"].as_i64().unwrap();
-    let cancel = app
-        .client
-        .post(app.url(&format!("/api/orders/{order_id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status(), 200);
+    assert_eq!(cancel(&app, &token, order_id).await, 200);
     eventually("both events are delivered", || {
         let seen = seen.clone();
         async move { seen.lock().unwrap().len() >= 2 }

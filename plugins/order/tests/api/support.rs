@@ -122,6 +122,17 @@ pub async fn notify_raw(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /api/orders/{id}/cancel` as the buyer: the status.
+pub async fn cancel(app: &TestApp, token: &str, order_id: i64) -> StatusCode {
+    app.client
+        .post(app.url(&format!("/api/orders/{order_id}/cancel")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("app reachable")
+        .status()
+}
+
 /// Polls `check` every 20 ms until it holds, failing after 10 s with `what`.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
