@@ -3,7 +3,8 @@
 # a huge stock) on PostgreSQL + Redis with wrk at 64 connections, then pgbench running
 # the same SQL on the same database with as many clients as the app's pool (DB_POOL,
 # default 16): one statement at a time (tests/load/orders.sql) and in the app's two
-# pipelines (orders-pipelined.sql); the app's ratio to each.
+# pipelines (orders-pipelined.sql); the app's ratio to each, and the CPU time one order
+# takes in the app's run and in pgbench's.
 # Needs the services of .ci/run and wrk (apt-get install -y wrk).
 # Usage: tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
@@ -13,9 +14,19 @@ pool=${DB_POOL:-16}
 psql -h 127.0.0.1 -U postgres -d "$db" -qc "UPDATE stock SET qty = 1000000000 WHERE product_id = 1"
 token=$(login o_load_orders)
 
+# CPU time in clock ticks: the whole machine (all but idle and iowait), or one process.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# per_order <ticks> <orders>: milliseconds of CPU per order.
+per_order() { python3 -c "print(f'{1000 * $1 / $hz / $2:.2f}')"; }
+
 echo "== POST /api/orders (app, wrk -c64) =="
+machine0=$(busy_ticks) app0=$(proc_ticks "$app")
 TOKEN=$token wrk -t2 -c64 -d"$duration" -s tests/load/orders.lua --latency "$base" | tee "$work/wrk.txt"
+machine1=$(busy_ticks) app1=$(proc_ticks "$app")
 app_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
+app_orders=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 
 # Stop the app (and its outbox worker) so pgbench has the database to itself.
 kill "$app" && wait "$app" 2>/dev/null || true
@@ -25,8 +36,11 @@ secs=${duration%s}
 # otherwise negotiate TLS on 127.0.0.1 and spend the server's CPU on it).
 export PGSSLMODE=disable
 echo "== the same SQL, one statement at a time (pgbench -c$pool) =="
+machine2=$(busy_ticks)
 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders.sql "$db" | tee "$work/pgbench.txt"
+machine3=$(busy_ticks)
 pg_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench.txt")
+pg_orders=$(awk '/number of transactions actually processed/ {split($NF, n, "/"); print n[1]}' "$work/pgbench.txt")
 echo "== the same SQL in the app's two pipelines (pgbench -c$pool) =="
 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders-pipelined.sql "$db" | tee "$work/pgbench-pipelined.txt"
 pp_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench-pipelined.txt")
@@ -34,3 +48,7 @@ pp_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench-pipelined.txt")
 python3 -c "
 app, pg, pp = float('$app_rps'), float('$pg_tps'), float('$pp_tps')
 print(f'app {app:.0f} req/s vs pgbench {pg:.0f} tps ({100*app/pg:.0f}%), pipelined pgbench {pp:.0f} tps ({100*app/pp:.0f}%)')"
+# The box's speed drifts from run to run; CPU per order says where the time went.
+echo "CPU per order: app run $(per_order $((machine1 - machine0)) "$app_orders") ms" \
+    "(the app itself $(per_order $((app1 - app0)) "$app_orders") ms)," \
+    "pgbench run $(per_order $((machine3 - machine2)) "$pg_orders") ms (whole machine)"
