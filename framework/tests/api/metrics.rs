@@ -346,16 +346,21 @@ async fn the_cpu_profiler_is_admin_only_and_off_by_default() {
     assert_eq!(get("seconds=0", Some(ADMIN)).await.unwrap().status(), 400);
     assert_eq!(get("seconds=61", Some(ADMIN)).await.unwrap().status(), 400);
 
-    // Some work to sample while the profiler runs.
-    let busy = std::thread::spawn(|| {
-        let started = std::time::Instant::now();
-        let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(1_200) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    // Some work to sample while the profiler runs: until its answer is back, since
+    // on a loaded machine the request may reach the handler late.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = std::thread::spawn({
+        let done = done.clone();
+        move || {
+            let mut x = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            x
         }
-        x
     });
     let svg = get("seconds=1&format=svg", Some(ADMIN)).await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(svg.status(), 200);
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
     let text = svg.text().await.unwrap();
