@@ -90,17 +90,7 @@ async fn competing_workers_deliver_each_event_once(backend: Backend) {
         .set("order.outbox.batch_size", 4)
         .spawn()
         .await;
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let record = seen.clone();
-    app.ctx
-        .events()
-        .subscribe("count-test", "order.created", move |_, event| {
-            let record = record.clone();
-            async move {
-                record.lock().unwrap().push(event.id.clone());
-                Ok(())
-            }
-        });
+    let seen = recorder(&app);
     let tea = product(&app, 100, 1_000).await;
     let (token, _) = app.login("o_outbox_workers").await;
     for _ in 0..30 {
@@ -115,7 +105,12 @@ async fn competing_workers_deliver_each_event_once(backend: Backend) {
         async move { seen.lock().unwrap().len() >= 30 }
     })
     .await;
-    let mut ids = seen.lock().unwrap().clone();
+    let mut ids: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 30);
@@ -171,7 +166,7 @@ async fn finished_events_are_purged_after_their_time() {
     app.stop().await.unwrap();
 }
 
-/// Ids of the events a subscriber saw, by topic.
+/// `(topic, id)` of every `order.*` event a subscriber saw, in delivery order.
 fn recorder(app: &weapp::testing::TestApp) -> Arc<std::sync::Mutex<Vec<(String, String)>>> {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();
