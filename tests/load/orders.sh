@@ -3,8 +3,10 @@
 # a huge stock) on PostgreSQL + Redis with wrk at 64 connections, then pgbench running
 # the same SQL on the same database with as many clients as the app's pool (DB_POOL,
 # default 16): one statement at a time (tests/load/orders.sql) and in the app's two
-# pipelines (orders-pipelined.sql); the app's ratio to each, and the CPU time one order
-# takes in the app's run and in pgbench's.
+# pipelines (orders-pipelined.sql); the app's ratio to each, the CPU time one order
+# takes in the app's run and in pgbench's, and how many orders the app's transactions
+# carried on average (group commit batches orders that arrive together), and pgbench
+# running the app's batch transaction at that size (orders-batched.sql).
 # Needs the services of .ci/run and wrk (apt-get install -y wrk).
 # Usage: tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +30,12 @@ machine1=$(busy_ticks) app1=$(proc_ticks "$app")
 app_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
 app_orders=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 
+# Rows written by one transaction share its xmin: how many orders each commit carried
+# (order.group_commit), before pgbench adds rows of its own.
+per_commit=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc \
+    "SELECT round(COUNT(*)::numeric / NULLIF(COUNT(DISTINCT xmin::text), 0), 1) FROM orders")
+echo "orders per transaction (group commit): $per_commit"
+
 # Stop the app (and its outbox worker) so pgbench has the database to itself.
 kill "$app" && wait "$app" 2>/dev/null || true
 app=
@@ -44,10 +52,18 @@ pg_orders=$(awk '/number of transactions actually processed/ {split($NF, n, "/")
 echo "== the same SQL in the app's two pipelines (pgbench -c$pool) =="
 pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -f tests/load/orders-pipelined.sql "$db" | tee "$work/pgbench-pipelined.txt"
 pp_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench-pipelined.txt")
+# The app's own batch transaction at the batch size it averaged (at least 1).
+batch=$(python3 -c "print(max(1, round(float('${per_commit:-1}' or 1))))")
+echo "== the app's group-commit transaction, $batch orders each (pgbench -c$pool) =="
+pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "$secs" -D batch="$batch" \
+    -f tests/load/orders-batched.sql "$db" | tee "$work/pgbench-batched.txt"
+pb_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench-batched.txt")
 
 python3 -c "
 app, pg, pp = float('$app_rps'), float('$pg_tps'), float('$pp_tps')
-print(f'app {app:.0f} req/s vs pgbench {pg:.0f} tps ({100*app/pg:.0f}%), pipelined pgbench {pp:.0f} tps ({100*app/pp:.0f}%)')"
+pb = float('$pb_tps') * $batch
+print(f'app {app:.0f} req/s vs pgbench {pg:.0f} tps ({100*app/pg:.0f}%), pipelined pgbench {pp:.0f} tps ({100*app/pp:.0f}%)')
+print(f'app vs pgbench running its batches of $batch: {pb:.0f} orders/s ({100*app/pb:.0f}%)')"
 # The box's speed drifts from run to run; CPU per order says where the time went.
 echo "CPU per order: app run $(per_order $((machine1 - machine0)) "$app_orders") ms" \
     "(the app itself $(per_order $((app1 - app0)) "$app_orders") ms)," \

@@ -1,4 +1,5 @@
--- pgbench script: the SQL one POST /api/orders runs on PostgreSQL (see
+-- pgbench script: the SQL one POST /api/orders runs on PostgreSQL when the order is
+-- placed alone (order.group_commit off, or a batch that could not commit whole; see
 -- plugins/order/src/placing.rs and pipelined.rs), for comparing the app with the
 -- database's own ceiling on the same product row. pgbench sends one statement at a
 -- time; orders-pipelined.sql sends the same statements the way the app does. The

@@ -35,6 +35,8 @@ pub struct OrderConfig {
     pub payment: PaymentConfig,
     /// The outbox worker.
     pub outbox: OutboxConfig,
+    /// Orders placed at the same time sharing one transaction (PostgreSQL).
+    pub group_commit: GroupCommitConfig,
 }
 
 impl Default for OrderConfig {
@@ -52,6 +54,31 @@ impl Default for OrderConfig {
             max_page_size: 100,
             payment: PaymentConfig::default(),
             outbox: OutboxConfig::default(),
+            group_commit: GroupCommitConfig::default(),
+        }
+    }
+}
+
+/// `[order.group_commit]`: on PostgreSQL, orders that arrive while others are being
+/// written are placed together, up to `max_orders` in one transaction, by at most
+/// `lanes` transactions at a time (per instance). A batch that fails for any reason
+/// (stock running out, a reused key) keeps nothing and each of its orders is placed
+/// on its own, so answers are the same as without it. MySQL/MariaDB and SQLite
+/// always place orders one by one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupCommitConfig {
+    /// Most orders in one transaction; `1` turns group commit off.
+    pub max_orders: usize,
+    /// Most batches being written at once.
+    pub lanes: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            max_orders: 64,
+            lanes: 2,
         }
     }
 }
@@ -141,6 +168,9 @@ impl OrderConfig {
                  order.outbox.sweep_interval_ms must be positive"
                     .to_owned(),
             );
+        }
+        if self.group_commit.max_orders < 1 || self.group_commit.lanes < 1 {
+            out.push("order.group_commit.max_orders and lanes must be at least 1".to_owned());
         }
         if self.outbox.batch_size < 1 || self.outbox.max_attempts < 1 || self.outbox.lease_ms < 1 {
             out.push(

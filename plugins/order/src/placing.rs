@@ -24,20 +24,21 @@
 //! PostgreSQL runs the same writes in two pipelined round trips — `BEGIN` with the
 //! prices and the new order's id, then everything else with `COMMIT` — and the server
 //! checks the stock (see `pipelined.rs`), so the hot row is never locked while
-//! the app waits for a CPU.
-
-use std::collections::HashMap;
+//! the app waits for a CPU. Under load it places orders in batches instead, many in
+//! one transaction (`order.group_commit`, see `group_commit/`); an order a batch could
+//! not place comes back here and is placed alone.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
 use weapp::with_conn;
 
-use crate::backend::{NewItem, NewKey, NewOrder, OrderWrites, StepwisePlacement};
+use crate::backend::StepwisePlacement;
 use crate::error::OrderError;
+use crate::group_commit::postgres::{BatchSettings, GroupedOrder};
 use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
-use crate::model::{OrderCreated, OrderLine, OrderStatus, now_ms};
-use crate::outbox::NewEvent;
+use crate::model::{OrderLine, now_ms};
+use crate::placement::{OrderRequest, Placed, Placement};
 use crate::schema::order_idempotency_keys as keys;
 use crate::service::Orders;
 
@@ -59,14 +60,10 @@ impl Orders {
             hash: &hash,
             lines: &lines,
         };
-        let isolation = self.config.isolation;
-        let mut conn = self.db.conn().await?;
-        let placed = match &mut conn {
-            DbConn::Postgres(c) => self.place_pipelined(c, isolation, &request).await,
-            DbConn::Mysql(c) => self.place_stepwise(&mut **c, isolation, &request).await,
-            DbConn::Sqlite(c) => self.place_stepwise(&mut **c, isolation, &request).await,
+        let placed = match self.place_grouped(&request).await {
+            Some(answer) => answer,
+            None => self.place_alone(&request).await?,
         };
-        drop(conn);
         match placed {
             Ok(placed) => {
                 self.outbox_hints.push([placed.event_id]);
@@ -95,6 +92,45 @@ impl Orders {
         }
     }
 
+    /// PostgreSQL with group commit: placed in a batch with the orders arriving
+    /// meanwhile; `None` when no batch placed it (or group commit is off), so it is
+    /// placed alone. See [`crate::group_commit`].
+    async fn place_grouped(
+        &self,
+        request: &OrderRequest<'_>,
+    ) -> Option<Result<Placed, OrderError>> {
+        let combiner = self.group_commit.as_ref()?;
+        let order = GroupedOrder {
+            user_id: request.user_id,
+            key: request.key.clone(),
+            hash: request.hash.to_vec(),
+            lines: request.lines.to_vec(),
+        };
+        let settings = BatchSettings {
+            isolation: self.config.isolation,
+            unpaid_timeout_s: self.config.unpaid_timeout_s,
+        };
+        combiner
+            .submit(order, |batch| {
+                crate::group_commit::postgres::place_batch(self.db.clone(), settings, batch)
+            })
+            .await
+    }
+
+    /// One order in a transaction of its own.
+    async fn place_alone(
+        &self,
+        request: &OrderRequest<'_>,
+    ) -> Result<Result<Placed, OrderError>, weapp::Error> {
+        let isolation = self.config.isolation;
+        let mut conn = self.db.conn().await?;
+        Ok(match &mut conn {
+            DbConn::Postgres(c) => self.place_pipelined(c, isolation, request).await,
+            DbConn::Mysql(c) => self.place_stepwise(&mut **c, isolation, request).await,
+            DbConn::Sqlite(c) => self.place_stepwise(&mut **c, isolation, request).await,
+        })
+    }
+
     /// PostgreSQL: priced and written in two round trips; see [`crate::pipelined`].
     async fn place_pipelined(
         &self,
@@ -109,7 +145,7 @@ impl Orders {
             async {
                 let (prices, order_id) =
                     crate::pipelined::begin_with_prices(c, isolation, &ids).await?;
-                match self.placement(request, &prices) {
+                match Placement::priced(request, &prices, self.config.unpaid_timeout_s) {
                     Ok(placement) => {
                         let _turn = self.stock_gate.enter(&ids).await;
                         placement.pipelined(c, order_id).await
@@ -137,7 +173,7 @@ impl Orders {
     {
         let ids = request.product_ids();
         let prices = c.prices(&ids).await?.into_iter().collect();
-        let placement = self.placement(request, &prices)?;
+        let placement = Placement::priced(request, &prices, self.config.unpaid_timeout_s)?;
         crate::service::retrying!(
             self,
             "place order",
@@ -147,34 +183,6 @@ impl Orders {
             }
             .await
         )
-    }
-
-    /// Prices the request's lines: the order's total, or which product is not for
-    /// sale, or that the total does not fit.
-    fn placement<'a>(
-        &self,
-        request: &'a OrderRequest<'a>,
-        prices: &'a HashMap<i64, i64>,
-    ) -> Result<Placement<'a>, OrderError> {
-        let mut total: i64 = 0;
-        for line in request.lines {
-            let price = prices
-                .get(&line.product_id)
-                .ok_or(OrderError::UnknownProduct(line.product_id))?;
-            total = price
-                .checked_mul(line.qty)
-                .and_then(|amount| total.checked_add(amount))
-                .ok_or(OrderError::TotalTooLarge)?;
-        }
-        let now = now_ms();
-        Ok(Placement {
-            request,
-            prices,
-            total,
-            now,
-            expires_at: now
-                .saturating_add((self.config.unpaid_timeout_s as i64).saturating_mul(1000)),
-        })
     }
 
     /// Checks lines and returns them sorted by product.
@@ -303,150 +311,6 @@ impl Orders {
                 .execute(c)
                 .await
         })?)
-    }
-}
-
-/// What the client asked for: whose order, under which key, which lines.
-struct OrderRequest<'a> {
-    user_id: i64,
-    key: &'a IdempotencyKey,
-    hash: &'a [u8],
-    /// Sorted by product, as [`Orders::validated`] returns them.
-    lines: &'a [OrderLine],
-}
-
-impl OrderRequest<'_> {
-    fn product_ids(&self) -> Vec<i64> {
-        self.lines.iter().map(|l| l.product_id).collect()
-    }
-}
-
-/// One order being placed: everything its statements need.
-struct Placement<'a> {
-    request: &'a OrderRequest<'a>,
-    prices: &'a HashMap<i64, i64>,
-    total: i64,
-    now: i64,
-    expires_at: i64,
-}
-
-/// A committed order: its `201` answer, and its event's id for the outbox worker.
-struct Placed {
-    body: String,
-    event_id: i64,
-}
-
-/// What an order writes once its id is known.
-struct Written {
-    items: Vec<NewItem>,
-    event: NewEvent,
-    /// The `201` answer, kept under the idempotency key.
-    body: String,
-}
-
-impl Placement<'_> {
-    fn order(&self) -> NewOrder<'static> {
-        NewOrder {
-            user_id: self.request.user_id,
-            status: OrderStatus::Pending.as_str(),
-            total_fen: self.total,
-            version: 0,
-            created_at: self.now,
-            updated_at: self.now,
-            expires_at: self.expires_at,
-        }
-    }
-
-    fn written(&self, order_id: i64) -> Result<Written, OrderError> {
-        let items = self
-            .request
-            .lines
-            .iter()
-            .map(|l| NewItem {
-                order_id,
-                product_id: l.product_id,
-                qty: l.qty,
-                price_fen: self.prices[&l.product_id],
-            })
-            .collect();
-        let body = serde_json::to_string(&OrderCreated {
-            order_id,
-            status: OrderStatus::Pending,
-            total_fen: self.total,
-        })
-        .map_err(|e| OrderError::Invalid(e.to_string()))?;
-        let event = NewEvent::order(
-            "order.created",
-            order_id,
-            Some(self.request.user_id),
-            self.total,
-            self.now,
-        );
-        Ok(Written { items, event, body })
-    }
-
-    fn key<'b>(&'b self, body: &'b str) -> NewKey<'b> {
-        NewKey {
-            user_id: self.request.user_id,
-            idem_key: self.request.key.as_str(),
-            request_hash: self.request.hash,
-            status: 201,
-            response: body,
-            created_at: self.now,
-        }
-    }
-
-    /// PostgreSQL: the second round trip, with the transaction begun by the first
-    /// and the order's id drawn there; see [`crate::pipelined`].
-    async fn pipelined(
-        &self,
-        c: &mut AsyncPgConnection,
-        order_id: i64,
-    ) -> Result<Placed, OrderError> {
-        let written = match self.written(order_id) {
-            Ok(written) => written,
-            Err(e) => {
-                crate::pipelined::rollback(c).await;
-                return Err(e);
-            }
-        };
-        let writes = OrderWrites {
-            items: &written.items,
-            event: &written.event,
-            key: &self.key(&written.body),
-            lines: self.request.lines,
-        };
-        let event_id =
-            crate::pipelined::write_and_commit(c, order_id, &self.order(), &writes).await?;
-        Ok(Placed {
-            body: written.body,
-            event_id,
-        })
-    }
-
-    /// MySQL/MariaDB and SQLite: one statement at a time in a transaction.
-    async fn stepwise<C>(&self, c: &mut C, isolation: Isolation) -> Result<Placed, OrderError>
-    where
-        C: StepwisePlacement + BeginTransaction,
-    {
-        c.begin_with(isolation).await?;
-        let result = async {
-            let order_id = c.insert_order(&self.order()).await?;
-            let written = self.written(order_id)?;
-            let writes = OrderWrites {
-                items: &written.items,
-                event: &written.event,
-                key: &self.key(&written.body),
-                lines: self.request.lines,
-            };
-            let event_id = c.complete_order(&writes).await?;
-            Ok::<_, OrderError>(Placed {
-                body: written.body,
-                event_id,
-            })
-        }
-        .await;
-        weapp::db::transaction::finish(c, result).await
     }
 }
 

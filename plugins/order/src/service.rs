@@ -1,9 +1,11 @@
 //! `Orders`: the plugin's service, stored in the app context by `on_start`.
 
-use weapp::db::Db;
+use weapp::db::{Backend, Db};
 
 use crate::config::OrderConfig;
 use crate::gate::StockGate;
+use crate::group_commit::Combiner;
+use crate::group_commit::postgres::{Answer, GroupedOrder};
 use crate::outbox::hints::OutboxHints;
 
 /// Catalogue, orders and their transitions over the app's database. Handlers and
@@ -12,6 +14,8 @@ pub struct Orders {
     pub(crate) config: OrderConfig,
     pub(crate) db: Db,
     pub(crate) stock_gate: StockGate,
+    /// Batches concurrent orders (PostgreSQL, unless `order.group_commit` is off).
+    pub(crate) group_commit: Option<Combiner<GroupedOrder, Answer>>,
     /// Events committed here, waiting for the outbox worker.
     pub(crate) outbox_hints: OutboxHints,
 }
@@ -21,10 +25,14 @@ impl Orders {
     pub fn new(config: OrderConfig, db: Db) -> Orders {
         let stock_gate = StockGate::new(config.stock_writers);
         let outbox_hints = OutboxHints::new(usize::try_from(config.outbox.batch_size).unwrap_or(1));
+        let grouped = &config.group_commit;
+        let group_commit = (db.backend() == Backend::Postgres && grouped.max_orders > 1)
+            .then(|| Combiner::new(grouped.lanes, grouped.max_orders));
         Orders {
             config,
             db,
             stock_gate,
+            group_commit,
             outbox_hints,
         }
     }

@@ -27,12 +27,12 @@ use crate::service::Orders;
 #[derive(Debug, Insertable)]
 #[diesel(table_name = outbox)]
 pub(crate) struct NewEvent {
-    topic: &'static str,
-    payload: String,
-    state: &'static str,
-    attempts: i32,
-    next_attempt_at: i64,
-    created_at: i64,
+    pub(crate) topic: &'static str,
+    pub(crate) payload: String,
+    pub(crate) state: &'static str,
+    pub(crate) attempts: i32,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) created_at: i64,
 }
 
 impl NewEvent {

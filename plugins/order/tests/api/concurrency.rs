@@ -192,6 +192,8 @@ async fn without_retries_serialization_failures_reach_the_client_as_503() {
         .set("order.isolation", "serializable")
         .set("order.retry.max_attempts", 1)
         .set("database.max_connections", 16)
+        // Orders one by one: this measures the single-order path's conflicts.
+        .set("order.group_commit.max_orders", 1)
         .spawn()
         .await;
     let item = product(&app, 100, 1_000).await;

@@ -3,6 +3,7 @@
 mod support;
 
 mod concurrency;
+mod group_commit;
 mod idempotency;
 mod journey;
 mod outbox;

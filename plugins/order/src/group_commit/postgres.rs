@@ -1,0 +1,330 @@
+//! A batch of orders in one PostgreSQL transaction, in two pipelined round trips:
+//!
+//! ```sql
+//! -- 1
+//! BEGIN                     -- or BEGIN TRANSACTION ISOLATION LEVEL … per order.isolation
+//! SELECT id, price_fen FROM products WHERE id = ANY($1) AND active = $2
+//! SELECT nextval('orders_id_seq') AS order_id, nextval('order_outbox_id_seq') AS event_id
+//!   FROM generate_series(1, $1)                              -- an id pair per order
+//! -- 2
+//! INSERT INTO orders (…) SELECT … FROM UNNEST($1::int8[], …)  -- one row per order
+//! INSERT INTO order_items (…) SELECT * FROM UNNEST(…)          -- every line
+//! INSERT INTO order_outbox (id, …) SELECT * FROM UNNEST(…)     -- one event per order
+//! INSERT INTO order_idempotency_keys (…) SELECT * FROM UNNEST(…)
+//! WITH taken AS (UPDATE stock SET qty = qty - $1 WHERE product_id = $2 AND qty >= $1
+//!   RETURNING 1) SELECT 1 / COUNT(*) AS taken FROM taken     -- per product, the batch's total
+//! COMMIT
+//! ```
+//!
+//! The arrays keep each statement's text fixed whatever the batch size, so each is
+//! prepared once per connection. The stock statement is the single-order one with the
+//! batch's units of the product: it succeeds only if all of them are there, and
+//! otherwise divides by zero, which ends the transaction with the rest. Orders whose
+//! products are not for sale (or whose total overflows) are answered at once and left
+//! out of the batch, as they would be alone. Any other failure answers nobody: each
+//! order is then placed on its own (see the [module docs](super)).
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Binary, Integer, Text};
+use diesel_async::RunQueryDsl;
+use weapp::db::{AsyncPgConnection, Backend, Db, DbConn, Isolation, PrepareOnce};
+
+use super::Queued;
+use crate::error::OrderError;
+use crate::idempotency::IdempotencyKey;
+use crate::model::{OrderLine, OrderStatus};
+use crate::pipelined::TAKE_STOCK;
+use crate::placement::{OrderRequest, Placed, Placement, Written};
+
+/// One order waiting for a batch: what `POST /api/orders` asked for, owned.
+pub(crate) struct GroupedOrder {
+    pub user_id: i64,
+    pub key: IdempotencyKey,
+    pub hash: Vec<u8>,
+    /// Sorted by product.
+    pub lines: Vec<OrderLine>,
+}
+
+impl GroupedOrder {
+    fn request(&self) -> OrderRequest<'_> {
+        OrderRequest {
+            user_id: self.user_id,
+            key: &self.key,
+            hash: &self.hash,
+            lines: &self.lines,
+        }
+    }
+}
+
+/// What a batch answers each order: placed, or refused before any write.
+pub(crate) type Answer = Result<Placed, OrderError>;
+
+/// What a batch needs of the plugin's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub isolation: Isolation,
+    pub unpaid_timeout_s: u64,
+}
+
+/// Places `batch` in one transaction and answers each order; on failure answers only
+/// the orders refused before any write, so the rest are placed one by one.
+pub(crate) async fn place_batch(
+    db: Db,
+    settings: BatchSettings,
+    batch: Vec<Queued<GroupedOrder, Answer>>,
+) {
+    let size = batch.len();
+    let mut conn = match db.conn().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(error = %e, size, "no connection for a batch of orders");
+            return;
+        }
+    };
+    let DbConn::Postgres(c) = &mut conn else {
+        return;
+    };
+    if let Err(e) = place(c, settings, batch).await {
+        tracing::debug!(error = %e, size, "a batch of orders rolled back; placing each alone");
+    }
+}
+
+/// An order of the batch with everything its rows need.
+struct Priced {
+    queued: Queued<GroupedOrder, Answer>,
+    order_id: i64,
+    event_id: i64,
+    total: i64,
+    now: i64,
+    expires_at: i64,
+    written: Written,
+}
+
+async fn place(
+    c: &mut AsyncPgConnection,
+    settings: BatchSettings,
+    batch: Vec<Queued<GroupedOrder, Answer>>,
+) -> Result<(), OrderError> {
+    let mut product_ids: Vec<i64> = batch
+        .iter()
+        .flat_map(|q| q.job.lines.iter().map(|l| l.product_id))
+        .collect();
+    product_ids.sort_unstable();
+    product_ids.dedup();
+    let (prices, ids) = begin(c, settings.isolation, &product_ids, batch.len()).await?;
+
+    let mut priced = Vec::with_capacity(batch.len());
+    for (queued, (order_id, event_id)) in batch.into_iter().zip(ids) {
+        let request = queued.job.request();
+        let placement = Placement::priced(&request, &prices, settings.unpaid_timeout_s)
+            .and_then(|p| Ok((p.total, p.now, p.expires_at, p.written(order_id)?)));
+        match placement {
+            Ok((total, now, expires_at, written)) => priced.push(Priced {
+                queued,
+                order_id,
+                event_id,
+                total,
+                now,
+                expires_at,
+                written,
+            }),
+            Err(e) => queued.answer(Err(e)),
+        }
+    }
+    let units = match units_per_product(&priced) {
+        Some(units) if !priced.is_empty() => units,
+        // Nobody left to place, or more units than a row can count: the orders are
+        // placed alone, with their own totals.
+        _ => {
+            crate::pipelined::rollback(c).await;
+            return Ok(());
+        }
+    };
+    if let Err(e) = write_and_commit(c, &priced, &units).await {
+        // Unanswered, the orders are placed again one by one.
+        drop(priced);
+        return Err(e);
+    }
+    for order in priced {
+        let placed = Placed {
+            body: order.written.body,
+            event_id: order.event_id,
+        };
+        order.queued.answer(Ok(placed));
+    }
+    Ok(())
+}
+
+/// Units of each product the batch takes, by product id (the order in which the
+/// stock rows are locked); `None` if a sum overflows.
+fn units_per_product(orders: &[Priced]) -> Option<BTreeMap<i64, i64>> {
+    let mut units: BTreeMap<i64, i64> = BTreeMap::new();
+    for line in orders.iter().flat_map(|o| &o.queued.job.lines) {
+        let total = units.entry(line.product_id).or_default();
+        *total = total.checked_add(line.qty)?;
+    }
+    Some(units)
+}
+
+/// A pair of new ids.
+#[derive(QueryableByName)]
+struct NewIds {
+    #[diesel(sql_type = BigInt)]
+    order_id: i64,
+    #[diesel(sql_type = BigInt)]
+    event_id: i64,
+}
+
+/// First round trip: begins the transaction, reads the prices of `product_ids` and
+/// draws `orders` (order id, event id) pairs. On failure the transaction is ended.
+async fn begin(
+    conn: &mut AsyncPgConnection,
+    isolation: Isolation,
+    product_ids: &[i64],
+    orders: usize,
+) -> Result<(HashMap<i64, i64>, Vec<(i64, i64)>), OrderError> {
+    let shared: &AsyncPgConnection = conn;
+    let begin = diesel::sql_query(isolation.begin_statement(Backend::Postgres))
+        .prepare_once()
+        .execute(&mut &*shared);
+    let prices = crate::catalog::prices_of(product_ids).load::<(i64, i64)>(&mut &*shared);
+    let ids = diesel::sql_query(
+        "SELECT nextval('orders_id_seq') AS order_id, \
+         nextval('order_outbox_id_seq') AS event_id FROM generate_series(1, $1)",
+    )
+    .bind::<BigInt, _>(i64::try_from(orders).unwrap_or(i64::MAX))
+    .prepare_once()
+    .load::<NewIds>(&mut &*shared);
+    let (begun, prices, ids) = futures_util::join!(begin, prices, ids);
+    begun?;
+    match (prices, ids) {
+        (Ok(prices), Ok(ids)) => Ok((
+            prices.into_iter().collect(),
+            ids.into_iter().map(|i| (i.order_id, i.event_id)).collect(),
+        )),
+        (Err(e), _) | (_, Err(e)) => {
+            crate::pipelined::rollback(conn).await;
+            Err(e.into())
+        }
+    }
+}
+
+const INSERT_ORDERS: &str = "INSERT INTO orders \
+     (id, user_id, status, total_fen, version, created_at, updated_at, expires_at) \
+     SELECT o.id, o.user_id, $6, o.total_fen, 0, o.at, o.at, o.expires_at \
+     FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) \
+     AS o(id, user_id, total_fen, at, expires_at)";
+const INSERT_ITEMS: &str = "INSERT INTO order_items (order_id, product_id, qty, price_fen) \
+     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[])";
+const INSERT_EVENTS: &str = "INSERT INTO order_outbox \
+     (id, topic, payload, state, attempts, next_attempt_at, created_at) \
+     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[], \
+     $6::int8[], $7::int8[])";
+const INSERT_KEYS: &str = "INSERT INTO order_idempotency_keys \
+     (user_id, idem_key, request_hash, status, response, created_at) \
+     SELECT u.user_id, u.idem_key, u.request_hash, 201, u.response, u.created_at \
+     FROM UNNEST($1::int8[], $2::text[], $3::bytea[], $4::text[], $5::int8[]) \
+     AS u(user_id, idem_key, request_hash, response, created_at)";
+
+/// Second round trip: every row of every order, the stock of each product for the
+/// batch's total, and `COMMIT`. The first failure is the cause; after it the server
+/// refuses the rest and the `COMMIT` rolls back.
+async fn write_and_commit(
+    c: &mut AsyncPgConnection,
+    orders: &[Priced],
+    units: &BTreeMap<i64, i64>,
+) -> Result<(), OrderError> {
+    let column = |f: fn(&Priced) -> i64| orders.iter().map(f).collect::<Vec<i64>>();
+    let items = orders.iter().flat_map(|o| &o.written.items);
+    let events = orders.iter().map(|o| &o.written.event);
+
+    let shared: &AsyncPgConnection = c;
+    let insert_orders = diesel::sql_query(INSERT_ORDERS)
+        .bind::<Array<BigInt>, _>(column(|o| o.order_id))
+        .bind::<Array<BigInt>, _>(column(|o| o.queued.job.user_id))
+        .bind::<Array<BigInt>, _>(column(|o| o.total))
+        .bind::<Array<BigInt>, _>(column(|o| o.now))
+        .bind::<Array<BigInt>, _>(column(|o| o.expires_at))
+        .bind::<Text, _>(OrderStatus::Pending.as_str())
+        .prepare_once()
+        .execute(&mut &*shared);
+    let insert_items = diesel::sql_query(INSERT_ITEMS)
+        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.order_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.product_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.qty).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(items.map(|i| i.price_fen).collect::<Vec<_>>())
+        .prepare_once()
+        .execute(&mut &*shared);
+    let insert_events = diesel::sql_query(INSERT_EVENTS)
+        .bind::<Array<BigInt>, _>(column(|o| o.event_id))
+        .bind::<Array<Text>, _>(events.clone().map(|e| e.topic).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .clone()
+                .map(|e| e.payload.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(events.clone().map(|e| e.state).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(events.clone().map(|e| e.attempts).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            events
+                .clone()
+                .map(|e| e.next_attempt_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(events.map(|e| e.created_at).collect::<Vec<_>>())
+        .prepare_once()
+        .execute(&mut &*shared);
+    let insert_keys = diesel::sql_query(INSERT_KEYS)
+        .bind::<Array<BigInt>, _>(column(|o| o.queued.job.user_id))
+        .bind::<Array<Text>, _>(
+            orders
+                .iter()
+                .map(|o| o.queued.job.key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Binary>, _>(
+            orders
+                .iter()
+                .map(|o| o.queued.job.hash.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            orders
+                .iter()
+                .map(|o| o.written.body.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(column(|o| o.now))
+        .prepare_once()
+        .execute(&mut &*shared);
+    let takes = futures_util::future::join_all(units.iter().map(|(&product_id, &qty)| {
+        diesel::sql_query(TAKE_STOCK)
+            .bind::<BigInt, _>(qty)
+            .bind::<BigInt, _>(product_id)
+            .prepare_once()
+            .execute(&mut &*shared)
+    }));
+    let commit = diesel::sql_query("COMMIT")
+        .prepare_once()
+        .execute(&mut &*shared);
+    let (orders, items, events, keys, takes, commit) = futures_util::join!(
+        insert_orders,
+        insert_items,
+        insert_events,
+        insert_keys,
+        takes,
+        commit
+    );
+    orders?;
+    items?;
+    events?;
+    keys.map_err(crate::backend::key_taken)?;
+    for taken in takes {
+        taken?;
+    }
+    commit?;
+    Ok(())
+}
