@@ -22,6 +22,7 @@
 //! caller of [`Combiner::submit`] that finds a free lane runs the queued batch on a
 //! task of its own, so a client that goes away does not cut a batch short.
 
+mod metrics;
 pub(crate) mod postgres;
 
 use std::collections::VecDeque;

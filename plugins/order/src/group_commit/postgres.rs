@@ -32,6 +32,7 @@ use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncPgConnection, Backend, Db, DbConn, Isolation, PrepareOnce};
 
 use super::Queued;
+use crate::backend::NewItem;
 use crate::error::OrderError;
 use crate::idempotency::IdempotencyKey;
 use crate::model::{OrderLine, OrderStatus};
@@ -133,6 +134,12 @@ async fn place(
             Err(e) => queued.answer(Err(e)),
         }
     }
+    // Keys in one order everywhere: two batches that share keys (a client's retries
+    // racing) then wait on each other's key in turn instead of deadlocking.
+    priced.sort_unstable_by(|a, b| {
+        let (a, b) = (&a.queued.job, &b.queued.job);
+        (a.user_id, a.key.as_str()).cmp(&(b.user_id, b.key.as_str()))
+    });
     let units = match units_per_product(&priced) {
         Some(units) if !priced.is_empty() => units,
         // Nobody left to place, or more units than a row can count: the orders are
@@ -145,8 +152,12 @@ async fn place(
     if let Err(e) = write_and_commit(c, &priced, &units).await {
         // Unanswered, the orders are placed again one by one.
         drop(priced);
+        super::metrics::metrics().rolled_back.inc();
         return Err(e);
     }
+    super::metrics::metrics()
+        .batch_orders
+        .observe(priced.len() as f64);
     for order in priced {
         let placed = Placed {
             body: order.written.body,
@@ -166,6 +177,11 @@ fn units_per_product(orders: &[Priced]) -> Option<BTreeMap<i64, i64>> {
         *total = total.checked_add(line.qty)?;
     }
     Some(units)
+}
+
+/// One column of the batch's rows, in the batch's order.
+fn column<'a, T>(orders: &'a [Priced], f: impl Fn(&'a Priced) -> T) -> Vec<T> {
+    orders.iter().map(f).collect()
 }
 
 /// A pair of new ids.
@@ -236,68 +252,42 @@ async fn write_and_commit(
     orders: &[Priced],
     units: &BTreeMap<i64, i64>,
 ) -> Result<(), OrderError> {
-    let column = |f: fn(&Priced) -> i64| orders.iter().map(f).collect::<Vec<i64>>();
-    let items = orders.iter().flat_map(|o| &o.written.items);
-    let events = orders.iter().map(|o| &o.written.event);
+    let items: Vec<&NewItem> = orders.iter().flat_map(|o| &o.written.items).collect();
+    let item = |f: fn(&NewItem) -> i64| items.iter().map(|i| f(i)).collect::<Vec<i64>>();
 
     let shared: &AsyncPgConnection = c;
     let insert_orders = diesel::sql_query(INSERT_ORDERS)
-        .bind::<Array<BigInt>, _>(column(|o| o.order_id))
-        .bind::<Array<BigInt>, _>(column(|o| o.queued.job.user_id))
-        .bind::<Array<BigInt>, _>(column(|o| o.total))
-        .bind::<Array<BigInt>, _>(column(|o| o.now))
-        .bind::<Array<BigInt>, _>(column(|o| o.expires_at))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.order_id))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.queued.job.user_id))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.total))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.now))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.expires_at))
         .bind::<Text, _>(OrderStatus::Pending.as_str())
         .prepare_once()
         .execute(&mut &*shared);
     let insert_items = diesel::sql_query(INSERT_ITEMS)
-        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.order_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.product_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(items.clone().map(|i| i.qty).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(items.map(|i| i.price_fen).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(item(|i| i.order_id))
+        .bind::<Array<BigInt>, _>(item(|i| i.product_id))
+        .bind::<Array<BigInt>, _>(item(|i| i.qty))
+        .bind::<Array<BigInt>, _>(item(|i| i.price_fen))
         .prepare_once()
         .execute(&mut &*shared);
     let insert_events = diesel::sql_query(INSERT_EVENTS)
-        .bind::<Array<BigInt>, _>(column(|o| o.event_id))
-        .bind::<Array<Text>, _>(events.clone().map(|e| e.topic).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(
-            events
-                .clone()
-                .map(|e| e.payload.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(events.clone().map(|e| e.state).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(events.clone().map(|e| e.attempts).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(
-            events
-                .clone()
-                .map(|e| e.next_attempt_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<BigInt>, _>(events.map(|e| e.created_at).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.event_id))
+        .bind::<Array<Text>, _>(column(orders, |o| o.written.event.topic))
+        .bind::<Array<Text>, _>(column(orders, |o| o.written.event.payload.as_str()))
+        .bind::<Array<Text>, _>(column(orders, |o| o.written.event.state))
+        .bind::<Array<Integer>, _>(column(orders, |o| o.written.event.attempts))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.written.event.next_attempt_at))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.written.event.created_at))
         .prepare_once()
         .execute(&mut &*shared);
     let insert_keys = diesel::sql_query(INSERT_KEYS)
-        .bind::<Array<BigInt>, _>(column(|o| o.queued.job.user_id))
-        .bind::<Array<Text>, _>(
-            orders
-                .iter()
-                .map(|o| o.queued.job.key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Binary>, _>(
-            orders
-                .iter()
-                .map(|o| o.queued.job.hash.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            orders
-                .iter()
-                .map(|o| o.written.body.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<BigInt>, _>(column(|o| o.now))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.queued.job.user_id))
+        .bind::<Array<Text>, _>(column(orders, |o| o.queued.job.key.as_str()))
+        .bind::<Array<Binary>, _>(column(orders, |o| o.queued.job.hash.as_slice()))
+        .bind::<Array<Text>, _>(column(orders, |o| o.written.body.as_str()))
+        .bind::<Array<BigInt>, _>(column(orders, |o| o.now))
         .prepare_once()
         .execute(&mut &*shared);
     let takes = futures_util::future::join_all(units.iter().map(|(&product_id, &qty)| {

@@ -81,6 +81,12 @@ async fn concurrent_orders_share_transactions_and_each_keeps_its_own_rows() {
     .await;
     assert_eq!(events_per_order, 40);
 
+    // The batches show in /metrics (process-wide: other tests' batches add to it).
+    let committed = metric(&app, "order_batch_orders_sum").await;
+    let batches = metric(&app, "order_batch_orders_count").await;
+    assert!(committed >= 40.0, "order_batch_orders_sum {committed}");
+    assert!(batches >= 1.0 && batches < committed, "{batches} batches");
+
     // A retry replays the stored answer of a grouped order.
     let (status, body, replayed) = place(
         &app,
@@ -170,6 +176,10 @@ async fn a_batch_that_cannot_commit_whole_gives_every_order_its_own_answer() {
         placed + 1
     );
     assert_eq!(scarce_sold, 3, "the three units went to three orders");
+    assert!(
+        metric(&app, "order_batches_rolled_back_total").await >= 1.0,
+        "a batch with a reused key or short stock rolled back"
+    );
     assert_eq!(stock(&app, scarce).await, 0);
     assert_eq!(stock(&app, plenty).await, 1_000 - placed - 1);
     app.stop().await.unwrap();
@@ -215,4 +225,26 @@ async fn max_orders_one_turns_group_commit_off() {
     let transactions = count(&app, "SELECT COUNT(DISTINCT xmin::text) AS n FROM orders").await;
     assert_eq!(transactions, 20);
     app.stop().await.unwrap();
+}
+
+/// A sample of `/metrics` without labels.
+async fn metric(app: &weapp::testing::TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("app reachable")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
 }
