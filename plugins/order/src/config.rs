@@ -21,7 +21,8 @@ pub struct OrderConfig {
     pub retry: RetryPolicy,
     /// Most orders of one product writing at once, per instance (the rest wait in
     /// the app for their turn); `0` for no limit. See `StockGate` in the order
-    /// plugin: a long queue on one stock row slows the database's hand-over.
+    /// plugin: a long queue on one stock row slows the database's hand-over. Applies
+    /// to orders placed alone; batches are bounded by `group_commit.lanes`.
     pub stock_writers: usize,
     /// Most lines in one order.
     pub max_items: usize,

@@ -88,6 +88,7 @@ pub(crate) async fn place_batch(
         return;
     };
     if let Err(e) = place(c, settings, batch).await {
+        super::metrics::metrics().rolled_back.inc();
         tracing::debug!(error = %e, size, "a batch of orders rolled back; placing each alone");
     }
 }
@@ -152,7 +153,6 @@ async fn place(
     if let Err(e) = write_and_commit(c, &priced, &units).await {
         // Unanswered, the orders are placed again one by one.
         drop(priced);
-        super::metrics::metrics().rolled_back.inc();
         return Err(e);
     }
     super::metrics::metrics()
