@@ -41,7 +41,6 @@ use weapp::db::{AsyncPgConnection, Backend, Isolation, PrepareOnce};
 
 use crate::backend::{NewOrder, OrderWrites, key_taken};
 use crate::error::OrderError;
-use crate::model::OrderLine;
 use crate::schema::{order_idempotency_keys, order_items, order_outbox, orders};
 
 /// The stock statement: takes `$1` units of product `$2`, or fails with a division by
@@ -132,21 +131,20 @@ pub(crate) async fn write_and_commit(
     let event_id = event?;
     key.map_err(key_taken)?;
     for (taken, line) in takes.into_iter().zip(w.lines) {
-        taken.map_err(|e| out_of_stock(e, line))?;
+        taken.map_err(|e| out_of_stock(e, line.product_id))?;
     }
     commit?;
     Ok(event_id)
 }
 
-/// A division by zero in the stock statement means the line's product ran short.
-fn out_of_stock(e: QueryError, line: &OrderLine) -> OrderError {
+/// A division by zero in the stock statement ([`TAKE_STOCK`]) means the product ran
+/// short.
+pub(crate) fn out_of_stock(e: QueryError, product_id: i64) -> OrderError {
     match &e {
         QueryError::DatabaseError(DatabaseErrorKind::Unknown, info)
             if info.message().contains("division by zero") =>
         {
-            OrderError::OutOfStock {
-                product_id: line.product_id,
-            }
+            OrderError::OutOfStock { product_id }
         }
         _ => OrderError::Query(e),
     }

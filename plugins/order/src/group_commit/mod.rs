@@ -14,7 +14,8 @@
 //! product short of stock, a key already used, a serialization failure), the
 //! transaction rolls back, nothing of any of its orders is kept, and each order is
 //! placed again on its own, with the per-line stock check, the key check and the
-//! retries of [`crate::placing`]. That path decides exactly which orders get the last
+//! retries of [`crate::placing`] (when a product ran short, only its orders; the
+//! rest of the batch tries again together). That path decides exactly which orders get the last
 //! units, so group commit never changes an answer, only how many orders one commit
 //! carries.
 //!

@@ -21,8 +21,12 @@
 //! batch's units of the product: it succeeds only if all of them are there, and
 //! otherwise divides by zero, which ends the transaction with the rest. Orders whose
 //! products are not for sale (or whose total overflows) are answered at once and left
-//! out of the batch, as they would be alone. Any other failure answers nobody: each
-//! order is then placed on its own (see the [module docs](super)).
+//! out of the batch, as they would be alone. When a product runs short, the orders
+//! of that product are placed on their own (where each learns whether a unit is left
+//! for it) and the rest of the batch tries again without them, so one sold-out
+//! product does not push every order of the shop onto the one-by-one path. Any other
+//! failure answers nobody: each order is then placed on its own (see the
+//! [module docs](super)).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -69,8 +73,10 @@ pub(crate) struct BatchSettings {
     pub unpaid_timeout_s: u64,
 }
 
-/// Places `batch` in one transaction and answers each order; on failure answers only
-/// the orders refused before any write, so the rest are placed one by one.
+/// Places `batch` in one transaction and answers each order. If a product ran short,
+/// its orders are left to be placed alone and the rest try again (up to [`ATTEMPTS`]
+/// transactions in all); after any other failure every unanswered order is placed
+/// alone.
 pub(crate) async fn place_batch(
     db: Db,
     settings: BatchSettings,
@@ -87,10 +93,37 @@ pub(crate) async fn place_batch(
     let DbConn::Postgres(c) = &mut conn else {
         return;
     };
-    if let Err(e) = place(c, settings, batch).await {
+    let mut batch = batch;
+    for attempt in 1..=ATTEMPTS {
+        let Err(unplaced) = place(c, settings, batch).await else {
+            return;
+        };
         super::metrics::metrics().rolled_back.inc();
-        tracing::debug!(error = %e, size, "a batch of orders rolled back; placing each alone");
+        tracing::debug!(error = %unplaced.error, size, attempt, "a batch of orders rolled back");
+        // A product that ran short fails every batch that orders it. Its orders are
+        // placed alone (each learns whether a unit is left for it); the others try
+        // again together rather than all falling back to one transaction each.
+        let OrderError::OutOfStock { product_id } = unplaced.error else {
+            return;
+        };
+        let (rest, _placed_alone): (Vec<_>, Vec<_>) = unplaced
+            .orders
+            .into_iter()
+            .partition(|q| q.job.lines.iter().all(|l| l.product_id != product_id));
+        if rest.is_empty() {
+            return;
+        }
+        batch = rest;
     }
+}
+
+/// Tries per batch: each retry leaves out the orders of a product that ran short.
+const ATTEMPTS: usize = 3;
+
+/// Why a batch rolled back, and its orders that got no answer.
+struct Unplaced {
+    error: OrderError,
+    orders: Vec<Queued<GroupedOrder, Answer>>,
 }
 
 /// An order of the batch with everything its rows need.
@@ -108,14 +141,22 @@ async fn place(
     c: &mut AsyncPgConnection,
     settings: BatchSettings,
     batch: Vec<Queued<GroupedOrder, Answer>>,
-) -> Result<(), OrderError> {
+) -> Result<(), Unplaced> {
     let mut product_ids: Vec<i64> = batch
         .iter()
         .flat_map(|q| q.job.lines.iter().map(|l| l.product_id))
         .collect();
     product_ids.sort_unstable();
     product_ids.dedup();
-    let (prices, ids) = begin(c, settings.isolation, &product_ids, batch.len()).await?;
+    let (prices, ids) = match begin(c, settings.isolation, &product_ids, batch.len()).await {
+        Ok(begun) => begun,
+        Err(error) => {
+            return Err(Unplaced {
+                error,
+                orders: batch,
+            });
+        }
+    };
 
     let mut priced = Vec::with_capacity(batch.len());
     for (queued, (order_id, event_id)) in batch.into_iter().zip(ids) {
@@ -150,10 +191,11 @@ async fn place(
             return Ok(());
         }
     };
-    if let Err(e) = write_and_commit(c, &priced, &units).await {
-        // Unanswered, the orders are placed again one by one.
-        drop(priced);
-        return Err(e);
+    if let Err(error) = write_and_commit(c, &priced, &units).await {
+        return Err(Unplaced {
+            error,
+            orders: priced.into_iter().map(|p| p.queued).collect(),
+        });
     }
     super::metrics::metrics()
         .batch_orders
@@ -312,8 +354,8 @@ async fn write_and_commit(
     items?;
     events?;
     keys.map_err(crate::backend::key_taken)?;
-    for taken in takes {
-        taken?;
+    for (taken, &product_id) in takes.into_iter().zip(units.keys()) {
+        taken.map_err(|e| crate::pipelined::out_of_stock(e, product_id))?;
     }
     commit?;
     Ok(())

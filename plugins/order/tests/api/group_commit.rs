@@ -208,6 +208,38 @@ async fn orders_beyond_the_stock_are_refused_one_by_one() {
     app.stop().await.unwrap();
 }
 
+/// A sold-out product in a batch: its orders are refused one by one, and the orders
+/// of the other product still commit together instead of one transaction each.
+#[tokio::test]
+async fn a_sold_out_product_does_not_break_up_the_other_orders_batches() {
+    let app = one_lane_app().await;
+    let sold_out = product(&app, 100, 0).await;
+    let plenty = product(&app, 200, 1_000).await;
+    let (token, _) = app.login("o_grouped_sold_out").await;
+    let buys = (0..40).map(|i| {
+        let item = if i % 2 == 0 { sold_out } else { plenty };
+        place(&app, &token, key(), json!([{"product_id": item, "qty": 1}]))
+    });
+    let answers = futures_util::future::join_all(buys).await;
+    for (i, (status, body, _)) in answers.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(status.as_u16(), 409, "{body}");
+            assert_eq!(body["product_id"], sold_out, "{body}");
+        } else {
+            assert_eq!(status.as_u16(), 201, "{body}");
+        }
+    }
+    assert_eq!(stock(&app, plenty).await, 980);
+    assert_eq!(stock(&app, sold_out).await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 20);
+    let transactions = count(&app, "SELECT COUNT(DISTINCT xmin::text) AS n FROM orders").await;
+    assert!(
+        transactions < 20,
+        "the 20 orders of the product in stock took {transactions} transactions"
+    );
+    app.stop().await.unwrap();
+}
+
 /// With `max_orders = 1` every order has a transaction of its own.
 #[tokio::test]
 async fn max_orders_one_turns_group_commit_off() {
