@@ -20,8 +20,8 @@
 //! prepared once per connection. The stock statement is the single-order one with the
 //! batch's units of the product: it succeeds only if all of them are there, and
 //! otherwise divides by zero, which ends the transaction with the rest. Orders whose
-//! products are not for sale (or whose total overflows) are answered at once and left
-//! out of the batch, as they would be alone. When a product runs short, the orders
+//! products are not for sale (or whose total overflows) are left out of the batch and
+//! refused as they would be alone, once the transaction has ended. When a product runs short, the orders
 //! of that product are placed on their own (where each learns whether a unit is left
 //! for it) and the rest of the batch tries again without them, so one sold-out
 //! product does not push every order of the shop onto the one-by-one path. Any other
@@ -159,6 +159,7 @@ async fn place(
     };
 
     let mut priced = Vec::with_capacity(batch.len());
+    let mut refused = Vec::new();
     for (queued, (order_id, event_id)) in batch.into_iter().zip(ids) {
         let request = queued.job.request();
         let placement = Placement::priced(&request, &prices, settings.unpaid_timeout_s)
@@ -173,9 +174,21 @@ async fn place(
                 expires_at,
                 written,
             }),
-            Err(e) => queued.answer(Err(e)),
+            Err(e) => refused.push((queued, e)),
         }
     }
+    let outcome = write(c, priced).await;
+    // Only now that the transaction has ended: a client that got its refusal may
+    // look at the database at once.
+    for (queued, e) in refused {
+        queued.answer(Err(e));
+    }
+    outcome
+}
+
+/// Writes and commits the priced orders and answers them, or ends the transaction
+/// and hands back the orders it did not answer.
+async fn write(c: &mut AsyncPgConnection, mut priced: Vec<Priced>) -> Result<(), Unplaced> {
     // Keys in one order everywhere: two batches that share keys (a client's retries
     // racing) then wait on each other's key in turn instead of deadlocking.
     priced.sort_unstable_by(|a, b| {
