@@ -19,14 +19,15 @@
 //! The arrays keep each statement's text fixed whatever the batch size, so each is
 //! prepared once per connection. The stock statement is the single-order one with the
 //! batch's units of the product: it succeeds only if all of them are there, and
-//! otherwise divides by zero, which ends the transaction with the rest. Orders whose
-//! products are not for sale (or whose total overflows) are left out of the batch and
-//! refused as they would be alone, once the transaction has ended. When a product runs short, the orders
-//! of that product are placed on their own (where each learns whether a unit is left
-//! for it) and the rest of the batch tries again without them, so one sold-out
-//! product does not push every order of the shop onto the one-by-one path. Any other
-//! failure answers nobody: each order is then placed on its own (see the
-//! [module docs](super)).
+//! otherwise divides by zero, which ends the transaction with the rest.
+//!
+//! Orders whose products are not for sale (or whose total overflows) are left out of
+//! the batch and refused as they would be alone, once the transaction has ended. When
+//! a product runs short, the orders of that product are placed on their own (where
+//! each learns whether a unit is left for it) and the rest of the batch tries again
+//! without them, so one sold-out product does not push every order of the shop onto
+//! the one-by-one path. Any other failure answers nobody: each order is then placed on
+//! its own (see the [module docs](super)).
 
 use std::collections::{BTreeMap, HashMap};
 
