@@ -55,30 +55,42 @@ struct NextOrderId {
     id: i64,
 }
 
-/// First round trip: begins a transaction and returns the unit prices of the
-/// products for sale among `ids` and the new order's id, with the transaction open.
-/// On failure the transaction is ended; nothing was written.
-pub(crate) async fn begin_with_prices(
-    conn: &mut AsyncPgConnection,
+/// First round trip of one order: begins a transaction and returns the unit prices
+/// of the products for sale among `ids` and the new order's id, with the transaction
+/// open. On failure the transaction is ended; nothing was written.
+pub(crate) async fn begin_order(
+    conn: &AsyncPgConnection,
     isolation: Isolation,
     ids: &[i64],
 ) -> Result<(HashMap<i64, i64>, i64), OrderError> {
-    let shared: &AsyncPgConnection = conn;
-    let begin_sql = isolation.begin_statement(Backend::Postgres);
-    let begin = diesel::sql_query(begin_sql)
-        .prepare_once()
-        .execute(&mut &*shared);
-    let prices = crate::catalog::prices_of(ids).load::<(i64, i64)>(&mut &*shared);
     // The sequence behind `orders.id` (BIGSERIAL in the PostgreSQL migration); a
     // refused order leaves a gap, as a rolled-back insert would.
     let order_id = diesel::sql_query("SELECT nextval('orders_id_seq') AS id")
         .prepare_once()
-        .get_result::<NextOrderId>(&mut &*shared);
-    let (begun, prices, order_id) = futures_util::join!(begin, prices, order_id);
+        .get_result::<NextOrderId>(&mut &*conn);
+    let (prices, order_id) = begin_with_prices(conn, isolation, ids, order_id).await?;
+    Ok((prices, order_id.id))
+}
+
+/// A first round trip: `BEGIN`, the unit prices of the products for sale among
+/// `ids`, then `draw_ids` (a query on `conn` drawing the new rows' ids), pipelined in
+/// that order (the order of first poll). Returns the prices and the ids with the
+/// transaction open; on failure the transaction is ended and nothing was written.
+pub(crate) async fn begin_with_prices<T>(
+    conn: &AsyncPgConnection,
+    isolation: Isolation,
+    ids: &[i64],
+    draw_ids: impl Future<Output = QueryResult<T>>,
+) -> Result<(HashMap<i64, i64>, T), OrderError> {
+    let begin = diesel::sql_query(isolation.begin_statement(Backend::Postgres))
+        .prepare_once()
+        .execute(&mut &*conn);
+    let prices = crate::catalog::prices_of(ids).load::<(i64, i64)>(&mut &*conn);
+    let (begun, prices, drawn) = futures_util::join!(begin, prices, draw_ids);
     // Without BEGIN the reads ran on their own and there is nothing to end.
     begun?;
-    match (prices, order_id) {
-        (Ok(prices), Ok(order_id)) => Ok((prices.into_iter().collect(), order_id.id)),
+    match (prices, drawn) {
+        (Ok(prices), Ok(drawn)) => Ok((prices.into_iter().collect(), drawn)),
         (Err(e), _) | (_, Err(e)) => {
             rollback(conn).await;
             Err(e.into())
@@ -151,8 +163,8 @@ pub(crate) fn out_of_stock(e: QueryError, product_id: i64) -> OrderError {
 }
 
 /// Ends the open transaction; a failure leaves the connection for the pool to discard.
-pub(crate) async fn rollback(conn: &mut AsyncPgConnection) {
-    if let Err(e) = diesel::sql_query("ROLLBACK").execute(conn).await {
+pub(crate) async fn rollback(conn: &AsyncPgConnection) {
+    if let Err(e) = diesel::sql_query("ROLLBACK").execute(&mut &*conn).await {
         tracing::warn!(error = %e, "rollback failed");
     }
 }

@@ -143,8 +143,7 @@ impl Orders {
             self,
             "place order",
             async {
-                let (prices, order_id) =
-                    crate::pipelined::begin_with_prices(c, isolation, &ids).await?;
+                let (prices, order_id) = crate::pipelined::begin_order(c, isolation, &ids).await?;
                 match Placement::priced(request, &prices, self.config.unpaid_timeout_s) {
                     Ok(placement) => {
                         let _turn = self.stock_gate.enter(&ids).await;

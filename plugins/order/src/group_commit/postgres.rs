@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Binary, Integer, Text};
 use diesel_async::RunQueryDsl;
-use weapp::db::{AsyncPgConnection, Backend, Db, DbConn, Isolation, PrepareOnce};
+use weapp::db::{AsyncPgConnection, Db, DbConn, Isolation, PrepareOnce};
 
 use super::Queued;
 use crate::backend::NewItem;
@@ -252,35 +252,24 @@ struct NewIds {
 /// First round trip: begins the transaction, reads the prices of `product_ids` and
 /// draws `orders` (order id, event id) pairs. On failure the transaction is ended.
 async fn begin(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     isolation: Isolation,
     product_ids: &[i64],
     orders: usize,
 ) -> Result<(HashMap<i64, i64>, Vec<(i64, i64)>), OrderError> {
-    let shared: &AsyncPgConnection = conn;
-    let begin = diesel::sql_query(isolation.begin_statement(Backend::Postgres))
-        .prepare_once()
-        .execute(&mut &*shared);
-    let prices = crate::catalog::prices_of(product_ids).load::<(i64, i64)>(&mut &*shared);
     let ids = diesel::sql_query(
         "SELECT nextval('orders_id_seq') AS order_id, \
          nextval('order_outbox_id_seq') AS event_id FROM generate_series(1, $1)",
     )
     .bind::<BigInt, _>(i64::try_from(orders).unwrap_or(i64::MAX))
     .prepare_once()
-    .load::<NewIds>(&mut &*shared);
-    let (begun, prices, ids) = futures_util::join!(begin, prices, ids);
-    begun?;
-    match (prices, ids) {
-        (Ok(prices), Ok(ids)) => Ok((
-            prices.into_iter().collect(),
-            ids.into_iter().map(|i| (i.order_id, i.event_id)).collect(),
-        )),
-        (Err(e), _) | (_, Err(e)) => {
-            crate::pipelined::rollback(conn).await;
-            Err(e.into())
-        }
-    }
+    .load::<NewIds>(&mut &*conn);
+    let (prices, ids) =
+        crate::pipelined::begin_with_prices(conn, isolation, product_ids, ids).await?;
+    Ok((
+        prices,
+        ids.into_iter().map(|i| (i.order_id, i.event_id)).collect(),
+    ))
 }
 
 const INSERT_ORDERS: &str = "INSERT INTO orders \
