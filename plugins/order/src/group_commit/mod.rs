@@ -129,7 +129,9 @@ impl<J: Send + 'static, R: Send + 'static> Combiner<J, R> {
         let n = queue.jobs.len().min(self.max_batch);
         queue.jobs.drain(..n).collect()
     }
+}
 
+impl<J, R> Combiner<J, R> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<J, R>> {
         // The queue is consistent after every statement that changes it, so a panic
         // elsewhere while it was locked leaves nothing half done.
@@ -147,11 +149,7 @@ struct Withdraw<'a, J, R> {
 impl<J, R> Drop for Withdraw<'_, J, R> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket {
-            let mut queue = self
-                .combiner
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut queue = self.combiner.lock();
             queue.jobs.retain(|queued| queued.ticket != ticket);
         }
     }
