@@ -422,6 +422,16 @@ impl TestApp {
     }
 }
 
+/// The value of the first sample line of a Prometheus text page (`GET /metrics`)
+/// that starts with `prefix`: a family name, with its labels if they matter, e.g.
+/// `http_requests_total{method="GET"` for `http_requests_total{method="GET",...} 3`.
+pub fn metric_sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// AppID the test apps use with their embedded sandbox.
 pub const SANDBOX_APPID: &str = "wx00000000sandbox";
 /// AppSecret the test apps use with their embedded sandbox (a fake, for tests only).

@@ -1,4 +1,4 @@
-use weapp::testing::TestApp;
+use weapp::testing::{TestApp, metric_sample};
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
     let mut request = app.client.get(app.url("/metrics"));
@@ -6,14 +6,6 @@ async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
         request = request.bearer_auth(token);
     }
     request.send().await.unwrap()
-}
-
-/// The value of one sample line, e.g. `http_requests_total{...} 3`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]
@@ -47,7 +39,7 @@ async fn requests_are_counted_by_route_pattern_and_unknown_paths_share_one_serie
     );
     let text = response.text().await.unwrap();
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"http_requests_total{method="GET",route="/healthz",status="200"}"#
         ),
@@ -55,14 +47,14 @@ async fn requests_are_counted_by_route_pattern_and_unknown_paths_share_one_serie
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"http_requests_total{method="GET",route="unmatched",status="404"}"#
         ),
         Some(50.0)
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"http_requests_total{method="POST",route="/api/auth/login",status="400"}"#
         ),
@@ -70,7 +62,7 @@ async fn requests_are_counted_by_route_pattern_and_unknown_paths_share_one_serie
     );
     assert!(!text.contains("probe-"), "raw paths never become labels");
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"http_request_duration_seconds_count{method="GET",route="/healthz"}"#
         ),
@@ -80,7 +72,7 @@ async fn requests_are_counted_by_route_pattern_and_unknown_paths_share_one_serie
         r#"http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.001"}"#
     ));
     assert!(text.contains("http_requests_in_flight"));
-    assert!(sample(&text, "db_pool_connections").is_some());
+    assert!(metric_sample(&text, "db_pool_connections").is_some());
 }
 
 #[tokio::test]
@@ -120,7 +112,7 @@ async fn odd_methods_share_one_label() {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             r#"http_requests_total{method="OTHER",route="/healthz",status="404"}"#
         ),

@@ -270,13 +270,6 @@ async fn metric(app: &weapp::testing::TestApp, name: &str) -> f64 {
         .text()
         .await
         .expect("metrics text");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+    weapp::testing::metric_sample(&text, &format!("{name} "))
         .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
 }
