@@ -7,15 +7,9 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-
-use crate::config::ConfigError;
-use crate::crypto::FieldError;
-use crate::db::DbError;
-use crate::kv::KvError;
-use crate::plugin::PluginError;
 
 /// The `Content-Type` of every JSON response weapp writes.
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
@@ -24,10 +18,13 @@ pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The framework error: anything a handler, plugin or the app builder can fail with.
-#[derive(thiserror::Error)]
+///
+/// It names no subsystem: a subsystem (database, key-value store, configuration,
+/// authentication, a plugin...) implements [`SubsystemError`] for its own error type,
+/// next to that type, and converts with `Error::from`. That keeps this file at the
+/// bottom of the layers, where every other module may import it.
 pub enum Error {
     /// A client-facing error with an explicit status and stable code.
-    #[error("{message}")]
     Http {
         /// HTTP status of the response.
         status: StatusCode,
@@ -36,30 +33,84 @@ pub enum Error {
         /// Human-readable explanation, safe to show to the client.
         message: String,
     },
-    /// The configuration is invalid; raised at start-up.
-    #[error("configuration error: {0}")]
-    Config(#[from] ConfigError),
-    /// Plugins could not be resolved (duplicate, missing dependency, cycle).
-    #[error("plugin error: {0}")]
-    Plugin(#[from] PluginError),
-    /// The database failed or could not give a connection in time.
-    #[error("database error: {0}")]
-    Db(#[from] DbError),
-    /// The key-value store failed or is unreachable.
-    #[error("key-value store error: {0}")]
-    Kv(#[from] KvError),
-    /// The request is not authenticated (401 with `WWW-Authenticate`).
-    #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
-    /// A stored sealed value could not be opened, or crypto is not configured.
-    #[error("field encryption: {0}")]
-    Field(#[from] FieldError),
+    /// A subsystem's failure; the subsystem decides status, code and what the
+    /// client may read.
+    Subsystem(Box<dyn SubsystemError>),
     /// Binding or running the HTTP server failed.
-    #[error("server error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Any other server-side failure; the message is logged, never sent to the client.
-    #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Http { message, .. } => f.write_str(message),
+            Error::Subsystem(e) => match e.context() {
+                Some(context) => write!(f, "{context}: {e}"),
+                None => write!(f, "{e}"),
+            },
+            Error::Io(e) => write!(f, "server error: {e}"),
+            Error::Internal(message) => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Subsystem(e) => Some(e.as_ref()),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(err)
+    }
+}
+
+/// A subsystem's error type as clients see it. The defaults describe a server-side
+/// failure: 500 `internal_error`, details only in the log.
+pub trait SubsystemError: std::error::Error + Send + Sync + 'static {
+    /// What failed, prefixed to the log line (e.g. `database error`); `None` for
+    /// errors whose own message says it.
+    fn context(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// HTTP status of the response.
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// Stable machine-readable code.
+    fn code(&self) -> &'static str {
+        "internal_error"
+    }
+
+    /// What the client may read; by default the error's message for 4xx and a
+    /// generic sentence for 5xx, whose details stay in the log.
+    fn public_message(&self) -> String {
+        if self.status().is_server_error() {
+            "internal server error".to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401; `None` gives the generic one.
+    fn challenge(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: SubsystemError> From<E> for Error {
+    fn from(err: E) -> Self {
+        Error::Subsystem(Box::new(err))
+    }
 }
 
 // Debug shows the Display chain so `fn main() -> weapp::Result<()>` prints a readable line.
@@ -115,19 +166,20 @@ impl Error {
         Error::Internal(message.into())
     }
 
+    /// The subsystem error inside, if it is an `E`.
+    pub fn downcast_ref<E: SubsystemError>(&self) -> Option<&E> {
+        match self {
+            Error::Subsystem(inner) => (inner.as_ref() as &dyn std::error::Error).downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// The stable code sent to clients.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Http { code, .. } => code,
-            Error::Db(e) => e.code(),
-            Error::Kv(_) => "kv_unavailable",
-            Error::Auth(e) => e.code(),
-            Error::Field(FieldError::NotConfigured) => "crypto_not_configured",
-            Error::Config(_)
-            | Error::Plugin(_)
-            | Error::Field(_)
-            | Error::Io(_)
-            | Error::Internal(_) => "internal_error",
+            Error::Subsystem(e) => e.code(),
+            Error::Io(_) | Error::Internal(_) => "internal_error",
         }
     }
 
@@ -135,11 +187,7 @@ impl Error {
     fn public_message(&self) -> String {
         match self {
             Error::Http { message, .. } => message.clone(),
-            Error::Db(e) => e.public_message().to_owned(),
-            Error::Kv(_) => "the key-value store is unavailable, try again later".to_owned(),
-            Error::Field(FieldError::NotConfigured) => {
-                "field encryption is not configured (crypto.keys)".to_owned()
-            }
+            Error::Subsystem(e) => e.public_message(),
             _ => "internal server error".to_owned(),
         }
     }
@@ -149,18 +197,12 @@ impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
             Error::Http { status, .. } => *status,
-            Error::Db(e) => e.status(),
-            Error::Kv(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Auth(e) => e.status_code(),
-            Error::Field(FieldError::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Subsystem(e) => e.status(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Error::Auth(e) = self {
-            return e.error_response();
-        }
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
@@ -168,14 +210,18 @@ impl ResponseError for Error {
         let mut response = error_response(status, self.code(), &self.public_message());
         if status == StatusCode::UNAUTHORIZED {
             // RFC 9110: every 401 names its scheme.
-            let challenge = format!(
-                r#"Bearer realm="weapp", error_description="{}""#,
-                self.code()
-            );
+            let challenge = match self {
+                Error::Subsystem(e) => e.challenge(),
+                _ => None,
+            }
+            .unwrap_or_else(|| {
+                format!(
+                    r#"Bearer realm="weapp", error_description="{}""#,
+                    self.code()
+                )
+            });
             if let Ok(value) = HeaderValue::from_str(&challenge) {
-                response
-                    .headers_mut()
-                    .insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+                response.headers_mut().insert(WWW_AUTHENTICATE, value);
             }
         }
         response
@@ -199,7 +245,7 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResp
     let body = ErrorBody {
         code: code.to_owned(),
         message: message.to_owned(),
-        request_id: crate::http::current_request_id(),
+        request_id: crate::request_id::current(),
     };
     let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = HttpResponse::build(status);

@@ -22,14 +22,7 @@ use crate::error::{Error, JSON_UTF8, default_code, error_response};
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled, if called inside one.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+pub use crate::request_id::current as current_request_id;
 
 /// The id of a request, stored in its extensions by [`request_context`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +69,7 @@ pub async fn request_context(
     crate::observe::otel::adopt_incoming(&span, req.headers());
     let started = std::time::Instant::now();
     let outcome = tracing::Instrument::instrument(
-        REQUEST_ID.scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind()),
+        crate::request_id::scope(id.clone(), AssertUnwindSafe(next.call(req)).catch_unwind()),
         span.clone(),
     )
     .await;
@@ -101,14 +94,14 @@ pub async fn request_context(
                 res.status(),
             );
             if res.status() == StatusCode::BAD_REQUEST {
-                REQUEST_ID.scope(id.clone(), announce_rejection(&res)).await;
+                crate::request_id::scope(id.clone(), announce_rejection(&res)).await;
             }
             let status = res.status();
             let is_error = status.is_client_error() || status.is_server_error();
             if is_error && !is_json(res.headers().get(CONTENT_TYPE)) {
                 // actix's own rejections (payload overflow, bad headers...) are plain text.
                 let message = res.response().error().map(|e| e.to_string());
-                let json = REQUEST_ID.sync_scope(id.clone(), || {
+                let json = crate::request_id::sync_scope(id.clone(), || {
                     json_error_for_status(status, message.as_deref())
                 });
                 res.into_response(json)
@@ -124,18 +117,19 @@ pub async fn request_context(
             if status.is_server_error() {
                 tracing::error!(error = %err, "request failed");
             }
-            let mut response = REQUEST_ID.sync_scope(id.clone(), || err.error_response());
+            let mut response = crate::request_id::sync_scope(id.clone(), || err.error_response());
             if !is_json(response.headers().get(CONTENT_TYPE)) {
                 let message = err.to_string();
-                response = REQUEST_ID
-                    .sync_scope(id.clone(), || json_error_for_status(status, Some(&message)));
+                response = crate::request_id::sync_scope(id.clone(), || {
+                    json_error_for_status(status, Some(&message))
+                });
             }
             return Err(finished(response, &id, err.to_string()));
         }
         Err(_panic) => {
             finish("unmatched".to_owned(), StatusCode::INTERNAL_SERVER_ERROR);
             tracing::error!(request_id = %id, "handler panicked");
-            let response = REQUEST_ID.sync_scope(id.clone(), || {
+            let response = crate::request_id::sync_scope(id.clone(), || {
                 json_error_for_status(StatusCode::INTERNAL_SERVER_ERROR, None)
             });
             return Err(finished(response, &id, "handler panicked".into()));

@@ -21,6 +21,7 @@ pub mod http;
 pub mod kv;
 pub mod observe;
 pub mod plugin;
+pub mod request_id;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;

@@ -9,10 +9,10 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::crypto::FieldCrypto;
 use crate::db::Db;
 use crate::kv::KvStore;
 use crate::plugin::Shutdown;
+use weapp_crypto::FieldCrypto;
 
 /// Build facts reported by `/healthz`.
 #[derive(Debug, Clone)]
@@ -94,11 +94,11 @@ impl AppContext {
 
     /// Field encryption and blind indexes; an error (500) if `crypto.keys` is not
     /// configured.
-    pub fn crypto(&self) -> Result<&FieldCrypto, crate::crypto::FieldError> {
+    pub fn crypto(&self) -> Result<&FieldCrypto, weapp_crypto::FieldError> {
         self.inner
             .crypto
             .as_deref()
-            .ok_or(crate::crypto::FieldError::NotConfigured)
+            .ok_or(weapp_crypto::FieldError::NotConfigured)
     }
 
     /// The WeChat API client (pointing at the sandbox when `wechat.sandbox` is on).

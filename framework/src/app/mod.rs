@@ -19,10 +19,11 @@ pub use server::Server;
 
 use crate::cli::{Cli, Command, ConfigCommand, CryptoCommand};
 use crate::config::{Config, ConfigLoader};
-use crate::crypto::{FieldCrypto, RotationReport};
+use crate::db::rotate::RotationReport;
 use crate::db::{Db, Migration, MigrationReport, MigrationSet};
 use crate::kv::KvStore;
 use crate::plugin::{self, Plugin};
+use weapp_crypto::FieldCrypto;
 
 /// Migrations of the framework itself; they run before every plugin's.
 const FRAMEWORK_MIGRATIONS: &[Migration] = &[crate::migration!("0001_create_users")];
@@ -207,13 +208,13 @@ impl App {
     /// Re-seals every value of every plugin's sealed columns under the active key.
     pub async fn rotate_keys(self, batch_size: u32) -> crate::Result<RotationReport> {
         let plugins = self.plugins()?;
-        let crypto = build_crypto(&self.config)?.ok_or(crate::crypto::FieldError::NotConfigured)?;
+        let crypto = build_crypto(&self.config)?.ok_or(weapp_crypto::FieldError::NotConfigured)?;
         let db = Db::connect(&self.config.database)?;
         let columns: Vec<_> = plugins
             .iter()
             .flat_map(|p| p.sealed_columns().iter().copied())
             .collect();
-        Ok(crate::crypto::rotate_keys(&db, &crypto, &columns, batch_size).await?)
+        Ok(crate::db::rotate::rotate_keys(&db, &crypto, &columns, batch_size).await?)
     }
 
     /// Connects, migrates (if `database.migrate_on_start`), starts plugins and binds
@@ -268,7 +269,7 @@ fn build_crypto(config: &Config) -> crate::Result<Option<Arc<FieldCrypto>>> {
         .map_err(|e| crate::config::ConfigError::Load(format!("crypto: {e}")))?
         .map(Arc::new);
     if let Some(crypto) = &crypto {
-        crate::crypto::install(crypto.clone());
+        crate::db::sealed::install(crypto.clone());
     }
     Ok(crypto)
 }

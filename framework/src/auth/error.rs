@@ -1,7 +1,6 @@
 //! Authentication failures: 401 with a stable code and a `WWW-Authenticate` header.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 
 /// Why a request is not authenticated.
@@ -45,36 +44,37 @@ impl AuthError {
     }
 }
 
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
+impl crate::error::SubsystemError for AuthError {
+    fn status(&self) -> StatusCode {
         match self {
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if let AuthError::Internal(detail) = self {
-            tracing::error!(%detail, "authentication failed");
-        }
-        let message = if status.is_server_error() {
-            "internal server error".to_owned()
-        } else {
-            self.to_string()
-        };
-        let mut response = crate::error::error_response(status, self.code(), &message);
-        let challenge = match self {
+    fn code(&self) -> &'static str {
+        AuthError::code(self)
+    }
+
+    fn challenge(&self) -> Option<String> {
+        Some(match self {
             AuthError::MissingToken => r#"Bearer realm="weapp""#.to_owned(),
             _ => format!(
                 r#"Bearer realm="weapp", error="invalid_token", error_description="{}""#,
                 self.code()
             ),
-        };
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
-        response
+        })
+    }
+}
+
+// Extractors fail with `AuthError` itself; it answers like every other `Error`.
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        crate::error::SubsystemError::status(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::Error::from(self.clone()).error_response()
     }
 }
 

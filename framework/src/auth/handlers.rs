@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::sessions::RotateOutcome;
 use super::users::{self, UserRow};
 use super::{Auth, AuthError, AuthUser};
-use crate::crypto::{FieldContext, WechatDecryptor, mask::mask_phone};
 use crate::{AppContext, Error};
+use weapp_crypto::{FieldContext, WechatDecryptor, mask::mask_phone};
 
 /// Where session keys are sealed (they never touch the database; the context binds
 /// their ciphertext to this use).
@@ -182,7 +182,7 @@ async fn load_me(ctx: &AppContext, user_id: i64) -> Result<Me, Error> {
     users::find(ctx.db(), user_id)
         .await?
         .map(Me::from)
-        .ok_or(Error::Auth(AuthError::RevokedSession))
+        .ok_or(Error::from(AuthError::RevokedSession))
 }
 
 async fn me(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {

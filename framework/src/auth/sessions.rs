@@ -38,7 +38,7 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Refresh tokens are stored only as their hash.
 pub fn hash_token(token: &str) -> String {
-    crate::crypto::hex(&Sha256::digest(token.as_bytes()))
+    weapp_crypto::hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn session_key(sid: &str) -> String {

@@ -3,9 +3,10 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::crypto::{FieldCrypto, Sealed, SealedColumn, normalize_id, normalize_phone};
+use crate::db::sealed::{Sealed, SealedColumn};
 use crate::db::{Db, DbError};
 use crate::with_conn;
+use weapp_crypto::{FieldCrypto, normalize_id, normalize_phone};
 
 diesel::table! {
     /// Users of the mini program.

@@ -9,12 +9,14 @@
 //! Framework sections reject unknown keys so a typo fails loudly. Any other top-level
 //! section belongs to a plugin and is read with [`Config::section`].
 
+mod crypto_keys;
 mod load;
 mod secret;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crypto_keys::CryptoConfig;
 pub use load::ConfigLoader;
 pub use secret::{ConnectionUrl, Secret};
 
@@ -33,7 +35,7 @@ pub struct Config {
     /// Logging.
     pub observe: ObserveConfig,
     /// Field encryption keys.
-    pub crypto: crate::crypto::CryptoConfig,
+    pub crypto: CryptoConfig,
     /// The mini program's credentials and message push.
     pub wechat: crate::wechat::WechatConfig,
     /// Access tokens and sessions.
@@ -270,6 +272,12 @@ pub enum ConfigError {
     /// Values parsed but are not acceptable.
     #[error("{}", .0.iter().map(|i| format!("{}: {}", i.key, i.reason)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<ConfigIssue>),
+}
+
+impl crate::error::SubsystemError for ConfigError {
+    fn context(&self) -> Option<&'static str> {
+        Some("configuration error")
+    }
 }
 
 impl From<figment::Error> for ConfigError {

@@ -68,6 +68,21 @@ impl DbError {
     }
 }
 
+impl crate::error::SubsystemError for DbError {
+    fn context(&self) -> Option<&'static str> {
+        Some("database error")
+    }
+    fn status(&self) -> StatusCode {
+        DbError::status(self)
+    }
+    fn code(&self) -> &'static str {
+        DbError::code(self)
+    }
+    fn public_message(&self) -> String {
+        DbError::public_message(self).to_owned()
+    }
+}
+
 impl<E: std::fmt::Display> From<bb8::RunError<E>> for DbError {
     fn from(err: bb8::RunError<E>) -> Self {
         match err {

@@ -106,7 +106,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS weapp_schema_migrations (
     PRIMARY KEY (owner, version))";
 
 fn checksum(sql: &str) -> String {
-    crate::crypto::hex(&Sha256::digest(sql.as_bytes()))
+    weapp_crypto::hex(&Sha256::digest(sql.as_bytes()))
 }
 
 /// Whether `sql` has anything but blank lines and `--` comments. A migration may

@@ -39,6 +39,8 @@
 mod error;
 mod migrate;
 mod pool;
+pub mod rotate;
+pub mod sealed;
 mod statement;
 pub mod transaction;
 

@@ -31,8 +31,8 @@ use actix_web::web;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::crypto::hex;
 use crate::{AppContext, Error};
+use weapp_crypto::hex;
 
 /// The string a request signature covers.
 pub fn canonical_request(

@@ -20,6 +20,21 @@ use crate::config::RedisConfig;
 #[error("{0}")]
 pub struct KvError(pub String);
 
+impl crate::error::SubsystemError for KvError {
+    fn context(&self) -> Option<&'static str> {
+        Some("key-value store error")
+    }
+    fn status(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn code(&self) -> &'static str {
+        "kv_unavailable"
+    }
+    fn public_message(&self) -> String {
+        "the key-value store is unavailable, try again later".to_owned()
+    }
+}
+
 /// The operations weapp needs from a key-value store. Every operation is atomic.
 #[async_trait::async_trait]
 pub trait KvStore: Send + Sync + 'static {

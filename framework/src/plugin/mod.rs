@@ -42,7 +42,7 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Sealed columns this plugin owns, visited by `crypto rotate`.
-    fn sealed_columns(&self) -> &'static [crate::crypto::SealedColumnInfo] {
+    fn sealed_columns(&self) -> &'static [crate::db::rotate::SealedColumnInfo] {
         &[]
     }
 

@@ -37,6 +37,12 @@ pub enum PluginError {
     Cycle(Vec<String>),
 }
 
+impl crate::error::SubsystemError for PluginError {
+    fn context(&self) -> Option<&'static str> {
+        Some("plugin error")
+    }
+}
+
 /// Every plugin linked into this binary, in no particular order.
 pub fn registered() -> Vec<&'static dyn Plugin> {
     inventory::iter::<PluginRegistration>

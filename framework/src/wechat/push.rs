@@ -97,7 +97,7 @@ pub fn signature(parts: &[&str]) -> String {
     for part in sorted {
         sha.update(part.as_bytes());
     }
-    crate::crypto::hex(&sha.finalize())
+    weapp_crypto::hex(&sha.finalize())
 }
 
 /// Compares two signatures in constant time.

@@ -113,8 +113,8 @@ pub enum AuditError {
 impl From<AuditError> for weapp::Error {
     fn from(e: AuditError) -> Self {
         match e {
-            AuditError::Db(e) => weapp::Error::Db(e),
-            AuditError::Query(e) => weapp::Error::Db(DbError::Query(e)),
+            AuditError::Db(e) => e.into(),
+            AuditError::Query(e) => DbError::Query(e).into(),
             e => weapp::Error::internal(e.to_string()),
         }
     }

@@ -40,8 +40,8 @@ pub enum MessageError {
 impl From<MessageError> for weapp::Error {
     fn from(e: MessageError) -> Self {
         match e {
-            MessageError::Query(e) => weapp::Error::Db(DbError::Query(e)),
-            MessageError::Db(e) => weapp::Error::Db(e),
+            MessageError::Query(e) => DbError::Query(e).into(),
+            MessageError::Db(e) => e.into(),
             MessageError::Wechat(e) => e.into(),
             MessageError::UnknownTemplate(id) => weapp::Error::unprocessable(
                 "unknown_template",

@@ -62,8 +62,8 @@ impl From<OrderError> for weapp::Error {
             );
         }
         match e {
-            OrderError::Query(e) => weapp::Error::Db(DbError::Query(e)),
-            OrderError::Db(e) => weapp::Error::Db(e),
+            OrderError::Query(e) => DbError::Query(e).into(),
+            OrderError::Db(e) => e.into(),
             OrderError::OutOfStock { product_id } => weapp::Error::conflict(
                 "out_of_stock",
                 format!("not enough stock for product {product_id}"),

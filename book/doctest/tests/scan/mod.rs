@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Every `.rs` file of the framework, the plugins and the example app.
+/// Every `.rs` file of the framework (its sub-crates too), the plugins and the
+/// example app.
 fn sources(root: &Path) -> Vec<(PathBuf, String)> {
-    let mut stack: Vec<PathBuf> = ["framework/src", "plugins", "example-app/src"]
+    let mut stack: Vec<PathBuf> = ["framework", "plugins", "example-app/src"]
         .iter()
         .map(|d| root.join(d))
         .collect();
@@ -16,10 +17,9 @@ fn sources(root: &Path) -> Vec<(PathBuf, String)> {
             let path = entry.expect("dir entry").path();
             if path.is_dir() {
                 // A plugin's own tests may invent codes for test plugins.
-                if path
-                    .file_name()
-                    .is_some_and(|n| n != "tests" && n != "migrations")
-                {
+                if path.file_name().is_some_and(|n| {
+                    !["tests", "migrations", "benches"].contains(&n.to_str().unwrap_or_default())
+                }) {
                     stack.push(path);
                 }
             } else if path.extension().is_some_and(|e| e == "rs") {
@@ -124,8 +124,11 @@ pub fn error_codes(root: &Path) -> BTreeMap<String, BTreeSet<u16>> {
                 .min()
                 .unwrap_or(body.len());
             let body = &body[..end];
-            for (at, _) in body.match_indices("=> ") {
-                if let Some(code) = literal_at(body, at + 3).filter(|c| is_code(c)) {
+            // Match arms, or the one literal of a constant code.
+            let arms = body.match_indices("=> ").map(|(at, _)| at + 3);
+            let constant = body.find('{').map(|at| at + 1);
+            for at in arms.chain(constant) {
+                if let Some(code) = literal_at(body, at).filter(|c| is_code(c)) {
                     codes.entry(code.to_owned()).or_default();
                 }
             }

@@ -10,8 +10,9 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Binary, Nullable};
 use diesel_async::RunQueryDsl;
 
-use super::{FieldContext, FieldCrypto, KeyRing};
-use crate::db::{Backend, Db, DbError};
+use weapp_crypto::{FieldContext, FieldCrypto, KeyRing};
+
+use super::{Backend, Db, DbError};
 use crate::with_conn;
 
 /// A sealed column the rotation visits; plugins list theirs in

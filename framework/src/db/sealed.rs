@@ -14,10 +14,10 @@
 //! sealed on write and opened on read with the process-wide [`FieldCrypto`]
 //! (installed by the app), bound to the table and column named by `C`.
 //!
-//! [`FieldCrypto`]: super::FieldCrypto
 
 use std::io::Write;
 use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
@@ -26,7 +26,8 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Binary;
 use zeroize::Zeroizing;
 
-use super::{FieldContext, FieldError, installed};
+pub use weapp_crypto::FieldContext;
+use weapp_crypto::{FieldCrypto, FieldError};
 
 /// Names the table and column a sealed type belongs to; declare with
 /// [`sealed_column!`](crate::sealed_column).
@@ -42,9 +43,9 @@ macro_rules! sealed_column {
         #[doc = concat!("Marks values sealed for `", $table, ".", $column, "`.")]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         $vis struct $name;
-        impl $crate::crypto::SealedColumn for $name {
-            const CONTEXT: $crate::crypto::FieldContext =
-                $crate::crypto::FieldContext::new($table, $column);
+        impl $crate::db::sealed::SealedColumn for $name {
+            const CONTEXT: $crate::db::sealed::FieldContext =
+                $crate::db::sealed::FieldContext::new($table, $column);
         }
     };
 }
@@ -162,4 +163,22 @@ where
         let value = T::from_plain(&plain).ok_or(FieldError::WrongType(T::KIND))?;
         Ok(Sealed::new(value))
     }
+}
+
+// diesel's ToSql/FromSql have no context argument, so `Sealed` finds the keys here.
+// The app installs its FieldCrypto at start-up; every app in one process shares it.
+static INSTALLED: RwLock<Option<Arc<FieldCrypto>>> = RwLock::new(None);
+
+/// Makes `crypto` the one [`Sealed`] columns use in this process.
+pub fn install(crypto: Arc<FieldCrypto>) {
+    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(crypto);
+}
+
+/// The process-wide field crypto, if an app installed one.
+pub fn installed() -> Result<Arc<FieldCrypto>, FieldError> {
+    INSTALLED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .ok_or(FieldError::NotConfigured)
 }

@@ -1,33 +1,28 @@
-//! Cryptography for personal data.
+//! Cryptography for personal data: bytes in, bytes out.
+//!
+//! This crate is the bottom layer of weapp: it knows nothing of configuration,
+//! databases or HTTP, so it can be read, tested and audited on its own. The `weapp`
+//! crate re-exports it as `weapp::crypto`, next to the parts that do need those
+//! layers (the `Sealed` diesel column type, key rotation, `[crypto]` parsing).
 //!
 //! - [`wechat`]: decrypting WeChat's `encryptedData` (AES-128-CBC under `session_key`).
 //! - [`FieldCrypto`]: sealing personal fields with SM4-GCM or AES-256-GCM under a
 //!   rotating key ring, plus blind indexes (HMAC-SM3) to look them up.
-//! - [`Sealed`]: a diesel field type that is plaintext in Rust, ciphertext in the
-//!   database.
 //! - [`legacy`]: reading SM4-ECB/CBC data that older backends stored.
 //! - [`mask`]: masking for display, e.g. `138****8000`.
 
 mod blind;
 mod field;
-mod keys;
 pub mod legacy;
 pub mod mask;
-mod rotate;
-mod sealed;
 pub mod wechat;
 
-use std::sync::{Arc, RwLock};
-
 pub use blind::{BLIND_INDEX_LEN, BlindIndexer, normalize_id, normalize_phone};
-pub use field::{Algorithm, FieldContext, FieldError, KeyRing, OVERHEAD};
-pub use keys::{CryptoConfig, CryptoKeyError};
-pub use rotate::{RotationReport, SealedColumnInfo, rotate_keys};
-pub use sealed::{Sealed, SealedColumn, SealedValue};
+pub use field::{Algorithm, CryptoKeyError, FieldContext, FieldError, KeyRing, OVERHEAD};
 pub use wechat::{WechatDecryptError, WechatDecryptor};
 
-/// The app's field encryption: key ring plus blind indexer. Held by the
-/// [`AppContext`](crate::AppContext) and installed process-wide for [`Sealed`].
+/// The app's field encryption: key ring plus blind indexer, held by the app's
+/// context.
 #[derive(Debug)]
 pub struct FieldCrypto {
     ring: KeyRing,
@@ -74,22 +69,4 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(out, "{b:02x}");
             out
         })
-}
-
-// diesel's ToSql/FromSql have no context argument, so `Sealed` finds the keys here.
-// The app installs its FieldCrypto at start-up; every app in one process shares it.
-static INSTALLED: RwLock<Option<Arc<FieldCrypto>>> = RwLock::new(None);
-
-/// Makes `crypto` the one [`Sealed`] columns use in this process.
-pub fn install(crypto: Arc<FieldCrypto>) {
-    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(crypto);
-}
-
-/// The process-wide field crypto, if an app installed one.
-pub fn installed() -> Result<Arc<FieldCrypto>, FieldError> {
-    INSTALLED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .ok_or(FieldError::NotConfigured)
 }

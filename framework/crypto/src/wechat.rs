@@ -73,12 +73,6 @@ impl WechatDecryptError {
     }
 }
 
-impl From<WechatDecryptError> for crate::Error {
-    fn from(err: WechatDecryptError) -> Self {
-        crate::Error::bad_request(err.code(), err.to_string())
-    }
-}
-
 /// Decrypts `encryptedData` for one app id, optionally rejecting old watermarks.
 #[derive(Debug, Clone)]
 pub struct WechatDecryptor {

@@ -21,8 +21,6 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, AesGcm, Nonce};
 use zeroize::Zeroizing;
 
-use super::CryptoKeyError;
-
 /// SM4 in GCM mode (GB/T 32907 block cipher, NIST GCM).
 type Sm4Gcm = AesGcm<sm4::Sm4, U12>;
 
@@ -75,6 +73,20 @@ impl FieldContext {
     pub const fn new(table: &'static str, column: &'static str) -> Self {
         FieldContext { table, column }
     }
+}
+
+/// The configured keys cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoKeyError {
+    /// A key has the wrong length for any algorithm.
+    #[error("key {0} must decode to 16 (SM4-GCM) or 32 (AES-256-GCM) bytes")]
+    Length(u16),
+    /// Two keys share an id.
+    #[error("key id {0} appears twice")]
+    DuplicateId(u16),
+    /// The active key id is not among the keys.
+    #[error("the active key {0} is not among crypto.keys")]
+    MissingActive(u16),
 }
 
 /// A stored value could not be opened. Never client input: a 500, logged.

@@ -8,8 +8,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{Algorithm, BlindIndexer, FieldCrypto, KeyRing};
-use crate::config::{ConfigIssue, Secret};
+use weapp_crypto::{Algorithm, BlindIndexer, FieldCrypto, KeyRing};
+
+use super::{ConfigIssue, Secret};
 
 /// `[crypto]`: keys for field encryption and blind indexes.
 ///
@@ -48,20 +49,6 @@ impl Default for CryptoConfig {
             dev_key_file: "data/dev-keys.toml".into(),
         }
     }
-}
-
-/// The configured keys cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CryptoKeyError {
-    /// A key has the wrong length for any algorithm.
-    #[error("key {0} must decode to 16 (SM4-GCM) or 32 (AES-256-GCM) bytes")]
-    Length(u16),
-    /// Two keys share an id.
-    #[error("key id {0} appears twice")]
-    DuplicateId(u16),
-    /// The active key id is not among the keys.
-    #[error("the active key {0} is not among crypto.keys")]
-    MissingActive(u16),
 }
 
 fn decode(value: &Secret) -> Option<Zeroizing<Vec<u8>>> {

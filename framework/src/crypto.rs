@@ -1,0 +1,53 @@
+//! Cryptography for personal data: the pure [`weapp_crypto`] crate, plus the parts
+//! that need the layers above it.
+//!
+//! - [`wechat`]: decrypting WeChat's `encryptedData` (AES-128-CBC under `session_key`).
+//! - [`FieldCrypto`]: sealing personal fields with SM4-GCM or AES-256-GCM under a
+//!   rotating key ring, plus blind indexes (HMAC-SM3) to look them up.
+//! - [`Sealed`]: a diesel field type that is plaintext in Rust, ciphertext in the
+//!   database (it lives in [`crate::db`]).
+//! - [`CryptoConfig`]: the `[crypto]` section that builds the key ring (it lives in
+//!   [`crate::config`]).
+//! - [`legacy`]: reading SM4-ECB/CBC data that older backends stored.
+//! - [`mask`]: masking for display, e.g. `138****8000`.
+//!
+//! This file also says how the crypto crate's errors reach clients.
+
+use actix_web::http::StatusCode;
+
+pub use crate::config::CryptoConfig;
+pub use crate::db::rotate::{RotationReport, SealedColumnInfo, rotate_keys};
+pub use crate::db::sealed::{Sealed, SealedColumn, SealedValue, install, installed};
+pub use weapp_crypto::*;
+
+use crate::error::SubsystemError;
+
+/// A stored value that cannot be opened is a server-side failure; missing keys are
+/// an unavailable service, said as such.
+impl SubsystemError for FieldError {
+    fn context(&self) -> Option<&'static str> {
+        Some("field encryption")
+    }
+    fn status(&self) -> StatusCode {
+        match self {
+            FieldError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            FieldError::NotConfigured => "crypto_not_configured",
+            _ => "internal_error",
+        }
+    }
+}
+
+/// `encryptedData` is client input: a 400 naming what is wrong with it.
+impl SubsystemError for WechatDecryptError {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        WechatDecryptError::code(self)
+    }
+}
