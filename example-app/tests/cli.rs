@@ -261,6 +261,43 @@ fn a_bad_config_value_stops_the_app_with_the_key_named() {
 }
 
 #[test]
+fn a_bad_plugin_section_stops_the_app_with_the_key_named() {
+    let cases = [
+        // Wrong type, a value no rule allows, an unknown key: each names its key.
+        ("WEAPP__ORDER__MAX_ITEMS", "lots", "order.max_items"),
+        (
+            "WEAPP__AUDIT__RETENTION_INTERVAL_MS",
+            "0",
+            "audit.retention_interval_ms",
+        ),
+        ("WEAPP__MESSAGE__BATCH_SIZE", "0", "message.batch_size"),
+        ("WEAPP__SHOP__SEED_DEMO", "true", "shop.seed_demo"),
+        ("WEAPP__SHOP", "3", "shop: must be a table"),
+    ];
+    for (var, value, key) in cases {
+        let scratch = Scratch::new();
+        let output = command(&scratch)
+            .args(["config", "check"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        assert!(stderr.contains(key), "{var}={value}: {stderr}");
+    }
+    // `serve` refuses it the same way, before binding anything.
+    let scratch = Scratch::new();
+    let output = command(&scratch)
+        .env("WEAPP__SERVER__PORT", "0")
+        .env("WEAPP__AUDIT__RETENTION_INTERVAL_MS", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("audit.retention_interval_ms"), "{stderr}");
+}
+
+#[test]
 fn migrate_applies_pending_migrations_once() {
     let scratch = Scratch::new();
     let run = || {

@@ -10,6 +10,37 @@ use serde::{Deserialize, Serialize};
 use crate::AppContext;
 use crate::error::JSON_UTF8;
 
+/// `[health]`: readiness checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Time each dependency check in `/readyz` may take.
+    pub check_timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl crate::config::ConfigSection for HealthConfig {
+    const NAME: &'static str = "health";
+
+    fn issues(&self, _config: &crate::config::Config) -> Vec<crate::config::ConfigIssue> {
+        if self.check_timeout_ms == 0 {
+            return vec![crate::config::ConfigIssue::new(
+                "health.check_timeout_ms",
+                "must be at least 1",
+            )];
+        }
+        Vec::new()
+    }
+}
+crate::config_section!(HealthConfig);
+
 /// Body of `/healthz`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
@@ -89,7 +120,9 @@ fn check(backend: &str, result: Result<(), String>) -> Check {
 }
 
 pub(crate) async fn readyz(ctx: AppContext) -> HttpResponse {
-    let timeout = Duration::from_millis(ctx.config().health.check_timeout_ms);
+    // Checked at load; a section that cannot be read falls back to its default.
+    let settings = ctx.config().get::<HealthConfig>().unwrap_or_default();
+    let timeout = Duration::from_millis(settings.check_timeout_ms);
     let kv_check = async {
         match tokio::time::timeout(timeout, ctx.kv().ping()).await {
             Ok(result) => result.map_err(|e| e.to_string()),

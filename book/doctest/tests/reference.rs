@@ -4,6 +4,11 @@
 
 mod scan;
 
+// The plugins whose sections the configuration reference documents.
+use weapp_audit as _;
+use weapp_message as _;
+use weapp_order as _;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -73,22 +78,9 @@ fn config_keys() -> BTreeMap<String, String> {
             flatten(section, value, &mut keys);
         }
     }
-    let plugins = [
-        (
-            "order",
-            serde_json::to_value(weapp_order::OrderConfig::default()),
-        ),
-        (
-            "message",
-            serde_json::to_value(weapp_message::MessageConfig::default()),
-        ),
-        (
-            "audit",
-            serde_json::to_value(weapp_audit::config::AuditConfig::default()),
-        ),
-    ];
-    for (section, value) in plugins {
-        flatten(section, &value.expect("serializable"), &mut keys);
+    // Every feature's and plugin's section, as registered.
+    for section in weapp::config::sections() {
+        flatten(section.name, &section.defaults(), &mut keys);
     }
     keys
 }

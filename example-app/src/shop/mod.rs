@@ -3,12 +3,13 @@
 
 mod paid_message;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use weapp::config::ConfigSection;
 use weapp::{AppContext, Plugin};
 use weapp_order::{NewProduct, Orders};
 
 /// `[shop]` settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct ShopConfig {
     /// Adds a few products when the catalogue is empty (the embedded default does).
@@ -17,6 +18,11 @@ struct ShopConfig {
     /// paid; empty turns the message off.
     paid_template_title: String,
 }
+
+impl ConfigSection for ShopConfig {
+    const NAME: &'static str = "shop";
+}
+weapp::config_section!(ShopConfig);
 
 /// Seeds the catalogue on first run.
 pub struct ShopPlugin;
@@ -56,7 +62,7 @@ impl Plugin for ShopPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let config: ShopConfig = ctx.config().section("shop")?;
+        let config = ctx.config().get::<ShopConfig>()?;
         let Some(orders) = ctx.get::<Orders>() else {
             return Ok(());
         };

@@ -135,7 +135,7 @@ impl App {
             #[cfg(feature = "sandbox")]
             Command::Sandbox { host, port } => {
                 crate::observe::init_logging(&self.config);
-                let wechat = &self.config.wechat;
+                let wechat = self.config.get::<crate::wechat::WechatConfig>()?;
                 let sandbox = crate::wechat::sandbox::Sandbox::new(
                     &wechat.appid,
                     wechat.secret.expose(),
@@ -247,7 +247,11 @@ impl App {
         let wechat = crate::wechat::WechatServices::build(&self.config, addr, kv.clone())?;
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
         wechat.install(&ctx);
-        if ctx.config().observe.metrics_enabled {
+        if ctx
+            .config()
+            .get::<crate::observe::ObserveConfig>()?
+            .metrics_enabled
+        {
             ctx.insert(crate::observe::metrics::Metrics::new());
         }
         ctx.insert(crate::plugin::EnabledPlugins(plugins.clone()));

@@ -10,8 +10,9 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 
 use super::AppContext;
-use crate::config::{Config, ConfigLoader};
+use crate::config::{Config, ConfigLoader, ConfigSection};
 use crate::guard::GuardConfig;
+use crate::observe::ObserveConfig;
 
 /// The settings a reload can change.
 #[derive(Debug, Clone)]
@@ -23,13 +24,24 @@ pub struct LiveSettings {
 }
 
 impl LiveSettings {
+    /// The live part of `config`; sections were checked when it loaded, so one that
+    /// cannot be read here falls back to its defaults.
     fn of(config: &Config) -> Self {
         LiveSettings {
-            log_level: config.observe.log_level.clone(),
-            guard: config.guard.clone(),
+            log_level: config
+                .get::<ObserveConfig>()
+                .map(|o| o.log_level.clone())
+                .unwrap_or_else(|_| ObserveConfig::default().log_level),
+            guard: config
+                .get::<GuardConfig>()
+                .map(|g| (*g).clone())
+                .unwrap_or_default(),
         }
     }
 }
+
+/// Sections a reload applies (in part) without a restart.
+const LIVE_SECTIONS: [&str; 2] = [GuardConfig::NAME, ObserveConfig::NAME];
 
 /// The live settings and when they were last reloaded.
 pub(crate) struct LiveState {
@@ -115,7 +127,7 @@ impl AppContext {
                 .map(|(k, _)| (*k).to_owned()),
         );
         let running = self.config();
-        let needs_restart: Vec<&str> = [
+        let kernel = [
             (
                 "server",
                 section_json(&new.server) != section_json(&running.server),
@@ -129,22 +141,20 @@ impl AppContext {
                 section_json(&new.redis) != section_json(&running.redis),
             ),
             (
-                "wechat",
-                section_json(&new.wechat) != section_json(&running.wechat),
-            ),
-            (
-                "auth",
-                section_json(&new.auth) != section_json(&running.auth),
-            ),
-            (
                 "crypto",
                 section_json(&new.crypto) != section_json(&running.crypto),
             ),
-        ]
-        .iter()
-        .filter(|(_, c)| *c)
-        .map(|(k, _)| *k)
-        .collect();
+        ];
+        let sections = crate::config::sections()
+            .into_iter()
+            .filter(|s| !LIVE_SECTIONS.contains(&s.name))
+            .map(|s| (s.name, s.current(new) != s.current(running)));
+        let needs_restart: Vec<&str> = kernel
+            .into_iter()
+            .chain(sections)
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| name)
+            .collect();
         if !needs_restart.is_empty() {
             tracing::warn!(sections = %needs_restart.join(","), "changed sections need a restart; not applied");
         }

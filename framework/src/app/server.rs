@@ -99,7 +99,7 @@ impl Server {
 
     /// `/metrics` alone on `observe.metrics_port`, when set (one worker).
     fn metrics_server(ctx: &AppContext) -> crate::Result<Option<actix_web::dev::Server>> {
-        let observe = &ctx.config().observe;
+        let observe = ctx.config().get::<crate::observe::ObserveConfig>()?;
         let Some(port) = observe.metrics_port.filter(|_| observe.metrics_enabled) else {
             return Ok(None);
         };

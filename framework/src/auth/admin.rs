@@ -49,10 +49,11 @@ impl FromRequest for AdminCaller {
             .get(ADMIN_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty());
+        let Ok(auth) = ctx.config().get::<super::AuthConfig>() else {
+            return ready(Err(Error::internal("[auth] cannot be read")));
+        };
         let caller = given.and_then(|given| {
-            ctx.config()
-                .auth
-                .admin_tokens
+            auth.admin_tokens
                 .iter()
                 .filter(|(_, token)| !token.is_empty())
                 .find(|(_, token)| same_secret(token.expose(), given))

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigIssue, Secret};
+use crate::config::{Config, ConfigIssue, ConfigSection, Secret};
 
 /// `[auth]` configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,9 +82,12 @@ impl Default for JwtConfig {
     }
 }
 
-impl AuthConfig {
-    /// Problems with the values, each naming its key.
-    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+crate::config_section!(AuthConfig);
+
+impl ConfigSection for AuthConfig {
+    const NAME: &'static str = "auth";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut bad = |key: String, reason: &str| {
             issues.push(ConfigIssue {

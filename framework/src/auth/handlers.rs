@@ -221,7 +221,8 @@ async fn profile(
     let session_key = crypto.open(&sealed, &SESSION_KEY)?;
     let session_key = std::str::from_utf8(&session_key)
         .map_err(|_| Error::internal("stored session key is not text"))?;
-    let appid = &ctx.config().wechat.appid;
+    let wechat = ctx.config().get::<crate::wechat::WechatConfig>()?;
+    let appid = &wechat.appid;
     let decoded: WechatProfile = WechatDecryptor::new(appid.clone()).decrypt_as(
         session_key,
         &body.encrypted_data,

@@ -76,7 +76,7 @@ impl crate::Plugin for AuthPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> crate::Result<()> {
-        let config = &ctx.config().auth;
+        let config = ctx.config().get::<AuthConfig>()?;
         let mut jwt_config = config.jwt.clone();
         if jwt_config.keys.is_empty() && ctx.config().environment == "development" {
             let secret = dev_secret(std::path::Path::new(&config.dev_key_file))

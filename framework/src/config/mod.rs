@@ -6,12 +6,16 @@
 //! Loading is done by `figment`; [`Config::validate`] then checks values that types
 //! alone cannot, naming the key and the reason.
 //!
-//! Framework sections reject unknown keys so a typo fails loudly. Any other top-level
-//! section belongs to a plugin and is read with [`Config::section`].
+//! [`Config`] holds the kernel's own tables (server, database, redis, crypto,
+//! plugins), which reject unknown keys so a typo fails loudly. Every other table
+//! belongs to a feature or a plugin: a [`ConfigSection`] type registered with
+//! [`config_section!`](crate::config_section), parsed and checked on load, read with
+//! [`Config::get`].
 
 mod crypto_keys;
 mod load;
 mod secret;
+mod section;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -19,8 +23,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use crypto_keys::CryptoConfig;
 pub use load::ConfigLoader;
 pub use secret::{ConnectionUrl, Secret};
+pub use section::{ConfigSection, SectionRegistration, sections};
 
-/// The framework's configuration, plus access to plugin sections.
+/// The kernel's configuration, plus typed access to every other section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -30,18 +35,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Redis; absent means the in-memory key-value store.
     pub redis: RedisConfig,
-    /// `/readyz` checks.
-    pub health: HealthConfig,
-    /// Logging.
-    pub observe: ObserveConfig,
     /// Field encryption keys.
     pub crypto: CryptoConfig,
-    /// The mini program's credentials and message push.
-    pub wechat: crate::wechat::WechatConfig,
-    /// Access tokens and sessions.
-    pub auth: crate::auth::AuthConfig,
-    /// CORS, request signatures and rate limits.
-    pub guard: crate::guard::GuardConfig,
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
@@ -49,6 +44,8 @@ pub struct Config {
     pub environment: String,
     #[serde(skip)]
     raw: RawLayers,
+    #[serde(skip)]
+    sections: section::SectionCache,
 }
 
 /// The merged layers, kept for plugin sections. Its `Debug` prints nothing, since it
@@ -162,70 +159,6 @@ impl Default for RedisConfig {
     }
 }
 
-/// `[health]`: readiness checks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HealthConfig {
-    /// Time each dependency check in `/readyz` may take.
-    pub check_timeout_ms: u64,
-}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        HealthConfig {
-            check_timeout_ms: 1_000,
-        }
-    }
-}
-
-/// `[observe]`: logging.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ObserveConfig {
-    /// A `tracing` filter, e.g. `info` or `info,weapp=debug`; `RUST_LOG` overrides it.
-    pub log_level: String,
-    /// `auto` (JSON in production, pretty elsewhere), `pretty` or `json`.
-    pub log_format: LogFormat,
-    /// Serve `GET /metrics` (Prometheus text format).
-    pub metrics_enabled: bool,
-    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
-    pub metrics_token: Secret,
-    /// Serve `/metrics` on this port of `server.host` instead of the API port (which
-    /// then answers 404 there), e.g. to keep it off the public ingress; `0` picks a
-    /// free port.
-    pub metrics_port: Option<u16>,
-    /// Serve the admin-only CPU profiler at `/debug/pprof/profile` (off by default).
-    pub profiling_enabled: bool,
-    /// OpenTelemetry spans and sampling.
-    pub otel: crate::observe::otel::OtelConfig,
-}
-
-impl Default for ObserveConfig {
-    fn default() -> Self {
-        ObserveConfig {
-            log_level: "info".into(),
-            log_format: LogFormat::Auto,
-            metrics_enabled: true,
-            metrics_token: Secret::default(),
-            metrics_port: None,
-            profiling_enabled: false,
-            otel: crate::observe::otel::OtelConfig::default(),
-        }
-    }
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// JSON in the `production` environment, human-readable elsewhere.
-    Auto,
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
-
 /// `[plugins]`: which registered plugins run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -261,6 +194,16 @@ pub struct ConfigIssue {
     pub key: String,
     /// Why the value is rejected.
     pub reason: String,
+}
+
+impl ConfigIssue {
+    /// The issue of `key`, rejected for `reason`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigIssue {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Configuration could not be loaded or is invalid.
@@ -302,39 +245,49 @@ impl Config {
         ConfigLoader::from_process_env()
     }
 
-    /// Reads a plugin's own section (e.g. `[order]`) into its config type. A missing
-    /// section yields the type's defaults, so use `#[serde(default)]` on it.
+    /// Reads a table (e.g. `[order]`) into any type, unchecked and unregistered; a
+    /// missing table yields the type's defaults, so use `#[serde(default)]` on it.
+    /// Prefer a registered [`ConfigSection`] read with [`Config::get`].
     pub fn section<T: DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
         Ok(self.raw.0.focus(name).extract::<T>()?)
     }
 
-    /// The configuration as TOML with every secret redacted, for `config check`.
+    /// The configuration as TOML with every secret redacted, for `config check`:
+    /// the kernel's tables, then every registered section as its type prints it,
+    /// then tables nobody registered, with values under secret-looking keys hidden.
     pub fn redacted_toml(&self) -> String {
         let mut out = toml::to_string_pretty(self).unwrap_or_default();
-        let known = [
+        let kernel = [
             "server",
             "database",
             "redis",
-            "health",
-            "observe",
             "crypto",
-            "wechat",
-            "auth",
-            "guard",
             "plugins",
             "environment",
         ];
+        let registered = sections();
+        let mut tables: Vec<(String, serde_json::Value)> = registered
+            .iter()
+            .map(|s| (s.name.to_owned(), s.current(self).unwrap_or_default()))
+            .collect();
         if let Ok(figment::value::Value::Dict(_, dict)) = self.raw.0.find_value("") {
-            for (name, value) in dict.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
+            let unregistered = dict.iter().filter(|(k, _)| {
+                !kernel.contains(&k.as_str()) && !registered.iter().any(|s| s.name == *k)
+            });
+            for (name, value) in unregistered {
                 let mut value = serde_json::to_value(value).unwrap_or_default();
                 redact_secrets(&mut value);
-                let mut section = toml::Table::new();
-                if let Ok(v) = serde_json::from_value::<toml::Value>(value) {
-                    section.insert(name.clone(), v);
-                }
-                out.push('\n');
-                out.push_str(&toml::to_string_pretty(&section).unwrap_or_default());
+                tables.push((name.clone(), value));
             }
+        }
+        for (name, mut value) in tables {
+            drop_nulls(&mut value); // TOML has no null: an unset option is left out
+            let mut table = toml::Table::new();
+            if let Ok(v) = serde_json::from_value::<toml::Value>(value) {
+                table.insert(name, v);
+            }
+            out.push('\n');
+            out.push_str(&toml::to_string_pretty(&table).unwrap_or_default());
         }
         out
     }
@@ -350,9 +303,6 @@ impl Config {
         };
         if self.server.host.trim().is_empty() {
             bad("server.host", "must not be empty".into());
-        }
-        for problem in self.observe.otel.problems() {
-            bad("observe.otel", problem);
         }
         if self.server.body_limit_bytes == 0 {
             bad("server.body_limit_bytes", "must be at least 1".into());
@@ -393,21 +343,26 @@ impl Config {
                 format!("unsupported scheme in {url} (expected redis://)"),
             );
         }
-        if self.health.check_timeout_ms == 0 {
-            bad("health.check_timeout_ms", "must be at least 1".into());
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.observe.log_level) {
-            bad("observe.log_level", format!("not a valid filter: {e}"));
-        }
         issues.extend(self.crypto.issues());
-        issues.extend(self.wechat.issues());
-        issues.extend(self.auth.issues());
-        issues.extend(self.guard.issues());
+        for section in sections() {
+            issues.extend(section.issues(self));
+        }
         if issues.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(issues))
         }
+    }
+}
+
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigIssue, Secret};
+use crate::config::{Config, ConfigIssue, ConfigSection, Secret};
 
 /// `[guard]` configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -99,9 +99,12 @@ pub struct RateLimitRule {
     pub per_user: Option<Limit>,
 }
 
-impl GuardConfig {
-    /// Problems with the values, each naming its key.
-    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+crate::config_section!(GuardConfig);
+
+impl ConfigSection for GuardConfig {
+    const NAME: &'static str = "guard";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         for (i, rule) in self.rate_limits.iter().enumerate() {
             if !rule.prefix.starts_with('/') {

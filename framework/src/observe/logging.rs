@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{Config, LogFormat};
+use super::{LogFormat, ObserveConfig};
+use crate::config::Config;
 
 type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
@@ -37,12 +38,14 @@ pub fn set_log_filter(filter: &str) -> Result<(), String> {
 }
 
 fn init(config: &Config, to_stderr: bool) {
-    let format = match config.observe.log_format {
+    // Checked when the configuration loaded; unreadable means defaults.
+    let observe: std::sync::Arc<ObserveConfig> = config.get().unwrap_or_default();
+    let format = match observe.log_format {
         LogFormat::Auto if config.environment == "production" => LogFormat::Json,
         LogFormat::Auto => LogFormat::Pretty,
         other => other,
     };
-    let config = &config.observe;
+    let config = &*observe;
     crate::observe::otel::install_propagator();
     let filter = || {
         EnvFilter::try_from_default_env()

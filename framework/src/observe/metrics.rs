@@ -219,7 +219,8 @@ pub async fn endpoint(ctx: AppContext, req: HttpRequest) -> Result<HttpResponse,
         // Served on its own port only.
         return Err(Error::not_found("metrics are served on another port"));
     }
-    let token = &ctx.config().observe.metrics_token;
+    let observe = ctx.config().get::<super::ObserveConfig>()?;
+    let token = &observe.metrics_token;
     if !token.is_empty() {
         let given = req
             .headers()

@@ -1,6 +1,7 @@
 //! Observability: logging set-up ([`init_logging`]) and Prometheus metrics
 //! ([`metrics`] for the app, [`upstream`] for WeChat and the key-value store).
 
+mod config;
 mod logging;
 pub mod metrics;
 pub mod otel;
@@ -8,4 +9,5 @@ pub mod profiling;
 pub mod rate;
 pub mod upstream;
 
+pub use config::{LogFormat, ObserveConfig};
 pub use logging::{init_cli_logging, init_logging, set_log_filter};

@@ -46,7 +46,11 @@ pub(crate) async fn profile(
     admin: AdminCaller,
     query: web::Query<ProfileQuery>,
 ) -> Result<HttpResponse, Error> {
-    if !ctx.config().observe.profiling_enabled {
+    if !ctx
+        .config()
+        .get::<super::ObserveConfig>()?
+        .profiling_enabled
+    {
         return Err(Error::not_found(
             "profiling is disabled (observe.profiling_enabled)",
         ));

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigIssue, Secret};
+use crate::config::{Config, ConfigIssue, ConfigSection, Secret};
 
 /// `[wechat]` configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,9 +121,12 @@ pub struct PushConfig {
     pub encoding_aes_key: Secret,
 }
 
-impl WechatConfig {
-    /// Problems with the values, each naming its key.
-    pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
+crate::config_section!(WechatConfig);
+
+impl ConfigSection for WechatConfig {
+    const NAME: &'static str = "wechat";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         if !(0.1..=0.95).contains(&self.token.refresh_ratio) {
             issues.push(ConfigIssue {
@@ -168,7 +171,9 @@ impl WechatConfig {
         }
         issues
     }
+}
 
+impl WechatConfig {
     /// Where API calls go when the sandbox is off.
     pub fn api_base_url(&self) -> &str {
         self.base_url

@@ -36,7 +36,7 @@ fn config_error(key: &str, reason: &str) -> crate::Error {
 impl WechatServices {
     /// With `wechat.sandbox`, the client calls the sandbox on this app's own address.
     pub fn build(config: &Config, addr: SocketAddr, kv: Arc<dyn KvStore>) -> crate::Result<Self> {
-        let wechat = &config.wechat;
+        let wechat = config.get::<super::WechatConfig>()?;
         let (sandbox, base_url) = if wechat.sandbox {
             if config.environment == "production" {
                 return Err(config_error("wechat.sandbox", "must be off in production"));
@@ -73,7 +73,7 @@ impl WechatServices {
             None
         } else {
             Some(
-                WechatClient::new(wechat, &base_url, kv)
+                WechatClient::new(&wechat, &base_url, kv)
                     .map_err(|e| crate::Error::internal(format!("WeChat client: {e}")))?,
             )
         };

@@ -335,7 +335,13 @@ fn forge(header: Value, claims: &Claims, key: &[u8]) -> String {
 async fn every_bad_token_is_a_401_with_its_code() {
     let app = TestApp::builder().spawn().await;
     let (tokens, _) = login(&app, "o_tokens", None).await;
-    let key = app.ctx.config().auth.jwt.keys["test"]
+    let key = app
+        .ctx
+        .config()
+        .get::<weapp::auth::AuthConfig>()
+        .unwrap()
+        .jwt
+        .keys["test"]
         .expose()
         .as_bytes()
         .to_vec();

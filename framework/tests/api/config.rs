@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
-use weapp::config::{ConfigError, ConfigLoader, LogFormat};
+use weapp::config::{ConfigError, ConfigLoader};
+use weapp::observe::{LogFormat, ObserveConfig};
 
 /// A temporary config directory with the given files, removed on drop.
 struct ConfigDir(PathBuf);
@@ -35,7 +36,10 @@ fn defaults_apply_with_no_configuration() {
     assert_eq!(config.server.body_limit_bytes, 64 * 1024);
     assert!(config.database.url.expose().starts_with("sqlite://"));
     assert!(config.redis.url.is_none());
-    assert_eq!(config.observe.log_format, LogFormat::Auto);
+    assert_eq!(
+        config.get::<ObserveConfig>().unwrap().log_format,
+        LogFormat::Auto
+    );
 }
 
 #[test]
@@ -69,7 +73,10 @@ fn layers_override_in_order() {
         "environment file over default.toml"
     );
     assert_eq!(config.server.workers, 5, "variables over files");
-    assert_eq!(config.observe.log_format, LogFormat::Json);
+    assert_eq!(
+        config.get::<ObserveConfig>().unwrap().log_format,
+        LogFormat::Json
+    );
     assert_eq!(config.environment, "production");
 
     let config = loader.set("server.workers", 9).load().unwrap();
@@ -285,4 +292,31 @@ fn crypto_keys_are_validated_with_their_keys_named() {
         !printed.contains(sixteen) && !printed.contains(thirty_two),
         "{printed}"
     );
+}
+
+#[test]
+fn a_section_set_on_one_configuration_leaves_its_earlier_clones_alone() {
+    let original = ConfigLoader::isolated()
+        .vars([("WEAPP__OBSERVE__LOG_LEVEL", "warn")])
+        .load()
+        .unwrap();
+    let parsed = original.get::<ObserveConfig>().unwrap();
+    assert_eq!(parsed.log_level, "warn");
+    // Parsed once, then shared.
+    assert!(std::sync::Arc::ptr_eq(
+        &parsed,
+        &original.get::<ObserveConfig>().unwrap()
+    ));
+
+    let mut changed = original.clone();
+    let mut observe = (*parsed).clone();
+    observe.log_level = "weapp=loud".into();
+    changed.set_section(observe);
+    assert_eq!(original.get::<ObserveConfig>().unwrap().log_level, "warn");
+    let refused = changed.validate().unwrap_err();
+    assert!(
+        refused.to_string().contains("observe.log_level"),
+        "{refused}"
+    );
+    original.validate().unwrap();
 }

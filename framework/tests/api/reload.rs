@@ -1,8 +1,9 @@
 //! Live reload: rate limits, CORS origins and the log filter change without a
 //! restart; a bad configuration is refused and the running one kept.
 
-use weapp::guard::{Limit, RateLimitRule};
+use weapp::guard::{GuardConfig, Limit, RateLimitRule};
 use weapp::health::Health;
+use weapp::observe::ObserveConfig;
 use weapp::testing::TestApp;
 
 async fn preflight(app: &TestApp, origin: &str) -> Option<String> {
@@ -49,8 +50,9 @@ async fn a_reload_changes_rate_limits_cors_origins_and_the_log_filter() {
     }
 
     let mut next = app.ctx.config().clone();
-    next.guard.cors.allowed_origins = vec!["https://ops.example.com".into()];
-    next.guard.rate_limits = vec![RateLimitRule {
+    let mut guard = (*next.get::<GuardConfig>().unwrap()).clone();
+    guard.cors.allowed_origins = vec!["https://ops.example.com".into()];
+    guard.rate_limits = vec![RateLimitRule {
         prefix: "/readyz".into(),
         per_ip: Some(Limit {
             burst: 2,
@@ -58,7 +60,10 @@ async fn a_reload_changes_rate_limits_cors_origins_and_the_log_filter() {
         }),
         per_user: None,
     }];
-    next.observe.log_level = "warn,weapp=debug".into();
+    next.set_section(guard);
+    let mut observe = (*next.get::<ObserveConfig>().unwrap()).clone();
+    observe.log_level = "warn,weapp=debug".into();
+    next.set_section(observe);
     let changed = app.ctx.reload(&next).unwrap();
     assert_eq!(
         changed,
@@ -96,8 +101,9 @@ async fn a_bad_configuration_is_refused_and_the_running_one_kept() {
         .spawn()
         .await;
     let mut bad_limit = app.ctx.config().clone();
-    bad_limit.guard.cors.allowed_origins = vec![];
-    bad_limit.guard.rate_limits = vec![RateLimitRule {
+    let mut guard = (*bad_limit.get::<GuardConfig>().unwrap()).clone();
+    guard.cors.allowed_origins = vec![];
+    guard.rate_limits = vec![RateLimitRule {
         prefix: "/readyz".into(),
         per_ip: Some(Limit {
             burst: 0,
@@ -105,6 +111,7 @@ async fn a_bad_configuration_is_refused_and_the_running_one_kept() {
         }),
         per_user: None,
     }];
+    bad_limit.set_section(guard.clone());
     let refused = app.ctx.reload(&bad_limit).unwrap_err();
     assert!(
         refused.to_string().contains("guard.rate_limits"),
@@ -112,8 +119,11 @@ async fn a_bad_configuration_is_refused_and_the_running_one_kept() {
     );
 
     let mut bad_filter = app.ctx.config().clone();
-    bad_filter.guard.cors.allowed_origins = vec![];
-    bad_filter.observe.log_level = "weapp=loud".into();
+    guard.rate_limits.clear();
+    bad_filter.set_section(guard);
+    let mut observe = (*bad_filter.get::<ObserveConfig>().unwrap()).clone();
+    observe.log_level = "weapp=loud".into();
+    bad_filter.set_section(observe);
     assert!(app.ctx.reload(&bad_filter).is_err());
 
     assert_eq!(

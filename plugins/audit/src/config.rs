@@ -1,6 +1,7 @@
 //! The `[audit]` config section.
 
 use serde::{Deserialize, Serialize};
+use weapp::config::{Config, ConfigIssue, ConfigSection};
 
 /// Settings of the audit plugin (`[audit]`, env `WEAPP__AUDIT__*`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -24,6 +25,33 @@ impl Default for AuditConfig {
                 keep_s: 72 * 3_600,
             }],
         }
+    }
+}
+
+weapp::config_section!(AuditConfig);
+
+impl ConfigSection for AuditConfig {
+    const NAME: &'static str = "audit";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        for (i, rule) in self.retention.iter().enumerate() {
+            if rule.action.is_empty() {
+                issues.push(ConfigIssue::new(
+                    format!("audit.retention.{i}.action"),
+                    "a rule needs an action",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("audit.chain_interval_ms", self.chain_interval_ms),
+            ("audit.retention_interval_ms", self.retention_interval_ms),
+        ] {
+            if value == 0 {
+                issues.push(ConfigIssue::new(key, "must be at least 1"));
+            }
+        }
+        issues
     }
 }
 

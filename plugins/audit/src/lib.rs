@@ -82,12 +82,8 @@ impl Plugin for AuditPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let config: config::AuditConfig = ctx.config().section("audit")?;
-        if let Some(rule) = config.retention.iter().find(|r| r.action.is_empty()) {
-            return Err(weapp::Error::internal(format!(
-                "audit.retention: a rule needs an action (got {rule:?})"
-            )));
-        }
+        // Checked when the configuration loaded: a bad [audit] stops start-up.
+        ctx.config().get::<config::AuditConfig>()?;
         // A single event is usually a request's own (a login): it is staged, so no
         // request waits for the chain lock. A batch comes from a queue worker (the
         // order outbox) and is chained at once, one lock and transaction for all.

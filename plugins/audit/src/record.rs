@@ -351,7 +351,8 @@ async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditErro
 /// The chaining task: chains recorded rows every `audit.chain_interval_ms`, and once
 /// more at shutdown so nothing recorded stays unchained.
 pub(crate) async fn run_chainer(ctx: weapp::AppContext, shutdown: weapp::Shutdown) {
-    let config: crate::config::AuditConfig = ctx.config().section("audit").unwrap_or_default();
+    // on_start has read the section, so it is there.
+    let config: std::sync::Arc<crate::config::AuditConfig> = ctx.config().get().unwrap_or_default();
     let interval = std::time::Duration::from_millis(config.chain_interval_ms.max(1));
     loop {
         let stopping = tokio::select! {

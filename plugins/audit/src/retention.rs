@@ -68,7 +68,8 @@ pub async fn archive_expired(
 
 /// The retention task: runs every `audit.retention_interval_ms` until shutdown.
 pub(crate) async fn run(ctx: AppContext, shutdown: Shutdown) {
-    let config: AuditConfig = ctx.config().section("audit").unwrap_or_default();
+    // on_start has read the section, so it is there.
+    let config: std::sync::Arc<AuditConfig> = ctx.config().get().unwrap_or_default();
     let interval = std::time::Duration::from_millis(config.retention_interval_ms.max(1));
     loop {
         tokio::select! {

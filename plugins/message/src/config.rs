@@ -1,6 +1,7 @@
 //! The `[message]` config section.
 
 use serde::{Deserialize, Serialize};
+use weapp::config::{Config, ConfigIssue, ConfigSection};
 
 /// Settings of the message plugin (`[message]`, env `WEAPP__MESSAGE__*`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -36,3 +37,35 @@ impl Default for MessageConfig {
         }
     }
 }
+
+impl ConfigSection for MessageConfig {
+    const NAME: &'static str = "message";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        for (key, value) in [
+            ("message.poll_interval_ms", self.poll_interval_ms as i64),
+            ("message.batch_size", self.batch_size),
+            ("message.lease_ms", self.lease_ms),
+            ("message.max_attempts", i64::from(self.max_attempts)),
+        ] {
+            if value < 1 {
+                issues.push(ConfigIssue::new(key, "must be at least 1"));
+            }
+        }
+        if self.base_backoff_ms < 0 || self.max_backoff_ms < self.base_backoff_ms {
+            issues.push(ConfigIssue::new(
+                "message.max_backoff_ms",
+                "must be at least message.base_backoff_ms, which must not be negative",
+            ));
+        }
+        if !(1..=4).contains(&self.content_scene) {
+            issues.push(ConfigIssue::new(
+                "message.content_scene",
+                "must be 1 (profile), 2 (comment), 3 (forum) or 4 (log)",
+            ));
+        }
+        issues
+    }
+}
+weapp::config_section!(MessageConfig);

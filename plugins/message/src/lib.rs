@@ -69,7 +69,7 @@ impl Plugin for MessagePlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let config: MessageConfig = ctx.config().section("message")?;
+        let config = (*ctx.config().get::<MessageConfig>()?).clone();
         ctx.insert(Messages::new(config, ctx.db().clone()));
         weapp::content::install(ctx, Arc::new(content::WechatContentCheck));
         for topic in [

@@ -1,7 +1,7 @@
 //! The `[order]` config section.
 
 use serde::{Deserialize, Serialize};
-use weapp::config::Secret;
+use weapp::config::{Config, ConfigIssue, ConfigSection, Secret};
 use weapp::db::{Isolation, RetryPolicy};
 
 /// Settings of the order plugin (`[order]`, env `WEAPP__ORDER__*`).
@@ -144,39 +144,58 @@ impl Default for OutboxConfig {
     }
 }
 
-impl OrderConfig {
-    /// Problems with values that parsed, each with its key.
-    pub fn problems(&self) -> Vec<String> {
+weapp::config_section!(OrderConfig);
+
+impl ConfigSection for OrderConfig {
+    const NAME: &'static str = "order";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
+        let mut bad = |key: &str, reason: &str| out.push(ConfigIssue::new(key, reason));
         if self.max_items == 0 {
-            out.push("order.max_items must be at least 1".to_owned());
+            bad("order.max_items", "must be at least 1");
         }
         if self.max_qty < 1 {
-            out.push("order.max_qty must be at least 1".to_owned());
+            bad("order.max_qty", "must be at least 1");
         }
         if self.page_size < 1 || self.max_page_size < self.page_size {
-            out.push("order.page_size must be between 1 and order.max_page_size".to_owned());
+            bad(
+                "order.page_size",
+                "must be between 1 and order.max_page_size",
+            );
         }
         if self.retry.max_attempts == 0 {
-            out.push("order.retry.max_attempts must be at least 1".to_owned());
+            bad("order.retry.max_attempts", "must be at least 1");
         }
-        if self.expiry_interval_ms == 0
-            || self.outbox.poll_interval_ms == 0
-            || self.outbox.sweep_interval_ms == 0
-        {
-            out.push(
-                "order.expiry_interval_ms, order.outbox.poll_interval_ms and \
-                 order.outbox.sweep_interval_ms must be positive"
-                    .to_owned(),
-            );
+        for (key, value) in [
+            ("order.expiry_interval_ms", self.expiry_interval_ms),
+            (
+                "order.outbox.poll_interval_ms",
+                self.outbox.poll_interval_ms,
+            ),
+            (
+                "order.outbox.sweep_interval_ms",
+                self.outbox.sweep_interval_ms,
+            ),
+        ] {
+            if value == 0 {
+                bad(key, "must be positive");
+            }
         }
-        if self.group_commit.max_orders < 1 || self.group_commit.lanes < 1 {
-            out.push("order.group_commit.max_orders and lanes must be at least 1".to_owned());
+        if self.group_commit.max_orders < 1 {
+            bad("order.group_commit.max_orders", "must be at least 1");
         }
-        if self.outbox.batch_size < 1 || self.outbox.max_attempts < 1 || self.outbox.lease_ms < 1 {
-            out.push(
-                "order.outbox.batch_size, max_attempts and lease_ms must be positive".to_owned(),
-            );
+        if self.group_commit.lanes < 1 {
+            bad("order.group_commit.lanes", "must be at least 1");
+        }
+        if self.outbox.batch_size < 1 {
+            bad("order.outbox.batch_size", "must be positive");
+        }
+        if self.outbox.max_attempts < 1 {
+            bad("order.outbox.max_attempts", "must be positive");
+        }
+        if self.outbox.lease_ms < 1 {
+            bad("order.outbox.lease_ms", "must be positive");
         }
         out
     }

@@ -74,14 +74,7 @@ impl Plugin for OrderPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let config: OrderConfig = ctx.config().section("order")?;
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(weapp::Error::internal(format!(
-                "invalid [order] config: {}",
-                problems.join("; ")
-            )));
-        }
+        let config = (*ctx.config().get::<OrderConfig>()?).clone();
         if config.payment.secret.is_empty() {
             tracing::warn!("order.payment.secret is not set; /api/pay/notify answers 503");
         }

@@ -131,7 +131,8 @@ fn the_production_config_loads_with_secrets_from_the_environment() {
         ])
         .load()
         .expect("production config loads");
-    assert!(!config.wechat.sandbox);
+    let wechat = config.get::<weapp::wechat::WechatConfig>().unwrap();
+    assert!(!wechat.sandbox);
     assert_eq!(config.server.host, "0.0.0.0");
-    assert_eq!(config.wechat.appid, "{{appid}}");
+    assert_eq!(wechat.appid, "{{appid}}");
 }

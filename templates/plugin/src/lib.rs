@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use weapp::actix_web::{HttpResponse, web};
 use weapp::api::{Access, ApiRoutes};
 use weapp::auth::AuthUser;
+use weapp::config::ConfigSection;
 use weapp::db::{Db, DbError};
 use weapp::diesel_async::RunQueryDsl;
 use weapp::{AppContext, Error, Plugin, with_conn};
 
 /// `[{{plugin_name}}]` settings (environment: `WEAPP__{{plugin_name | upcase}}__*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Longest accepted item title, in characters.
@@ -27,6 +28,11 @@ impl Default for Settings {
         }
     }
 }
+
+impl ConfigSection for Settings {
+    const NAME: &'static str = "{{plugin_name}}";
+}
+weapp::config_section!(Settings);
 
 diesel::table! {
     /// Items of users.
@@ -83,7 +89,7 @@ impl Plugin for ItemsPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let settings: Settings = ctx.config().section("{{plugin_name}}")?;
+        let settings = (*ctx.config().get::<Settings>()?).clone();
         ctx.insert(ItemsService {
             db: ctx.db().clone(),
             settings,

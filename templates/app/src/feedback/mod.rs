@@ -8,14 +8,15 @@ mod routes;
 mod schema;
 mod store;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use weapp::actix_web::web;
+use weapp::config::{Config, ConfigIssue, ConfigSection};
 use weapp::{AppContext, Plugin};
 
 pub use store::{Feedback, FeedbackStore};
 
 /// `[feedback]` settings (environment: `WEAPP__FEEDBACK__*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedbackConfig {
     /// Longest accepted feedback, in characters.
@@ -27,6 +28,19 @@ impl Default for FeedbackConfig {
         FeedbackConfig { max_chars: 500 }
     }
 }
+
+// Checked when the configuration loads: a bad value stops start-up naming its key.
+impl ConfigSection for FeedbackConfig {
+    const NAME: &'static str = "feedback";
+
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
+        if self.max_chars == 0 {
+            return vec![ConfigIssue::new("feedback.max_chars", "must be at least 1")];
+        }
+        Vec::new()
+    }
+}
+weapp::config_section!(FeedbackConfig);
 
 /// The feedback plugin: `POST /api/feedback`, `GET /api/feedback`.
 pub struct FeedbackPlugin;
@@ -54,13 +68,8 @@ impl Plugin for FeedbackPlugin {
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
-        let config: FeedbackConfig = ctx.config().section("feedback")?;
-        if config.max_chars == 0 {
-            return Err(weapp::Error::internal(
-                "feedback.max_chars must be at least 1",
-            ));
-        }
-        ctx.insert(FeedbackStore::new(ctx.db().clone(), config));
+        let config = ctx.config().get::<FeedbackConfig>()?;
+        ctx.insert(FeedbackStore::new(ctx.db().clone(), (*config).clone()));
         Ok(())
     }
 
