@@ -200,7 +200,7 @@ async fn with_database_and_redis_urls_it_uses_postgres_and_redis() {
     );
 
     // The app migrated the PostgreSQL database at start-up.
-    let config = weapp::config::DatabaseConfig {
+    let config = weapp::db::DatabaseConfig {
         url: weapp::config::ConnectionUrl::new(db.url()),
         ..Default::default()
     };

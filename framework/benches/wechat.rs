@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use weapp::testing::TestApp;
+use weapp::wechat::WechatContext;
 
 fn code2session(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -213,42 +213,7 @@ pub fn document(title: &str, version: &str) -> Value {
     })
 }
 
-/// `GET /api/openapi.json`.
-pub(crate) async fn openapi(ctx: AppContext) -> HttpResponse {
+/// `GET /api/openapi.json`; the app mounts it with the framework's other routes.
+pub async fn openapi(ctx: AppContext) -> HttpResponse {
     HttpResponse::Ok().json(document("weapp API", &ctx.build_info().version))
-}
-
-/// Mounts the framework's own documented routes: health, metrics and the document.
-pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    ApiRoutes::new(cfg)
-        .get(
-            "/healthz",
-            "Liveness: version, build, uptime",
-            Access::Public,
-            crate::health::healthz,
-        )
-        .get(
-            "/readyz",
-            "Readiness: database and key-value store",
-            Access::Public,
-            crate::health::readyz,
-        )
-        .get(
-            "/metrics",
-            "Prometheus metrics (optional bearer token)",
-            Access::Public,
-            crate::observe::metrics::endpoint,
-        )
-        .get(
-            "/api/openapi.json",
-            "This document",
-            Access::Public,
-            openapi,
-        )
-        .get(
-            "/debug/pprof/profile",
-            "CPU profile: flamegraph SVG or pprof protobuf (when enabled)",
-            Access::Admin,
-            crate::observe::profiling::profile,
-        );
 }

@@ -41,6 +41,23 @@ impl crate::config::ConfigSection for HealthConfig {
 }
 crate::config_section!(HealthConfig);
 
+/// When the configuration was last reloaded; the app's reload sets it, `/healthz`
+/// reports it. A service in the app's context.
+#[derive(Debug, Default)]
+pub struct LastReload(std::sync::RwLock<Option<chrono::DateTime<chrono::Utc>>>);
+
+impl LastReload {
+    /// The time of the last reload, if any.
+    pub fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a reload now.
+    pub fn record_now(&self) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(chrono::Utc::now());
+    }
+}
+
 /// Body of `/healthz`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
@@ -101,8 +118,13 @@ pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
             git_hash: build.git_hash.clone(),
             started_at: started.to_rfc3339(),
             uptime_s: (chrono::Utc::now() - started).num_seconds(),
-            qps_1m: (ctx.request_rate().per_second() * 100.0).round() / 100.0,
-            last_reload: ctx.last_reload().map(|t| t.to_rfc3339()),
+            qps_1m: ctx
+                .get::<crate::observe::rate::RequestRate>()
+                .map_or(0.0, |rate| (rate.per_second() * 100.0).round() / 100.0),
+            last_reload: ctx
+                .get::<LastReload>()
+                .and_then(|r| r.get())
+                .map(|t| t.to_rfc3339()),
         },
     )
 }

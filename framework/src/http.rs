@@ -24,6 +24,12 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 pub use crate::request_id::current as current_request_id;
 
+/// The user a request's verified access token names, stored in the request's
+/// extensions by whoever verified it (the `AuthUser` extractor, the rate limiter),
+/// for the plumbing around the handler (the audit of rejected bodies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestUser(pub i64);
+
 /// The id of a request, stored in its extensions by [`request_context`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
@@ -51,8 +57,10 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id_from(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    if let Some(ctx) = req.app_data::<web::Data<crate::AppContext>>() {
-        ctx.request_rate().record();
+    if let Some(ctx) = req.app_data::<web::Data<crate::AppContext>>()
+        && let Some(rate) = ctx.get::<crate::observe::rate::RequestRate>()
+    {
+        rate.record();
     }
 
     // One span per request; route, status, latency and the user are filled in as
@@ -199,10 +207,7 @@ async fn announce_rejection(res: &ServiceResponse<impl MessageBody>) {
     let Some(ctx) = request.app_data::<web::Data<crate::AppContext>>() else {
         return;
     };
-    let user_id = request
-        .extensions()
-        .get::<crate::auth::Claims>()
-        .and_then(|c| c.sub.parse::<i64>().ok());
+    let user_id = request.extensions().get::<RequestUser>().map(|user| user.0);
     let event = crate::events::Event {
         id: format!("request.rejected:{}", uuid::Uuid::new_v4().simple()),
         topic: "request.rejected".to_owned(),

@@ -4,35 +4,54 @@
 //! binary, connects the [`db`] and the [`kv`] store, and serves HTTP with actix-web.
 //! Handlers receive the shared [`AppContext`] and fail with the one [`Error`] type,
 //! which every client sees as `{"code", "message", "request_id"}`.
+//!
+//! # Layers
+//! Imports only point down, so each layer can be read without the ones above it:
+//! 1. [`crypto`]'s core, the `weapp-crypto` crate: bytes in, bytes out;
+//! 2. the kernel, the `weapp-kernel` crate: [`error`], [`config`], [`db`], [`kv`],
+//!    [`events`], [`plugin`], [`context`] (re-exported here);
+//! 3. the features in this crate, each with its own config section: [`http`],
+//!    [`observe`], [`content`], [`tls`], then [`auth`], [`wechat`], [`guard`],
+//!    [`api`], [`health`];
+//! 4. the application: [`app`], [`cli`], [`testing`].
+//!
+//! Plugins and apps sit on top. The compiler holds the crate boundaries; the
+//! architecture test (`tests/api/architecture.rs`) holds the order inside this crate.
+
+pub use weapp_kernel::{
+    config, context, crypto, db, error, events, kv, plugin, request_id, shutdown,
+};
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod config;
 pub mod content;
-pub mod crypto;
-pub mod db;
-pub mod error;
-pub mod events;
 pub mod guard;
 pub mod health;
 pub mod http;
-pub mod kv;
 pub mod observe;
-pub mod plugin;
-pub mod request_id;
+pub mod profiling;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
 pub mod wechat;
 
-pub use app::{App, AppContext, Server};
-pub use config::Config;
-pub use error::{Error, Result};
-pub use plugin::{BackgroundTask, Plugin, Shutdown};
+pub use app::{App, Server};
+pub use weapp_kernel::{
+    AppContext, BackgroundTask, Config, Error, Plugin, Result, Shutdown, config_section, migration,
+    register_plugin, sealed_column, transaction, with_conn,
+};
+
+/// The context extensions of the framework's features, with the types most code
+/// names, in one import: `use weapp::prelude::*;`.
+pub mod prelude {
+    pub use crate::app::LiveConfig;
+    pub use crate::wechat::WechatContext;
+    pub use crate::{App, AppContext, Error, Plugin, Result};
+}
 
 // Re-exported so plugin crates need no direct dependency for registration and routes.
 #[doc(hidden)]
-pub use inventory;
+pub use weapp_kernel::inventory;
 pub use {actix_web, async_trait, diesel, diesel_async};

@@ -151,7 +151,7 @@ impl Drop for TestDatabase {
 /// A Redis store with a unique key prefix, so parallel tests never collide; panics
 /// with a clear message when Redis is unreachable.
 pub async fn redis_store() -> Arc<dyn KvStore> {
-    let config = crate::config::RedisConfig {
+    let config = crate::kv::RedisConfig {
         url: Some(crate::config::ConnectionUrl::new(redis_url())),
         key_prefix: format!("weapp_test:{}:", uuid::Uuid::new_v4().simple()),
         ..Default::default()

@@ -7,14 +7,13 @@
 //! }
 //! ```
 
-mod context;
 mod reload;
 mod server;
 
 use std::sync::Arc;
 
-pub use context::{AppContext, BuildInfo};
-pub use reload::{ConfigSource, LiveSettings};
+pub use crate::context::{AppContext, BuildInfo};
+pub use reload::{ConfigSource, LiveConfig, LiveSettings};
 pub use server::Server;
 
 use crate::cli::{Cli, Command, ConfigCommand, CryptoCommand};
@@ -175,7 +174,7 @@ impl App {
     /// Applies pending migrations of the framework and every enabled plugin.
     pub async fn migrate(self) -> crate::Result<MigrationReport> {
         let plugins = self.plugins()?;
-        let db = Db::connect(&self.config.database)?;
+        let db = Db::connect(&*self.config.get::<crate::db::DatabaseConfig>()?)?;
         Ok(db.migrate(&migration_sets(&plugins)).await?)
     }
 
@@ -194,10 +193,10 @@ impl App {
                     .join(", ")
             ))
         })?;
-        let db = Db::connect(&self.config.database)?;
+        let db = Db::connect(&*self.config.get::<crate::db::DatabaseConfig>()?)?;
         let kv = match self.kv {
             Some(kv) => kv,
-            None => crate::kv::connect(&self.config.redis)?,
+            None => crate::kv::connect(&*self.config.get::<crate::kv::RedisConfig>()?)?,
         };
         let crypto = build_crypto(&self.config)?;
         let build = build_info(self.version);
@@ -209,7 +208,7 @@ impl App {
     pub async fn rotate_keys(self, batch_size: u32) -> crate::Result<RotationReport> {
         let plugins = self.plugins()?;
         let crypto = build_crypto(&self.config)?.ok_or(weapp_crypto::FieldError::NotConfigured)?;
-        let db = Db::connect(&self.config.database)?;
+        let db = Db::connect(&*self.config.get::<crate::db::DatabaseConfig>()?)?;
         let columns: Vec<_> = plugins
             .iter()
             .flat_map(|p| p.sealed_columns().iter().copied())
@@ -226,12 +225,16 @@ impl App {
             plugins = %plugins.iter().map(|p| p.name()).collect::<Vec<_>>().join(","),
             "resolved plugins"
         );
-        let db = Db::connect(&self.config.database)?;
+        let db = Db::connect(&*self.config.get::<crate::db::DatabaseConfig>()?)?;
         let kv = match self.kv {
             Some(kv) => kv,
-            None => crate::kv::connect(&self.config.redis)?,
+            None => crate::kv::connect(&*self.config.get::<crate::kv::RedisConfig>()?)?,
         };
-        if self.config.database.migrate_on_start {
+        if self
+            .config
+            .get::<crate::db::DatabaseConfig>()?
+            .migrate_on_start
+        {
             let report = db.migrate(&migration_sets(&plugins)).await?;
             tracing::info!(
                 applied = report.applied.len(),
@@ -255,6 +258,10 @@ impl App {
             ctx.insert(crate::observe::metrics::Metrics::new());
         }
         ctx.insert(crate::plugin::EnabledPlugins(plugins.clone()));
+        ctx.insert(crate::observe::rate::RequestRate::default());
+        ctx.insert(reload::LiveState::new(ctx.config()));
+        ctx.insert(crate::health::LastReload::default());
+        crate::guard::live(&ctx);
         if let Some(loader) = self.source {
             ctx.insert(ConfigSource(loader));
         }

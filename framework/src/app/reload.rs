@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::AppContext;
 use crate::config::{Config, ConfigLoader, ConfigSection};
-use crate::guard::GuardConfig;
+use crate::guard::{GuardConfig, LiveGuard};
+use crate::health::LastReload;
 use crate::observe::ObserveConfig;
 
 /// The settings a reload can change.
@@ -43,17 +44,16 @@ impl LiveSettings {
 /// Sections a reload applies (in part) without a restart.
 const LIVE_SECTIONS: [&str; 2] = [GuardConfig::NAME, ObserveConfig::NAME];
 
-/// The live settings and when they were last reloaded.
+/// The log filter in force; a service in the context. The guard keeps its own live
+/// settings ([`LiveGuard`]), health the time of the last reload ([`LastReload`]).
 pub(crate) struct LiveState {
-    settings: RwLock<Arc<LiveSettings>>,
-    last_reload: RwLock<Option<DateTime<Utc>>>,
+    log_level: RwLock<String>,
 }
 
 impl LiveState {
     pub(crate) fn new(config: &Config) -> Self {
         LiveState {
-            settings: RwLock::new(Arc::new(LiveSettings::of(config))),
-            last_reload: RwLock::new(None),
+            log_level: RwLock::new(LiveSettings::of(config).log_level),
         }
     }
 }
@@ -66,28 +66,46 @@ fn section_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-impl AppContext {
-    /// The settings in force now (they change on reload).
-    pub fn live(&self) -> Arc<LiveSettings> {
-        self.live_state()
-            .settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+/// The context's live settings, found once per call; a context built without the
+/// app builder (a test's, a command's) starts them from its configuration.
+fn live_state(ctx: &AppContext) -> Arc<LiveState> {
+    if let Some(state) = ctx.get::<LiveState>() {
+        return state;
     }
+    ctx.insert(LiveState::new(ctx.config()));
+    ctx.get::<LiveState>().expect("just inserted")
+}
+
+/// Live configuration on the app's context: what is in force now, and the reload
+/// that changes it. `use weapp::app::LiveConfig;` (or the prelude) to call it.
+pub trait LiveConfig {
+    /// The settings in force now (they change on reload).
+    fn live(&self) -> Arc<LiveSettings>;
 
     /// When the configuration was last reloaded, if ever.
-    pub fn last_reload(&self) -> Option<DateTime<Utc>> {
-        *self
-            .live_state()
-            .last_reload
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-    }
+    fn last_reload(&self) -> Option<DateTime<Utc>>;
 
     /// Applies what can change live from `new`; returns the changed keys. Refused,
     /// with nothing applied, if `new` does not validate or its log filter is bad.
-    pub fn reload(&self, new: &Config) -> crate::Result<Vec<String>> {
+    fn reload(&self, new: &Config) -> crate::Result<Vec<String>>;
+}
+
+impl LiveConfig for AppContext {
+    fn live(&self) -> Arc<LiveSettings> {
+        let log_level = live_state(self)
+            .log_level
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let guard = (*crate::guard::live(self)).clone();
+        Arc::new(LiveSettings { log_level, guard })
+    }
+
+    fn last_reload(&self) -> Option<DateTime<Utc>> {
+        self.get::<LastReload>().and_then(|r| r.get())
+    }
+
+    fn reload(&self, new: &Config) -> crate::Result<Vec<String>> {
         new.validate()?;
         let old = self.live();
         let next = LiveSettings::of(new);
@@ -133,14 +151,6 @@ impl AppContext {
                 section_json(&new.server) != section_json(&running.server),
             ),
             (
-                "database",
-                section_json(&new.database) != section_json(&running.database),
-            ),
-            (
-                "redis",
-                section_json(&new.redis) != section_json(&running.redis),
-            ),
-            (
                 "crypto",
                 section_json(&new.crypto) != section_json(&running.crypto),
             ),
@@ -158,16 +168,20 @@ impl AppContext {
         if !needs_restart.is_empty() {
             tracing::warn!(sections = %needs_restart.join(","), "changed sections need a restart; not applied");
         }
-        *self
-            .live_state()
-            .settings
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-        *self
-            .live_state()
-            .last_reload
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Utc::now());
+        let state = live_state(self);
+        *state.log_level.write().unwrap_or_else(|p| p.into_inner()) = next.log_level;
+        crate::guard::live(self); // makes sure the guard has its live settings
+        if let Some(guard) = self.get::<LiveGuard>() {
+            guard.replace(next.guard);
+        }
+        match self.get::<LastReload>() {
+            Some(last) => last.record_now(),
+            None => {
+                let last = LastReload::default();
+                last.record_now();
+                self.insert(last);
+            }
+        }
         tracing::info!(changed = %changed.join(","), "configuration reloaded");
         Ok(changed)
     }

@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
 
 use super::AppContext;
+use crate::api::{Access, ApiRoutes};
 use crate::plugin::Plugin;
 
 /// A bound server: listening, background tasks running, not yet serving until
@@ -50,7 +51,7 @@ impl Server {
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
-                .configure(crate::api::routes)
+                .configure(framework_routes)
                 .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
                 .configure(move |c| {
                     for plugin in &plugins {
@@ -168,4 +169,39 @@ impl Server {
         }
         Ok(served?)
     }
+}
+
+/// Mounts the framework's own documented routes: health, metrics and the document.
+fn framework_routes(cfg: &mut web::ServiceConfig) {
+    ApiRoutes::new(cfg)
+        .get(
+            "/healthz",
+            "Liveness: version, build, uptime",
+            Access::Public,
+            crate::health::healthz,
+        )
+        .get(
+            "/readyz",
+            "Readiness: database and key-value store",
+            Access::Public,
+            crate::health::readyz,
+        )
+        .get(
+            "/metrics",
+            "Prometheus metrics (optional bearer token)",
+            Access::Public,
+            crate::observe::metrics::endpoint,
+        )
+        .get(
+            "/api/openapi.json",
+            "This document",
+            Access::Public,
+            crate::api::openapi,
+        )
+        .get(
+            "/debug/pprof/profile",
+            "CPU profile: flamegraph SVG or pprof protobuf (when enabled)",
+            Access::Admin,
+            crate::profiling::profile,
+        );
 }

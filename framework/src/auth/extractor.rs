@@ -58,6 +58,9 @@ impl FromRequest for AuthUser {
                         .jwt
                         .verify(bearer_token(req.headers()).ok_or(AuthError::MissingToken)?)?;
                     // Later middleware (audit of rejected bodies) may want the caller.
+                    if let Ok(user) = claims.sub.parse() {
+                        req.extensions_mut().insert(crate::http::RequestUser(user));
+                    }
                     req.extensions_mut().insert(claims.clone());
                     claims
                 }

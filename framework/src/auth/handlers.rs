@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::sessions::RotateOutcome;
 use super::users::{self, UserRow};
 use super::{Auth, AuthError, AuthUser};
+use crate::wechat::WechatContext;
 use crate::{AppContext, Error};
 use weapp_crypto::{FieldContext, WechatDecryptor, mask::mask_phone};
 

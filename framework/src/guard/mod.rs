@@ -34,9 +34,41 @@ fn context(req: &actix_web::dev::ServiceRequest) -> Option<crate::AppContext> {
         .map(|data| data.get_ref().clone())
 }
 
+/// `[guard]` as in force now: read per request, replaced by a configuration reload
+/// ([`LiveGuard::replace`]). A service in the app's context.
+pub struct LiveGuard(std::sync::RwLock<std::sync::Arc<GuardConfig>>);
+
+impl LiveGuard {
+    /// Starts with `config`.
+    pub fn new(config: GuardConfig) -> Self {
+        LiveGuard(std::sync::RwLock::new(std::sync::Arc::new(config)))
+    }
+
+    /// The settings in force now.
+    pub fn current(&self) -> std::sync::Arc<GuardConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `config` in force for every request from now on.
+    pub fn replace(&self, config: GuardConfig) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(config);
+    }
+}
+
+/// The guard settings in force for `ctx`; a context built without the app builder
+/// (a test's, a command's) starts them from its configuration.
+pub fn live(ctx: &crate::AppContext) -> std::sync::Arc<GuardConfig> {
+    if let Some(live) = ctx.get::<LiveGuard>() {
+        return live.current();
+    }
+    let config = ctx.config().get::<GuardConfig>().unwrap_or_default();
+    ctx.insert(LiveGuard::new((*config).clone()));
+    config
+}
+
 /// The CORS middleware for `guard.cors`; with no origins configured it allows none.
 pub fn cors(ctx: &crate::AppContext) -> actix_cors::Cors {
-    let config = ctx.live().guard.cors.clone();
+    let config = live(ctx).cors.clone();
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([
@@ -53,8 +85,7 @@ pub fn cors(ctx: &crate::AppContext) -> actix_cors::Cors {
     // Origins are read per request, so a configuration reload changes them.
     let ctx = ctx.clone();
     cors = cors.allowed_origin_fn(move |origin, _| {
-        ctx.live()
-            .guard
+        live(&ctx)
             .cors
             .allowed_origins
             .iter()

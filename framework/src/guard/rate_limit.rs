@@ -28,6 +28,9 @@ fn user_of(ctx: &AppContext, req: &ServiceRequest) -> Option<i64> {
         .ok()?;
     let user = claims.sub.parse().ok();
     req.extensions_mut().insert(claims);
+    if let Some(user) = user {
+        req.extensions_mut().insert(crate::http::RequestUser(user));
+    }
     user
 }
 
@@ -58,9 +61,8 @@ pub async fn rate_limit(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let path = req.path();
-    let live = ctx.live();
+    let live = super::live(&ctx);
     let rule = live
-        .guard
         .rate_limits
         .iter()
         .filter(|r| path.starts_with(r.prefix.as_str()))
@@ -70,7 +72,7 @@ pub async fn rate_limit(
     };
     let mut checks = Vec::new();
     if let Some(limit) = rule.per_ip {
-        let ip = client_ip(&req, &live.guard.trusted_proxies)
+        let ip = client_ip(&req, &live.trusted_proxies)
             .map(|ip| ip.to_string())
             .unwrap_or_default();
         checks.push((format!("guard:rl:{}:ip:{ip}", rule.prefix), limit));

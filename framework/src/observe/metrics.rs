@@ -153,7 +153,9 @@ impl Metrics {
             .set(i64::try_from(pools.waited).unwrap_or(i64::MAX));
         self.db_timed_out
             .set(i64::try_from(pools.timed_out).unwrap_or(i64::MAX));
+        // Registered on first use: render them from the start, at zero.
         crate::observe::upstream::upstream();
+        crate::kv::metrics::kv_errors();
         let mut families = self.registry.gather();
         families.extend(prometheus::default_registry().gather());
         let mut out = Vec::new();

@@ -5,7 +5,6 @@ mod config;
 mod logging;
 pub mod metrics;
 pub mod otel;
-pub mod profiling;
 pub mod rate;
 pub mod upstream;
 

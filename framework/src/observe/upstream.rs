@@ -1,13 +1,13 @@
-//! Metrics of the services the app depends on, process-wide (the WeChat client and
-//! the key-value store have no app context): registered in Prometheus' default
-//! registry and rendered by `GET /metrics` with the app's own families.
+//! Metrics of WeChat, process-wide (the WeChat client has no app context):
+//! registered in Prometheus' default registry and rendered by `GET /metrics` with
+//! the app's own families. The key-value store counts its own errors
+//! ([`crate::kv::metrics`]).
 //!
 //! - `wechat_api_requests_total{api,errcode}`: every WeChat call attempt; `errcode`
 //!   is WeChat's code (`0` for success), or `http_<status>`, `timeout`, `transport`,
 //!   `unexpected`.
 //! - `wechat_api_request_duration_seconds{api}`: their latency.
 //! - `wechat_access_token_refreshes_total`: access tokens fetched from WeChat.
-//! - `kv_errors_total{backend}`: failed key-value store operations.
 
 use std::sync::OnceLock;
 
@@ -21,8 +21,6 @@ pub struct UpstreamMetrics {
     pub wechat_duration: HistogramVec,
     /// `wechat_access_token_refreshes_total`.
     pub token_refreshes: IntCounter,
-    /// `kv_errors_total{backend}`.
-    pub kv_errors: IntCounterVec,
 }
 
 /// Latency buckets in seconds, 5 ms to 10 s (WeChat is a remote API).
@@ -57,18 +55,12 @@ pub fn upstream() -> &'static UpstreamMetrics {
                 "Access tokens fetched from WeChat.",
             )
             .expect("valid metric"),
-            kv_errors: IntCounterVec::new(
-                Opts::new("kv_errors_total", "Failed key-value store operations."),
-                &["backend"],
-            )
-            .expect("valid metric"),
         };
         let registry = prometheus::default_registry();
         // Registration fails only for a duplicate name, which cannot happen here.
         let _ = registry.register(Box::new(metrics.wechat_requests.clone()));
         let _ = registry.register(Box::new(metrics.wechat_duration.clone()));
         let _ = registry.register(Box::new(metrics.token_refreshes.clone()));
-        let _ = registry.register(Box::new(metrics.kv_errors.clone()));
         metrics
     })
 }

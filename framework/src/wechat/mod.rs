@@ -25,3 +25,21 @@ pub use push_body::parse as parse_push_body;
 pub use push_handler::{PushMessage, push_ack, verify_url};
 pub use services::{EmbeddedSandbox, WechatServices, mount_sandbox};
 pub use token::AccessTokenCache;
+
+use std::sync::Arc;
+
+/// The WeChat client on the app's context: `ctx.wechat()?`, with
+/// `use weapp::wechat::WechatContext;` (or the prelude).
+pub trait WechatContext {
+    /// The WeChat API client (pointing at the sandbox when `wechat.sandbox` is on);
+    /// 503 `wechat_not_configured` without `wechat.appid`.
+    fn wechat(&self) -> crate::Result<Arc<WechatClient>>;
+}
+
+impl WechatContext for crate::AppContext {
+    fn wechat(&self) -> crate::Result<Arc<WechatClient>> {
+        self.get::<WechatClient>().ok_or_else(|| {
+            crate::Error::unavailable("wechat_not_configured", "wechat.appid is not configured")
+        })
+    }
+}

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
 use weapp::config::{ConfigError, ConfigLoader};
+use weapp::db::DatabaseConfig;
+use weapp::kv::RedisConfig;
 use weapp::observe::{LogFormat, ObserveConfig};
 
 /// A temporary config directory with the given files, removed on drop.
@@ -34,8 +36,15 @@ fn defaults_apply_with_no_configuration() {
     assert_eq!(config.server.port, 8080);
     assert_eq!(config.server.host, "127.0.0.1");
     assert_eq!(config.server.body_limit_bytes, 64 * 1024);
-    assert!(config.database.url.expose().starts_with("sqlite://"));
-    assert!(config.redis.url.is_none());
+    assert!(
+        config
+            .get::<DatabaseConfig>()
+            .unwrap()
+            .url
+            .expose()
+            .starts_with("sqlite://")
+    );
+    assert!(config.get::<RedisConfig>().unwrap().url.is_none());
     assert_eq!(
         config.get::<ObserveConfig>().unwrap().log_format,
         LogFormat::Auto
@@ -67,7 +76,7 @@ fn layers_override_in_order() {
         config.server.host, "0.0.0.0",
         "default.toml over app defaults"
     );
-    assert_eq!(config.database.max_connections, 7);
+    assert_eq!(config.get::<DatabaseConfig>().unwrap().max_connections, 7);
     assert_eq!(
         config.server.port, 1002,
         "environment file over default.toml"

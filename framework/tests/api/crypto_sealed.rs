@@ -92,7 +92,7 @@ async fn load_people(db: &Db) -> Vec<Person> {
 
 async fn migrated(backend: Backend) -> (TestDatabase, Db) {
     let test_db = TestDatabase::create(backend).await;
-    let db = Db::connect(&weapp::config::DatabaseConfig {
+    let db = Db::connect(&weapp::db::DatabaseConfig {
         url: weapp::config::ConnectionUrl::new(test_db.url()),
         ..Default::default()
     })

@@ -1,7 +1,8 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use weapp::config::{ConnectionUrl, DatabaseConfig};
+use weapp::config::ConnectionUrl;
+use weapp::db::DatabaseConfig;
 use weapp::db::{Backend, Db, DbError, Migration, MigrationSet};
 use weapp::diesel_async::RunQueryDsl;
 use weapp::testing::TestDatabase;

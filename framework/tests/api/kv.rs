@@ -129,7 +129,7 @@ async fn redis_prefixes_isolate_stores() {
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_fast() {
-    let config = weapp::config::RedisConfig {
+    let config = weapp::kv::RedisConfig {
         url: Some(weapp::config::ConnectionUrl::new("redis://127.0.0.1:1")),
         connect_timeout_ms: 200,
         response_timeout_ms: 200,

@@ -1,5 +1,6 @@
 //! Integration tests of the framework core, one binary for fast linking.
 
+mod architecture;
 mod auth;
 mod config;
 mod crypto_field;

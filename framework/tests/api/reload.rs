@@ -1,6 +1,7 @@
 //! Live reload: rate limits, CORS origins and the log filter change without a
 //! restart; a bad configuration is refused and the running one kept.
 
+use weapp::app::LiveConfig;
 use weapp::guard::{GuardConfig, Limit, RateLimitRule};
 use weapp::health::Health;
 use weapp::observe::ObserveConfig;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde_json::json;
 use weapp::testing::{SANDBOX_APPID, SANDBOX_SECRET, TestApp};
 use weapp::wechat::types::{SubscribeMessage, WxaCodeRequest};
-use weapp::wechat::{WechatClient, WechatConfig, WechatError, errcode};
+use weapp::wechat::{WechatClient, WechatConfig, WechatContext, WechatError, errcode};
 
 async fn spawn() -> TestApp {
     TestApp::builder()

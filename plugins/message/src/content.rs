@@ -2,6 +2,7 @@
 //! stored.
 
 use weapp::AppContext;
+use weapp::wechat::WechatContext;
 
 use crate::service::Messages;
 

@@ -15,8 +15,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use weapp::wechat::WechatError;
 use weapp::wechat::types::SubscribeMessage;
+use weapp::wechat::{WechatContext, WechatError};
 use weapp::{AppContext, Shutdown, transaction, with_conn};
 
 use crate::error::MessageError;

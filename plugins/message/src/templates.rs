@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use weapp::wechat::WechatContext;
 use weapp::wechat::keywords::{rule_description, template_keywords, value_ok};
 use weapp::{AppContext, with_conn};
 

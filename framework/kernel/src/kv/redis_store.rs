@@ -6,8 +6,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
+use super::RedisConfig;
 use super::{KvError, KvStore};
-use crate::config::RedisConfig;
 
 /// Redis-backed store. Every key is prefixed with `redis.key_prefix`. Commands time
 /// out after `redis.response_timeout_ms`, so a down Redis gives fast errors (503s),
@@ -20,8 +20,7 @@ pub struct RedisStore {
 
 impl From<redis::RedisError> for KvError {
     fn from(err: redis::RedisError) -> Self {
-        crate::observe::upstream::upstream()
-            .kv_errors
+        super::metrics::kv_errors()
             .with_label_values(&["redis"])
             .inc();
         KvError(format!("redis: {err}"))

@@ -36,6 +36,7 @@
 //! We chose this over generic functions (`fn f<C: AsyncConnection>`) because those
 //! need long trait bounds on every query function, which plugin authors would copy.
 
+mod config;
 mod error;
 mod migrate;
 mod pool;
@@ -58,7 +59,7 @@ pub use migrate::{Migration, MigrationReport, MigrationSet};
 pub use statement::{PrepareOnce, PreparedOnce};
 pub use transaction::{BeginTransaction, Isolation, RetryPolicy, is_transient};
 
-use crate::config::DatabaseConfig;
+pub use config::DatabaseConfig;
 
 /// SQLite connection as diesel-async drives it (blocking calls on a thread pool).
 pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;

@@ -6,8 +6,8 @@
 //! Loading is done by `figment`; [`Config::validate`] then checks values that types
 //! alone cannot, naming the key and the reason.
 //!
-//! [`Config`] holds the kernel's own tables (server, database, redis, crypto,
-//! plugins), which reject unknown keys so a typo fails loudly. Every other table
+//! [`Config`] holds the app-wide tables (server, crypto, plugins), which reject
+//! unknown keys so a typo fails loudly. Every other table
 //! belongs to a feature or a plugin: a [`ConfigSection`] type registered with
 //! [`config_section!`](crate::config_section), parsed and checked on load, read with
 //! [`Config::get`].
@@ -31,10 +31,6 @@ pub use section::{ConfigSection, SectionRegistration, sections};
 pub struct Config {
     /// HTTP server.
     pub server: ServerConfig,
-    /// Relational database.
-    pub database: DatabaseConfig,
-    /// Redis; absent means the in-memory key-value store.
-    pub redis: RedisConfig,
     /// Field encryption keys.
     pub crypto: CryptoConfig,
     /// Plugin selection.
@@ -96,65 +92,6 @@ impl Default for ServerConfig {
             shutdown_timeout_s: 30,
             body_limit_bytes: 64 * 1024,
             tls: None,
-        }
-    }
-}
-
-/// `[database]`: the connection pool. The URL scheme picks the backend.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `postgres://...`, `mysql://...` (MariaDB too) or `sqlite://path/to/file.db`.
-    pub url: ConnectionUrl,
-    /// Largest number of pooled connections for serving requests, split evenly
-    /// among server workers (each gets at least one); background tasks and CLI
-    /// commands open theirs on demand from a shared pool of the same limit.
-    pub max_connections: u32,
-    /// Connections kept open while idle.
-    pub min_idle: u32,
-    /// How long a request waits for a connection before a 503.
-    pub connect_timeout_ms: u64,
-    /// Connections older than this are closed and replaced.
-    pub max_lifetime_s: u64,
-    /// Run pending migrations when the server starts.
-    pub migrate_on_start: bool,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            url: ConnectionUrl::new("sqlite://data/weapp.db"),
-            max_connections: 10,
-            min_idle: 0,
-            connect_timeout_ms: 5_000,
-            max_lifetime_s: 1_800,
-            migrate_on_start: true,
-        }
-    }
-}
-
-/// `[redis]`: the shared key-value store. With no `url`, an in-memory store is used,
-/// which is only correct for a single instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://host:port/db`; absent = in-memory store.
-    pub url: Option<ConnectionUrl>,
-    /// Prefix for every key, so several apps can share one Redis.
-    pub key_prefix: String,
-    /// Timeout for establishing a connection.
-    pub connect_timeout_ms: u64,
-    /// Timeout for one command; a down Redis fails fast instead of hanging requests.
-    pub response_timeout_ms: u64,
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        RedisConfig {
-            url: None,
-            key_prefix: "weapp:".into(),
-            connect_timeout_ms: 1_000,
-            response_timeout_ms: 1_000,
         }
     }
 }
@@ -306,42 +243,6 @@ impl Config {
         }
         if self.server.body_limit_bytes == 0 {
             bad("server.body_limit_bytes", "must be at least 1".into());
-        }
-        let db = &self.database;
-        if crate::db::Backend::from_url(db.url.expose()).is_none() {
-            bad(
-                "database.url",
-                format!(
-                    "unsupported scheme in {} (expected postgres://, mysql:// or sqlite://)",
-                    db.url
-                ),
-            );
-        }
-        if db.max_connections == 0 {
-            bad("database.max_connections", "must be at least 1".into());
-        }
-        if db.min_idle > db.max_connections {
-            bad(
-                "database.min_idle",
-                format!(
-                    "{} exceeds database.max_connections ({})",
-                    db.min_idle, db.max_connections
-                ),
-            );
-        }
-        if db.connect_timeout_ms == 0 {
-            bad("database.connect_timeout_ms", "must be at least 1".into());
-        }
-        if let Some(url) = &self.redis.url
-            && !matches!(
-                url.scheme().as_deref(),
-                Some("redis" | "rediss" | "unix" | "redis+unix")
-            )
-        {
-            bad(
-                "redis.url",
-                format!("unsupported scheme in {url} (expected redis://)"),
-            );
         }
         issues.extend(self.crypto.issues());
         for section in sections() {

@@ -15,8 +15,9 @@ mod task;
 
 use actix_web::web;
 
+pub use crate::shutdown::Shutdown;
 pub use registry::{PluginError, registered, resolve};
-pub use task::{BackgroundTask, Shutdown, backoff_ms, claim_token};
+pub use task::{BackgroundTask, backoff_ms, claim_token};
 
 use crate::AppContext;
 use crate::db::Migration;

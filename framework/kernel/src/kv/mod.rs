@@ -4,7 +4,9 @@
 //! instances) and [`MemoryStore`] (the embedded default; one process only). Both pass
 //! the same test suite. Values are bytes; TTLs are per key.
 
+mod config;
 mod memory;
+pub mod metrics;
 mod redis_store;
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Duration;
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 
-use crate::config::RedisConfig;
+pub use config::RedisConfig;
 
 /// A key-value store failure, typically Redis being unreachable (a 503 for clients).
 #[derive(Debug, thiserror::Error)]

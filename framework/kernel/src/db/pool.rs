@@ -9,8 +9,8 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
+use super::DatabaseConfig;
 use super::{AsyncMysqlConnection, AsyncPgConnection, DbError, Pool, SqliteConn};
-use crate::config::DatabaseConfig;
 
 /// Settings shared by every backend's pool.
 fn builder<M: bb8::ManageConnection>(config: &DatabaseConfig, max_size: u32) -> bb8::Builder<M> {

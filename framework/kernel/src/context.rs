@@ -1,4 +1,9 @@
 //! The state every handler, plugin and task shares.
+//!
+//! The context holds what the kernel itself provides (configuration, database,
+//! key-value store, field crypto, events, shutdown); every feature and plugin keeps
+//! its services in it by type ([`AppContext::insert`], [`AppContext::get`]), so the
+//! kernel names none of them.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -8,17 +13,19 @@ use std::sync::{Arc, RwLock};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, Utc};
 
+use weapp_crypto::FieldCrypto;
+
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::EventBus;
 use crate::kv::KvStore;
-use crate::plugin::Shutdown;
-use weapp_crypto::FieldCrypto;
+use crate::shutdown::Shutdown;
 
 /// Build facts reported by `/healthz`.
 #[derive(Debug, Clone)]
 pub struct BuildInfo {
-    /// The app's version (its `CARGO_PKG_VERSION` when set with
-    /// [`App::version`](crate::App::version), else the framework's).
+    /// The app's version (its `CARGO_PKG_VERSION` when the app sets one, else the
+    /// framework's).
     pub version: String,
     /// Short git commit the framework was built from, or `unknown`.
     pub git_hash: String,
@@ -32,9 +39,7 @@ struct Inner {
     build: BuildInfo,
     started_at: DateTime<Utc>,
     shutdown: Shutdown,
-    events: crate::events::EventBus,
-    request_rate: crate::observe::rate::RequestRate,
-    live: super::reload::LiveState,
+    events: EventBus,
     extensions: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -54,10 +59,8 @@ impl AppContext {
         crypto: Option<Arc<FieldCrypto>>,
         build: BuildInfo,
     ) -> Self {
-        let live = super::reload::LiveState::new(&config);
         AppContext {
             inner: Arc::new(Inner {
-                live,
                 config,
                 db,
                 kv,
@@ -65,8 +68,7 @@ impl AppContext {
                 build,
                 started_at: Utc::now(),
                 shutdown: Shutdown::new(),
-                events: crate::events::EventBus::default(),
-                request_rate: crate::observe::rate::RequestRate::default(),
+                events: EventBus::default(),
                 extensions: RwLock::new(HashMap::new()),
             }),
         }
@@ -101,13 +103,6 @@ impl AppContext {
             .ok_or(weapp_crypto::FieldError::NotConfigured)
     }
 
-    /// The WeChat API client (pointing at the sandbox when `wechat.sandbox` is on).
-    pub fn wechat(&self) -> Result<Arc<crate::wechat::WechatClient>, crate::Error> {
-        self.get::<crate::wechat::WechatClient>().ok_or_else(|| {
-            crate::Error::unavailable("wechat_not_configured", "wechat.appid is not configured")
-        })
-    }
-
     /// Version and commit of the running build.
     pub fn build_info(&self) -> &BuildInfo {
         &self.inner.build
@@ -123,17 +118,8 @@ impl AppContext {
         &self.inner.shutdown
     }
 
-    pub(super) fn live_state(&self) -> &super::reload::LiveState {
-        &self.inner.live
-    }
-
-    /// Requests per second over the last minute, for `/healthz`.
-    pub fn request_rate(&self) -> &crate::observe::rate::RequestRate {
-        &self.inner.request_rate
-    }
-
     /// In-process events between plugins; see [`crate::events`].
-    pub fn events(&self) -> &crate::events::EventBus {
+    pub fn events(&self) -> &EventBus {
         &self.inner.events
     }
 

@@ -48,7 +48,7 @@ pub(crate) async fn profile(
 ) -> Result<HttpResponse, Error> {
     if !ctx
         .config()
-        .get::<super::ObserveConfig>()?
+        .get::<crate::observe::ObserveConfig>()?
         .profiling_enabled
     {
         return Err(Error::not_found(
