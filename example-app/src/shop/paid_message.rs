@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use weapp::AppContext;
-use weapp::events::Event;
+use weapp::events::Delivered;
 use weapp_message::{MessageError, Messages, SendRequest};
+use weapp_order::events::Paid;
 
 /// Subscribes the handler to `order.paid`.
 pub(super) fn subscribe(ctx: &AppContext, title: String) {
     let title = Arc::new(title);
-    ctx.events()
-        .subscribe("shop", "order.paid", move |ctx, event: Arc<Event>| {
-            let title = title.clone();
-            async move { send(&ctx, &title, &event.payload).await }
-        });
+    ctx.events().on("shop", move |ctx, paid: Delivered<Paid>| {
+        let title = title.clone();
+        async move { send(&ctx, &title, &paid.event).await }
+    });
 }
 
 /// A value for each keyword of the template, by its rule.
@@ -38,10 +38,10 @@ fn data_for(keywords: &[(String, String)], order_id: i64, total_fen: i64) -> Map
         .collect()
 }
 
-async fn send(ctx: &AppContext, title: &str, payload: &Value) -> weapp::Result<()> {
-    let (Some(order_id), Some(user_id)) =
-        (payload["order_id"].as_i64(), payload["user_id"].as_i64())
-    else {
+async fn send(ctx: &AppContext, title: &str, paid: &Paid) -> weapp::Result<()> {
+    let order_id = paid.order_id;
+    // An erased buyer has no one to tell.
+    let Some(user_id) = paid.user_id else {
         return Ok(());
     };
     let Some(messages) = ctx.get::<Messages>() else {
@@ -63,11 +63,7 @@ async fn send(ctx: &AppContext, title: &str, payload: &Value) -> weapp::Result<(
         touser: user_id,
         template_id: template.template_id.clone(),
         page: Some(format!("pages/order/detail?id={order_id}")),
-        data: data_for(
-            &template.keywords(),
-            order_id,
-            payload["total_fen"].as_i64().unwrap_or(0),
-        ),
+        data: data_for(&template.keywords(), order_id, paid.total_fen),
         ..Default::default()
     };
     match messages.send(ctx, request).await {

@@ -7,6 +7,14 @@
 //! commit, retrying until every handler succeeds: delivery is at least once, so a
 //! handler must be idempotent, keyed by [`Event::id`].
 //!
+//! Between plugins, events are typed: the publishing plugin declares each payload as
+//! a Rust type implementing [`TypedEvent`] (its topic, its fields), writes it with
+//! [`Event::typed`], and subscribers take it with [`EventBus::on`], so a field that
+//! is renamed or dropped is a compile error in the subscriber, and a payload that
+//! does not decode fails the handler (the publisher retries it) instead of being
+//! skipped in silence. Untyped subscriptions ([`EventBus::subscribe`]) stay for
+//! subscribers that take every topic (the audit log).
+//!
 //! A queue worker publishes what it claimed with [`EventBus::publish_batch`]; a
 //! subscriber that can write many events at once (the audit log) takes them with
 //! [`EventBus::subscribe_batch`], one call per batch instead of one per event.
@@ -15,7 +23,65 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::AppContext;
+
+/// A payload type of one topic, e.g. the order plugin's `order.paid`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weapp::events::{Event, TypedEvent};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// struct CouponUsed {
+///     coupon_id: i64,
+///     user_id: i64,
+/// }
+///
+/// impl TypedEvent for CouponUsed {
+///     const TOPIC: &'static str = "coupon.used";
+/// }
+///
+/// let event = Event::typed("coupon:7", &CouponUsed { coupon_id: 7, user_id: 1 });
+/// assert_eq!(event.topic, "coupon.used");
+/// assert_eq!(event.decode::<CouponUsed>().unwrap(), CouponUsed { coupon_id: 7, user_id: 1 });
+/// ```
+pub trait TypedEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The topic every event of this type is published under.
+    const TOPIC: &'static str;
+}
+
+/// An event whose payload is not the type its subscriber expects.
+#[derive(Debug, thiserror::Error)]
+#[error("event {id} ({topic}) is not a {expected}: {reason}")]
+pub struct DecodeError {
+    /// The event's id.
+    pub id: String,
+    /// Its topic.
+    pub topic: String,
+    /// The expected topic.
+    pub expected: &'static str,
+    /// What did not match.
+    pub reason: String,
+}
+
+impl crate::error::SubsystemError for DecodeError {
+    fn context(&self) -> Option<&'static str> {
+        Some("event")
+    }
+}
+
+/// A typed event as a subscriber gets it: the payload, and the event's id to make
+/// the handler idempotent (delivery is at least once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered<E> {
+    /// Unique and stable across redeliveries.
+    pub id: String,
+    /// The decoded payload.
+    pub event: E,
+}
 
 /// Something that happened, with a JSON payload that carries no personal data in clear.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +92,33 @@ pub struct Event {
     pub topic: String,
     /// Facts about the event.
     pub payload: serde_json::Value,
+}
+
+impl Event {
+    /// The event `payload` under its type's topic, with id `id`.
+    pub fn typed<E: TypedEvent>(id: impl Into<String>, payload: &E) -> Event {
+        Event {
+            id: id.into(),
+            topic: E::TOPIC.to_owned(),
+            // A payload type is plain data: it always serializes.
+            payload: serde_json::to_value(payload).unwrap_or_default(),
+        }
+    }
+
+    /// The payload as `E`: an error if the topic is another or a field is missing
+    /// or of the wrong type.
+    pub fn decode<E: TypedEvent>(&self) -> Result<E, DecodeError> {
+        let error = |reason: String| DecodeError {
+            id: self.id.clone(),
+            topic: self.topic.clone(),
+            expected: E::TOPIC,
+            reason,
+        };
+        if self.topic != E::TOPIC {
+            return Err(error("another topic".to_owned()));
+        }
+        E::deserialize(&self.payload).map_err(|e| error(e.to_string()))
+    }
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = crate::Result<()>> + Send>>;
@@ -80,6 +173,29 @@ impl EventBus {
     {
         let handler: OneHandler = Arc::new(move |ctx, event| Box::pin(handler(ctx, event)));
         self.add(subscriber, pattern, Handler::One(handler));
+    }
+
+    /// Calls `handler` with every event of type `E` (topic [`TypedEvent::TOPIC`]),
+    /// decoded. An event whose payload does not decode fails this subscriber, so a
+    /// publisher that retries (the outbox) delivers it again once fixed, and the log
+    /// says which field is wrong.
+    pub fn on<E, F, Fut>(&self, subscriber: &'static str, handler: F)
+    where
+        E: TypedEvent,
+        F: Fn(AppContext, Delivered<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = crate::Result<()>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.subscribe(subscriber, E::TOPIC, move |ctx, event: Arc<Event>| {
+            let handler = handler.clone();
+            async move {
+                let delivered = Delivered {
+                    id: event.id.clone(),
+                    event: event.decode::<E>()?,
+                };
+                handler(ctx, delivered).await
+            }
+        });
     }
 
     /// Like [`EventBus::subscribe`], but `handler` gets the matching events of a

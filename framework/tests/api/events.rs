@@ -84,3 +84,56 @@ async fn batch_subscribers_get_a_batch_at_once_and_failures_are_per_event() {
     );
     app.stop().await.unwrap();
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CouponUsed {
+    coupon_id: i64,
+    user_id: Option<i64>,
+}
+
+impl weapp::events::TypedEvent for CouponUsed {
+    const TOPIC: &'static str = "coupon.used";
+}
+
+#[tokio::test]
+async fn a_typed_subscriber_gets_decoded_payloads_and_fails_on_a_missing_field() {
+    use weapp::events::Delivered;
+
+    let app = spawn_app().await;
+    let got = Arc::new(Mutex::new(Vec::<(String, CouponUsed)>::new()));
+    {
+        let got = got.clone();
+        app.ctx
+            .events()
+            .on("coupon-test", move |_, used: Delivered<CouponUsed>| {
+                got.lock().unwrap().push((used.id, used.event));
+                async { Ok(()) }
+            });
+    }
+    let used = CouponUsed {
+        coupon_id: 7,
+        user_id: Some(1),
+    };
+    let events = app.ctx.events();
+    events
+        .publish(&app.ctx, Event::typed("coupon:7", &used))
+        .await
+        .unwrap();
+    assert_eq!(*got.lock().unwrap(), [("coupon:7".to_owned(), used)]);
+
+    // The same topic without `coupon_id`: the subscriber fails, naming the field,
+    // instead of returning Ok with nothing done.
+    let broken = Event {
+        id: "coupon:8".into(),
+        topic: "coupon.used".into(),
+        payload: serde_json::json!({ "user_id": 1 }),
+    };
+    let refused = events.publish(&app.ctx, broken).await.unwrap_err();
+    assert!(
+        refused.failures[0].contains("coupon_id"),
+        "{:?}",
+        refused.failures
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+    app.stop().await.unwrap();
+}

@@ -18,6 +18,7 @@ mod backend;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod events;
 mod gate;
 mod group_commit;
 pub mod idempotency;

@@ -110,13 +110,12 @@ impl<'a> Placement<'a> {
             total_fen: self.total,
         })
         .map_err(|e| OrderError::Invalid(e.to_string()))?;
-        let event = NewEvent::order(
-            "order.created",
+        let created = crate::events::Created {
             order_id,
-            Some(self.request.user_id),
-            self.total,
-            self.now,
-        );
+            user_id: Some(self.request.user_id),
+            total_fen: self.total,
+        };
+        let event = NewEvent::new(&created, self.now);
         Ok(Written { items, event, body })
     }
 

@@ -12,6 +12,7 @@ use weapp::transaction;
 
 use crate::backend::{InsertEvent, OrderRow, OrderStatements};
 use crate::error::OrderError;
+use crate::events;
 use crate::model::{OrderStatus, PaymentNotice, now_ms};
 use crate::outbox::NewEvent;
 use crate::schema::{order_items, orders, stock};
@@ -117,25 +118,26 @@ impl Orders {
                         if moved != 1 {
                             return Err(OrderError::Concurrent);
                         }
-                        let event =
-                            NewEvent::order("order.paid", row.id, row.user_id, row.total_fen, now);
+                        let paid = events::Paid {
+                            order_id: row.id,
+                            user_id: row.user_id,
+                            total_fen: row.total_fen,
+                        };
+                        let event = NewEvent::new(&paid, now);
                         let event_id = c.insert_event(&event).await?;
                         return Ok((PaymentOutcome::Paid, Some(event_id)));
                     }
                 };
-                let event = NewEvent::new(
-                    "payment.anomaly",
-                    serde_json::json!({
-                        "order_id": row.id,
-                        "user_id": row.user_id,
-                        "reason": anomaly.code(),
-                        "order_status": row.status,
-                        "total_fen": row.total_fen,
-                        "amount_fen": notice.amount_fen,
-                        "transaction_id": notice.transaction_id,
-                    }),
-                    now,
-                );
+                let anomalous = events::PaymentAnomaly {
+                    order_id: row.id,
+                    user_id: row.user_id,
+                    reason: anomaly.code().to_owned(),
+                    order_status: row.status.clone(),
+                    total_fen: row.total_fen,
+                    amount_fen: notice.amount_fen,
+                    transaction_id: notice.transaction_id.clone(),
+                };
+                let event = NewEvent::new(&anomalous, now);
                 let event_id = c.insert_event(&event).await?;
                 Ok::<_, OrderError>((PaymentOutcome::Anomaly(anomaly), Some(event_id)))
             })
@@ -197,16 +199,13 @@ impl Orders {
                         .execute(c)
                         .await?;
                 }
-                let event = NewEvent::new(
-                    "order.cancelled",
-                    serde_json::json!({
-                        "order_id": row.id,
-                        "user_id": row.user_id,
-                        "total_fen": row.total_fen,
-                        "reason": reason.as_str(),
-                    }),
-                    now,
-                );
+                let cancelled = events::Cancelled {
+                    order_id: row.id,
+                    user_id: row.user_id,
+                    total_fen: row.total_fen,
+                    reason: reason.as_str().to_owned(),
+                };
+                let event = NewEvent::new(&cancelled, now);
                 let event_id = c.insert_event(&event).await?;
                 Ok::<_, OrderError>(Some(event_id))
             })

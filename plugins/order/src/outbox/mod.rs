@@ -18,6 +18,8 @@ use diesel_async::RunQueryDsl;
 use weapp::events::Event;
 use weapp::{AppContext, with_conn};
 
+use weapp::events::TypedEvent;
+
 use crate::error::OrderError;
 use crate::model::now_ms;
 use crate::schema::order_outbox as outbox;
@@ -36,25 +38,13 @@ pub(crate) struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event about an order, with no personal data (the user only by id).
-    pub(crate) fn order(
-        topic: &'static str,
-        order_id: i64,
-        user_id: Option<i64>,
-        total_fen: i64,
-        now: i64,
-    ) -> NewEvent {
-        NewEvent::new(
-            topic,
-            serde_json::json!({ "order_id": order_id, "user_id": user_id, "total_fen": total_fen }),
-            now,
-        )
-    }
-
-    /// Any event.
-    pub(crate) fn new(topic: &'static str, payload: serde_json::Value, now: i64) -> NewEvent {
+    /// An event of one of the plugin's [`crate::events`] types.
+    pub(crate) fn new<E: TypedEvent>(event: &E, now: i64) -> NewEvent {
+        // Through `Value`, whose keys are sorted: the stored text is the same
+        // whatever order the type declares its fields in.
+        let payload = serde_json::to_value(event).unwrap_or_default();
         NewEvent {
-            topic,
+            topic: E::TOPIC,
             payload: payload.to_string(),
             state: "pending",
             attempts: 0,

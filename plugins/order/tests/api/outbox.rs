@@ -265,3 +265,70 @@ async fn committed_events_are_delivered_by_their_ids_on_mariadb() {
 async fn committed_events_are_delivered_by_their_ids_on_sqlite() {
     committed_events_are_delivered_by_their_ids(Backend::Sqlite).await;
 }
+
+#[tokio::test]
+async fn subscribers_get_the_plugins_events_as_types() {
+    use weapp::events::Delivered;
+    use weapp_order::events::{Cancelled, Created, Paid};
+
+    let app = builder(Backend::Sqlite).spawn().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let events = app.ctx.events();
+        let created = seen.clone();
+        events.on("typed-test", move |_, e: Delivered<Created>| {
+            created.lock().unwrap().push(format!(
+                "created {} by {:?} for {}",
+                e.event.order_id, e.event.user_id, e.event.total_fen
+            ));
+            async { Ok(()) }
+        });
+        let paid = seen.clone();
+        events.on("typed-test", move |_, e: Delivered<Paid>| {
+            paid.lock().unwrap().push(format!(
+                "paid {} for {}",
+                e.event.order_id, e.event.total_fen
+            ));
+            async { Ok(()) }
+        });
+        let cancelled = seen.clone();
+        events.on("typed-test", move |_, e: Delivered<Cancelled>| {
+            cancelled.lock().unwrap().push(format!(
+                "cancelled {} ({})",
+                e.event.order_id, e.event.reason
+            ));
+            async { Ok(()) }
+        });
+    }
+    let tea = product(&app, 700, 10).await;
+    let (token, user_id) = app.login("o_typed").await;
+    let (_, first, _) = place(&app, &token, key(), json!([{"product_id": tea, "qty": 2}])).await;
+    let (_, second, _) = place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
+    let (first, second) = (
+        first["order_id"].as_i64().unwrap(),
+        second["order_id"].as_i64().unwrap(),
+    );
+    let paid = json!({"order_id": first, "transaction_id": "t-typed", "amount_fen": 1_400});
+    assert_eq!(notify(&app, &paid).await.0, 200);
+    assert_eq!(cancel(&app, &token, second).await, 200);
+
+    let expected = [
+        format!("created {first} by Some({user_id}) for 1400"),
+        format!("created {second} by Some({user_id}) for 700"),
+        format!("paid {first} for 1400"),
+        format!("cancelled {second} (user)"),
+    ];
+    eventually("every event reaches its typed subscriber", || {
+        let seen = seen.clone();
+        let expected = expected.clone();
+        async move {
+            let mut got = seen.lock().unwrap().clone();
+            got.sort();
+            let mut want = expected.to_vec();
+            want.sort();
+            got == want
+        }
+    })
+    .await;
+    app.stop().await.unwrap();
+}
