@@ -57,9 +57,8 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id_from(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    if let Some(ctx) = req.app_data::<web::Data<crate::AppContext>>()
-        && let Some(rate) = ctx.get::<crate::observe::rate::RequestRate>()
-    {
+    // The app registers the rate as app data once per worker: no context lookup here.
+    if let Some(rate) = req.app_data::<web::Data<crate::observe::rate::RequestRate>>() {
         rate.record();
     }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::AppContext;
 use crate::config::{Config, ConfigLoader, ConfigSection};
-use crate::guard::{GuardConfig, LiveGuard};
+use crate::guard::GuardConfig;
 use crate::health::LastReload;
 use crate::observe::ObserveConfig;
 
@@ -45,7 +45,7 @@ impl LiveSettings {
 const LIVE_SECTIONS: [&str; 2] = [GuardConfig::NAME, ObserveConfig::NAME];
 
 /// The log filter in force; a service in the context. The guard keeps its own live
-/// settings ([`LiveGuard`]), health the time of the last reload ([`LastReload`]).
+/// settings ([`crate::guard::LiveGuard`]), health the time of the last reload ([`LastReload`]).
 pub(crate) struct LiveState {
     log_level: RwLock<String>,
 }
@@ -170,10 +170,7 @@ impl LiveConfig for AppContext {
         }
         let state = live_state(self);
         *state.log_level.write().unwrap_or_else(|p| p.into_inner()) = next.log_level;
-        crate::guard::live(self); // makes sure the guard has its live settings
-        if let Some(guard) = self.get::<LiveGuard>() {
-            guard.replace(next.guard);
-        }
+        crate::guard::state(self).replace(next.guard);
         match self.get::<LastReload>() {
             Some(last) => last.record_now(),
             None => {

@@ -33,6 +33,13 @@ impl Server {
         let data = web::Data::new(ctx.clone());
         let routes_plugins = plugins.clone();
         let cors_ctx = ctx.clone();
+        // Read on every request: handed to each worker as app data, found there
+        // without a lookup in the context's service map.
+        let live_guard = web::Data::from(crate::guard::state(&ctx));
+        let request_rate = web::Data::from(
+            ctx.get::<crate::observe::rate::RequestRate>()
+                .unwrap_or_default(),
+        );
         let workers = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -50,6 +57,8 @@ impl Server {
                 .wrap(from_fn(crate::observe::metrics::track))
                 .wrap(from_fn(crate::http::request_context))
                 .app_data(data.clone())
+                .app_data(live_guard.clone())
+                .app_data(request_rate.clone())
                 .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
                 .configure(framework_routes)
                 .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))

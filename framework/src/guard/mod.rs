@@ -55,15 +55,33 @@ impl LiveGuard {
     }
 }
 
-/// The guard settings in force for `ctx`; a context built without the app builder
-/// (a test's, a command's) starts them from its configuration.
-pub fn live(ctx: &crate::AppContext) -> std::sync::Arc<GuardConfig> {
+/// The live guard settings of `ctx`; a context built without the app builder (a
+/// test's, a command's) starts them from its configuration.
+pub fn state(ctx: &crate::AppContext) -> std::sync::Arc<LiveGuard> {
     if let Some(live) = ctx.get::<LiveGuard>() {
-        return live.current();
+        return live;
     }
     let config = ctx.config().get::<GuardConfig>().unwrap_or_default();
     ctx.insert(LiveGuard::new((*config).clone()));
-    config
+    ctx.get::<LiveGuard>().expect("just inserted")
+}
+
+/// The guard settings in force for `ctx`.
+pub fn live(ctx: &crate::AppContext) -> std::sync::Arc<GuardConfig> {
+    state(ctx).current()
+}
+
+/// The guard settings in force for a request: from the server's app data (the app
+/// registers [`state`] there once per worker, so the hot path takes no lookup in the
+/// context), else from its context.
+fn live_for(
+    req: &actix_web::dev::ServiceRequest,
+    ctx: &crate::AppContext,
+) -> std::sync::Arc<GuardConfig> {
+    match req.app_data::<actix_web::web::Data<LiveGuard>>() {
+        Some(live) => live.current(),
+        None => live(ctx),
+    }
 }
 
 /// The CORS middleware for `guard.cors`; with no origins configured it allows none.
@@ -83,9 +101,9 @@ pub fn cors(ctx: &crate::AppContext) -> actix_cors::Cors {
         .expose_headers(["x-request-id"])
         .max_age(config.max_age_s as usize);
     // Origins are read per request, so a configuration reload changes them.
-    let ctx = ctx.clone();
+    let live = state(ctx);
     cors = cors.allowed_origin_fn(move |origin, _| {
-        live(&ctx)
+        live.current()
             .cors
             .allowed_origins
             .iter()

@@ -61,7 +61,7 @@ pub async fn rate_limit(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let path = req.path();
-    let live = super::live(&ctx);
+    let live = super::live_for(&req, &ctx);
     let rule = live
         .rate_limits
         .iter()

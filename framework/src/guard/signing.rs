@@ -136,7 +136,7 @@ pub async fn verify_signatures(
     let Some(ctx) = super::context(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let guard = super::live(&ctx);
+    let guard = super::live_for(&req, &ctx);
     let path = req.path().to_owned();
     let signed = guard
         .signing
