@@ -19,7 +19,7 @@
 //! architecture test (`tests/api/architecture.rs`) holds the order inside this crate.
 
 pub use weapp_kernel::{
-    config, context, crypto, db, error, events, kv, plugin, request_id, shutdown,
+    backoff, config, context, crypto, db, error, events, kv, plugin, request_id, shutdown,
 };
 
 pub mod api;

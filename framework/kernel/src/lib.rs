@@ -10,9 +10,11 @@
 //! - [`events`]: the in-process event bus between plugins.
 //! - [`plugin`]: the [`Plugin`] trait and its compile-time registry.
 //! - [`context`]: the [`AppContext`] shared by handlers, plugins and tasks.
+//! - [`backoff`]: how long every retry in the framework waits.
 //!
 //! The `weapp` crate re-exports all of it; apps and plugins write `weapp::…`.
 
+pub mod backoff;
 pub mod config;
 pub mod context;
 pub mod crypto;

@@ -76,14 +76,10 @@ fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, WechatError> {
 }
 
 fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
-    let exp = retry
-        .base_delay_ms
-        .saturating_mul(1u64 << attempt.min(16))
-        .min(retry.max_delay_ms);
-    let mut byte = [0u8; 1];
-    let _ = getrandom::fill(&mut byte);
+    let exp =
+        crate::backoff::exponential_ms(retry.base_delay_ms, retry.max_delay_ms, attempt.min(16));
     // Jitter: between half and all of the exponential delay.
-    Duration::from_millis(exp / 2 + exp * u64::from(byte[0]) / 512)
+    crate::backoff::jittered(exp)
 }
 
 impl WechatClient {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The kernel's modules, bottom first.
 const KERNEL_LAYERS: &[&[&str]] = &[
-    &["error", "request_id", "shutdown"],
+    &["error", "request_id", "shutdown", "backoff"],
     &["config"],
     &["db", "kv"],
     &["crypto"],

@@ -204,13 +204,9 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
-        let base = self.base_delay_ms.saturating_mul(1 << attempt.min(10));
+        let base = crate::backoff::exponential_ms(self.base_delay_ms, u64::MAX, attempt.min(10));
         // Jitter spreads out transactions that collided, so they do not collide again.
-        let mut byte = [0u8; 1];
-        let jitter = getrandom::fill(&mut byte)
-            .map(|()| base * u64::from(byte[0]) / 255)
-            .unwrap_or(0);
-        Some(Duration::from_millis(base / 2 + jitter / 2))
+        Some(crate::backoff::jittered(base))
     }
 }
 

@@ -48,10 +48,10 @@ impl BackgroundTask {
 /// Exponential backoff for the `attempts`-th failure (1-based): `base_ms`, doubled
 /// per further attempt, at most `max_ms`.
 pub fn backoff_ms(base_ms: i64, max_ms: i64, attempts: i32) -> i64 {
-    let exponent = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(20);
-    base_ms.saturating_mul(1 << exponent).min(max_ms)
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+    let base = u64::try_from(base_ms).unwrap_or(0);
+    let max = u64::try_from(max_ms).unwrap_or(0);
+    i64::try_from(crate::backoff::exponential_ms(base, max, exponent.min(20))).unwrap_or(i64::MAX)
 }
 
 /// A random positive 63-bit token naming one worker's claim on queued rows, so it
