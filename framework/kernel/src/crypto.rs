@@ -40,6 +40,13 @@ impl SubsystemError for FieldError {
             _ => "internal_error",
         }
     }
+    fn public_message(&self) -> String {
+        match self {
+            // Says what the operator must set; names no key material.
+            FieldError::NotConfigured => self.to_string(),
+            _ => "internal server error".to_owned(),
+        }
+    }
 }
 
 /// `encryptedData` is client input: a 400 naming what is wrong with it.

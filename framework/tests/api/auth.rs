@@ -726,8 +726,12 @@ async fn login_without_field_keys_is_a_clear_503() {
         json!({"code": fixture["code"]}),
     )
     .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "crypto_not_configured");
+    // The operator learns what to set, not just that something failed.
     assert_eq!(
-        code_of(response, StatusCode::SERVICE_UNAVAILABLE).await,
-        "crypto_not_configured"
+        body["message"],
+        "field encryption is not configured (crypto.keys)"
     );
 }
