@@ -142,6 +142,27 @@ impl AppContext {
             .cloned()
             .and_then(|any| any.downcast::<T>().ok())
     }
+
+    /// The service of type `T`, stored first from `make` if there is none yet (one
+    /// winner when several callers race), for services a feature can start by
+    /// itself in a context built without the app builder (a test's, a command's).
+    /// `make` runs under the services' lock, so it must not read or store services.
+    pub fn get_or_insert_with<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        if let Some(found) = self.get::<T>() {
+            return found;
+        }
+        let mut extensions = self
+            .inner
+            .extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        extensions
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
+            .downcast::<T>()
+            .expect("stored under its own type id")
+    }
 }
 
 impl FromRequest for AppContext {

@@ -52,8 +52,9 @@ pub(crate) struct LiveState {
 
 impl LiveState {
     pub(crate) fn new(config: &Config) -> Self {
+        let observe = config.get::<ObserveConfig>().unwrap_or_default();
         LiveState {
-            log_level: RwLock::new(LiveSettings::of(config).log_level),
+            log_level: RwLock::new(observe.log_level.clone()),
         }
     }
 }
@@ -69,11 +70,7 @@ fn section_json<T: serde::Serialize>(value: &T) -> String {
 /// The context's live settings, found once per call; a context built without the
 /// app builder (a test's, a command's) starts them from its configuration.
 fn live_state(ctx: &AppContext) -> Arc<LiveState> {
-    if let Some(state) = ctx.get::<LiveState>() {
-        return state;
-    }
-    ctx.insert(LiveState::new(ctx.config()));
-    ctx.get::<LiveState>().expect("just inserted")
+    ctx.get_or_insert_with(|| LiveState::new(ctx.config()))
 }
 
 /// Live configuration on the app's context: what is in force now, and the reload
@@ -171,14 +168,7 @@ impl LiveConfig for AppContext {
         let state = live_state(self);
         *state.log_level.write().unwrap_or_else(|p| p.into_inner()) = next.log_level;
         crate::guard::state(self).replace(next.guard);
-        match self.get::<LastReload>() {
-            Some(last) => last.record_now(),
-            None => {
-                let last = LastReload::default();
-                last.record_now();
-                self.insert(last);
-            }
-        }
+        self.get_or_insert_with(LastReload::default).record_now();
         tracing::info!(changed = %changed.join(","), "configuration reloaded");
         Ok(changed)
     }

@@ -58,12 +58,10 @@ impl LiveGuard {
 /// The live guard settings of `ctx`; a context built without the app builder (a
 /// test's, a command's) starts them from its configuration.
 pub fn state(ctx: &crate::AppContext) -> std::sync::Arc<LiveGuard> {
-    if let Some(live) = ctx.get::<LiveGuard>() {
-        return live;
-    }
-    let config = ctx.config().get::<GuardConfig>().unwrap_or_default();
-    ctx.insert(LiveGuard::new((*config).clone()));
-    ctx.get::<LiveGuard>().expect("just inserted")
+    ctx.get_or_insert_with(|| {
+        let config = ctx.config().get::<GuardConfig>().unwrap_or_default();
+        LiveGuard::new((*config).clone())
+    })
 }
 
 /// The guard settings in force for `ctx`.
