@@ -1,9 +1,8 @@
 //! Route registration that documents itself: [`ApiRoutes`] mounts a handler and
 //! records its method, path, summary and access in one call, so
 //! `GET /api/openapi.json` (OpenAPI 3) is built from the routes the server really
-//! has and cannot drift from them. The registry is process-wide: one app per
-//! process (as in production) documents exactly its routes; a test process that
-//! starts apps with different plugins sees the union.
+//! has and cannot drift from them. Each app keeps its own [`ApiOperations`] in its
+//! context, so two apps in one process document exactly their own routes.
 //!
 //! ```no_run
 //! use weapp::actix_web::{HttpResponse, web};
@@ -18,8 +17,9 @@
 //! }
 //! ```
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, web};
 use serde_json::{Value, json};
@@ -52,20 +52,48 @@ pub struct Operation {
     pub access: Access,
 }
 
-fn registry() -> &'static Mutex<BTreeMap<(&'static str, &'static str), Operation>> {
-    static REGISTRY: OnceLock<Mutex<BTreeMap<(&'static str, &'static str), Operation>>> =
-        OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(BTreeMap::new()))
+/// The operations one app documents, by path then method; in the app's context.
+#[derive(Debug, Default)]
+pub struct ApiOperations {
+    by_route: Mutex<BTreeMap<(&'static str, &'static str), Operation>>,
 }
 
-/// Every operation registered in this process, by path then method.
-pub fn operations() -> Vec<Operation> {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect()
+impl ApiOperations {
+    /// Every operation recorded so far, by path then method.
+    pub fn list(&self) -> Vec<Operation> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn record(&self, operation: Operation) {
+        self.lock()
+            .insert((operation.path, operation.method), operation);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(&'static str, &'static str), Operation>> {
+        // Each change is one insert: a panic elsewhere cannot leave it half done.
+        self.by_route.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+thread_local! {
+    /// Where [`ApiRoutes`] records, while [`documenting`] runs on this thread.
+    /// A plugin's `routes(cfg)` receives only actix's `ServiceConfig`, which carries
+    /// nothing of the app back out; the server points this at its own
+    /// [`ApiOperations`] for exactly the synchronous call that mounts the routes.
+    static RECORDING: RefCell<Option<Arc<ApiOperations>>> = const { RefCell::new(None) };
+}
+
+/// Runs `mount` (which mounts routes with [`ApiRoutes`]) so that every route it
+/// documents is recorded in `operations`; restores whatever was recorded into before.
+pub fn documenting<R>(operations: &Arc<ApiOperations>, mount: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<ApiOperations>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RECORDING.with(|r| *r.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(RECORDING.with(|r| r.replace(Some(operations.clone()))));
+    mount()
 }
 
 /// One registering method per HTTP method, all alike.
@@ -116,15 +144,16 @@ impl<'a> ApiRoutes<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        registry().lock().unwrap_or_else(|p| p.into_inner()).insert(
-            (path, method),
-            Operation {
-                method,
-                path,
-                summary,
-                access,
-            },
-        );
+        RECORDING.with(|r| {
+            if let Some(operations) = r.borrow().as_ref() {
+                operations.record(Operation {
+                    method,
+                    path,
+                    summary,
+                    access,
+                });
+            }
+        });
         self.cfg.route(path, route.to(handler));
         self
     }
@@ -139,10 +168,10 @@ impl<'a> ApiRoutes<'a> {
     }
 }
 
-/// The OpenAPI 3 document of the operations registered so far.
-pub fn document(title: &str, version: &str) -> Value {
+/// The OpenAPI 3 document of `operations`.
+pub fn document(operations: &[Operation], title: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
-    for op in operations() {
+    for op in operations {
         let tag = op
             .path
             .split('/')
@@ -215,5 +244,13 @@ pub fn document(title: &str, version: &str) -> Value {
 
 /// `GET /api/openapi.json`; the app mounts it with the framework's other routes.
 pub async fn openapi(ctx: AppContext) -> HttpResponse {
-    HttpResponse::Ok().json(document("weapp API", &ctx.build_info().version))
+    let operations = ctx
+        .get::<ApiOperations>()
+        .map(|o| o.list())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(document(
+        &operations,
+        "weapp API",
+        &ctx.build_info().version,
+    ))
 }

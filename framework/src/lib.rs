@@ -19,7 +19,7 @@
 //! architecture test (`tests/api/architecture.rs`) holds the order inside this crate.
 
 pub use weapp_kernel::{
-    backoff, config, context, crypto, db, error, events, kv, plugin, request_id, shutdown,
+    backoff, config, context, crypto, db, error, events, kv, plugin, queue, request_id, shutdown,
 };
 
 pub mod api;
@@ -39,8 +39,9 @@ pub mod wechat;
 
 pub use app::{App, Server};
 pub use weapp_kernel::{
-    AppContext, BackgroundTask, Config, Error, Plugin, Result, Shutdown, config_section, migration,
-    register_plugin, sealed_column, transaction, with_conn,
+    AppContext, BackgroundTask, Config, Error, Plugin, Result, Shutdown, config_section,
+    insert_returning_id, migration, register_plugin, retrying, sealed_column, transaction,
+    with_conn,
 };
 
 /// The context extensions of the framework's features, with the types most code

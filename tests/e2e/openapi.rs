@@ -85,3 +85,41 @@ async fn the_document_lists_every_route_and_each_is_served() {
     }
     app.stop().await.unwrap();
 }
+
+async fn documented_paths(app: &TestApp) -> Vec<String> {
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    doc["paths"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// Each app documents its own routes, kept in its context: an app without the
+/// order plugin (nor the shop, which needs it), started beside the shop in one
+/// process, lists no order route.
+#[tokio::test]
+async fn two_apps_in_one_process_each_document_their_own_routes() {
+    let shop = TestApp::builder().spawn().await;
+    let without_orders = TestApp::builder()
+        .set("plugins.disabled", ["shop", "order"])
+        .spawn()
+        .await;
+    let shop_paths = documented_paths(&shop).await;
+    let other_paths = documented_paths(&without_orders).await;
+    assert!(
+        shop_paths.iter().any(|p| p == "/api/orders"),
+        "{shop_paths:?}"
+    );
+    assert!(
+        !other_paths.iter().any(|p| p.starts_with("/api/orders")),
+        "{other_paths:?}"
+    );
+    assert!(other_paths.iter().any(|p| p == "/api/auth/login"));
+    shop.stop().await.unwrap();
+    without_orders.stop().await.unwrap();
+}

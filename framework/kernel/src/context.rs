@@ -94,7 +94,7 @@ impl AppContext {
         self.inner.kv.clone()
     }
 
-    /// Field encryption and blind indexes; an error (500) if `crypto.keys` is not
+    /// Field encryption and blind indexes; an error (503) if `crypto.keys` is not
     /// configured.
     pub fn crypto(&self) -> Result<&FieldCrypto, weapp_crypto::FieldError> {
         self.inner

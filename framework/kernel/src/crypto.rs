@@ -4,8 +4,8 @@
 //! - [`wechat`]: decrypting WeChat's `encryptedData` (AES-128-CBC under `session_key`).
 //! - [`FieldCrypto`]: sealing personal fields with SM4-GCM or AES-256-GCM under a
 //!   rotating key ring, plus blind indexes (HMAC-SM3) to look them up.
-//! - [`Sealed`]: a diesel field type that is plaintext in Rust, ciphertext in the
-//!   database (it lives in [`crate::db`]).
+//! - [`Sealed`]: a diesel field type holding a value sealed for its column, opened
+//!   with the app's key ring (it lives in [`crate::db`]).
 //! - [`CryptoConfig`]: the `[crypto]` section that builds the key ring (it lives in
 //!   [`crate::config`]).
 //! - [`legacy`]: reading SM4-ECB/CBC data that older backends stored.
@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 
 pub use crate::config::CryptoConfig;
 pub use crate::db::rotate::{RotationReport, SealedColumnInfo, rotate_keys};
-pub use crate::db::sealed::{Sealed, SealedColumn, SealedValue, install, installed};
+pub use crate::db::sealed::{Sealed, SealedColumn, SealedValue};
 pub use weapp_crypto::*;
 
 use crate::error::SubsystemError;

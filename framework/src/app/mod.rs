@@ -272,17 +272,13 @@ impl App {
     }
 }
 
-/// Builds the field crypto from `[crypto]` and installs it for `Sealed` columns.
+/// Builds the app's field crypto from `[crypto]`; it lives in the app's context.
 fn build_crypto(config: &Config) -> crate::Result<Option<Arc<FieldCrypto>>> {
-    let crypto = config
+    Ok(config
         .crypto
         .build(&config.environment)
         .map_err(|e| crate::config::ConfigError::Load(format!("crypto: {e}")))?
-        .map(Arc::new);
-    if let Some(crypto) = &crypto {
-        crate::db::sealed::install(crypto.clone());
-    }
-    Ok(crypto)
+        .map(Arc::new))
 }
 
 /// The running build: the app's version if given, else the framework's.

@@ -40,6 +40,7 @@ impl Server {
             ctx.get::<crate::observe::rate::RequestRate>()
                 .unwrap_or_default(),
         );
+        let operations = ctx.get_or_insert_with(crate::api::ApiOperations::default);
         let workers = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -50,24 +51,26 @@ impl Server {
             let plugins = routes_plugins.clone();
             let sandbox = sandbox.clone();
             // Registered innermost first: actix runs the last `wrap` first.
-            actix_web::App::new()
-                .wrap(from_fn(crate::guard::rate_limit))
-                .wrap(from_fn(crate::guard::verify_signatures))
-                .wrap(crate::guard::cors(&cors_ctx))
-                .wrap(from_fn(crate::observe::metrics::track))
-                .wrap(from_fn(crate::http::request_context))
-                .app_data(data.clone())
-                .app_data(live_guard.clone())
-                .app_data(request_rate.clone())
-                .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
-                .configure(framework_routes)
-                .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
-                .configure(move |c| {
-                    for plugin in &plugins {
-                        plugin.routes(c);
-                    }
-                })
-                .default_service(web::to(crate::http::not_found))
+            crate::api::documenting(&operations, || {
+                actix_web::App::new()
+                    .wrap(from_fn(crate::guard::rate_limit))
+                    .wrap(from_fn(crate::guard::verify_signatures))
+                    .wrap(crate::guard::cors(&cors_ctx))
+                    .wrap(from_fn(crate::observe::metrics::track))
+                    .wrap(from_fn(crate::http::request_context))
+                    .app_data(data.clone())
+                    .app_data(live_guard.clone())
+                    .app_data(request_rate.clone())
+                    .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
+                    .configure(framework_routes)
+                    .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
+                    .configure(move |c| {
+                        for plugin in &plugins {
+                            plugin.routes(c);
+                        }
+                    })
+                    .default_service(web::to(crate::http::not_found))
+            })
         })
         .shutdown_timeout(ctx.config().server.shutdown_timeout_s);
         let mut http = match &ctx.config().server.tls {

@@ -168,22 +168,21 @@ pub struct Me {
     pub phone: Option<String>,
 }
 
-impl From<UserRow> for Me {
-    fn from(row: UserRow) -> Self {
-        Me {
-            id: row.id,
-            nickname: row.nickname,
-            avatar_url: row.avatar_url,
-            phone: row.phone.map(|p| mask_phone(p.expose())),
-        }
-    }
-}
-
 async fn load_me(ctx: &AppContext, user_id: i64) -> Result<Me, Error> {
-    users::find(ctx.db(), user_id)
+    let row: UserRow = users::find(ctx.db(), user_id)
         .await?
-        .map(Me::from)
-        .ok_or(Error::from(AuthError::RevokedSession))
+        .ok_or(Error::from(AuthError::RevokedSession))?;
+    // A user who never shared a phone number needs no key ring.
+    let phone = match &row.phone {
+        Some(sealed) => Some(mask_phone(&sealed.open(ctx.crypto()?)?)),
+        None => None,
+    };
+    Ok(Me {
+        id: row.id,
+        nickname: row.nickname,
+        avatar_url: row.avatar_url,
+        phone,
+    })
 }
 
 async fn me(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {

@@ -67,13 +67,16 @@ pub(super) async fn export_user(
     let Some(row) = users::export(ctx.db(), user_id).await? else {
         return Ok(None);
     };
+    let crypto = ctx.crypto()?;
+    let unionid = row.unionid.as_ref().map(|u| u.open(crypto)).transpose()?;
+    let phone = row.phone.as_ref().map(|p| p.open(crypto)).transpose()?;
     let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     Ok(Some(serde_json::json!({
         "id": row.id,
-        "openid": row.openid.expose(),
-        "unionid": row.unionid.as_ref().map(|u| u.expose().clone()),
-        "phone": row.phone.as_ref().map(|p| p.expose().clone()),
+        "openid": row.openid.open(crypto)?,
+        "unionid": unionid,
+        "phone": phone,
         "nickname": row.nickname,
         "avatar_url": row.avatar_url,
         "created_at": created_at,

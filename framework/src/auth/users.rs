@@ -6,7 +6,27 @@ use diesel_async::RunQueryDsl;
 use crate::db::sealed::{Sealed, SealedColumn};
 use crate::db::{Db, DbError};
 use crate::with_conn;
-use weapp_crypto::{FieldCrypto, normalize_id, normalize_phone};
+use weapp_crypto::{FieldCrypto, FieldError, normalize_id, normalize_phone};
+
+/// Why a user's personal data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UserDataError {
+    /// No connection, or a statement failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A sealed field did not open with the app's key ring.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+impl From<UserDataError> for crate::Error {
+    fn from(e: UserDataError) -> Self {
+        match e {
+            UserDataError::Db(e) => e.into(),
+            UserDataError::Field(e) => e.into(),
+        }
+    }
+}
 
 diesel::table! {
     /// Users of the mini program.
@@ -50,7 +70,7 @@ pub struct UserRow {
     pub nickname: Option<String>,
     /// Avatar URL.
     pub avatar_url: Option<String>,
-    /// Phone number (decrypted on read).
+    /// Phone number, sealed: open it with `ctx.crypto()?`.
     pub phone: Option<Sealed<String, UserPhone>>,
 }
 
@@ -78,20 +98,25 @@ pub async fn upsert_by_openid(
             .blind_index(&UserUnionid::CONTEXT, &normalize_id(u))
             .to_vec()
     });
-    let inserted = with_conn!(conn, |c| {
-        diesel::insert_into(users::table)
-            .values((
-                users::openid.eq(Sealed::<String, UserOpenid>::new(openid.to_owned())),
-                users::openid_index.eq(&index),
-                users::unionid
-                    .eq(unionid.map(|u| Sealed::<String, UserUnionid>::new(u.to_owned()))),
-                users::unionid_index.eq(&unionid_index),
-                users::created_at.eq(now),
-                users::updated_at.eq(now),
-            ))
-            .execute(c)
-            .await
-    });
+    let inserted =
+        with_conn!(conn, |c| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::openid.eq(Sealed::<String, UserOpenid>::seal(
+                        crypto,
+                        &openid.to_owned(),
+                    )),
+                    users::openid_index.eq(&index),
+                    users::unionid
+                        .eq(unionid
+                            .map(|u| Sealed::<String, UserUnionid>::seal(crypto, &u.to_owned()))),
+                    users::unionid_index.eq(&unionid_index),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await
+        });
     // A concurrent first login may have inserted the same openid: the unique index
     // rejects ours, and the row is read back either way.
     if let Err(e) = inserted
@@ -154,7 +179,10 @@ pub async fn set_phone(db: &Db, crypto: &FieldCrypto, id: i64, phone: &str) -> R
     with_conn!(conn, |c| {
         diesel::update(users::table.find(id))
             .set((
-                users::phone.eq(Some(Sealed::<String, UserPhone>::new(phone.to_owned()))),
+                users::phone.eq(Some(Sealed::<String, UserPhone>::seal(
+                    crypto,
+                    &phone.to_owned(),
+                ))),
                 users::phone_index.eq(Some(&index)),
                 users::updated_at.eq(now_ms()),
             ))
@@ -164,7 +192,8 @@ pub async fn set_phone(db: &Db, crypto: &FieldCrypto, id: i64, phone: &str) -> R
     Ok(())
 }
 
-/// Everything the `users` table holds about one user, decrypted.
+/// Everything the `users` table holds about one user; open the sealed fields with
+/// `ctx.crypto()?`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct UserExport {
@@ -184,7 +213,7 @@ pub struct UserExport {
     pub created_at: i64,
 }
 
-/// The user's whole row, decrypted.
+/// The user's whole row.
 pub async fn export(db: &Db, id: i64) -> Result<Option<UserExport>, DbError> {
     let mut conn = db.conn().await?;
     Ok(with_conn!(conn, |c| {
@@ -210,7 +239,7 @@ pub async fn erase(db: &Db, crypto: &FieldCrypto, id: i64) -> Result<bool, DbErr
     let rows = with_conn!(conn, |c| {
         diesel::update(users::table.find(id))
             .set((
-                users::openid.eq(Sealed::<String, UserOpenid>::new(tombstone.clone())),
+                users::openid.eq(Sealed::<String, UserOpenid>::seal(crypto, &tombstone)),
                 users::openid_index.eq(&index),
                 users::unionid.eq(None::<Sealed<String, UserUnionid>>),
                 users::unionid_index.eq(None::<Vec<u8>>),
@@ -227,7 +256,11 @@ pub async fn erase(db: &Db, crypto: &FieldCrypto, id: i64) -> Result<bool, DbErr
 }
 
 /// The openid of a user (decrypted), e.g. to address a subscribe message.
-pub async fn openid_of(db: &Db, id: i64) -> Result<Option<String>, DbError> {
+pub async fn openid_of(
+    db: &Db,
+    crypto: &FieldCrypto,
+    id: i64,
+) -> Result<Option<String>, UserDataError> {
     let mut conn = db.conn().await?;
     let sealed: Option<Sealed<String, UserOpenid>> = with_conn!(conn, |c| {
         users::table
@@ -236,8 +269,9 @@ pub async fn openid_of(db: &Db, id: i64) -> Result<Option<String>, DbError> {
             .first(c)
             .await
             .optional()
-    })?;
-    Ok(sealed.map(|s| s.expose().clone()))
+    })
+    .map_err(DbError::Query)?;
+    Ok(sealed.map(|s| s.open(crypto)).transpose()?)
 }
 
 /// The id of the user with this openid, if any (looked up by blind index).

@@ -18,6 +18,7 @@ use super::config::{RetryConfig, WechatConfig};
 use super::error::WechatError;
 use super::token::AccessTokenCache;
 use super::types::*;
+use crate::backoff::{RetrySchedule, Transient};
 use crate::config::Secret;
 use crate::kv::KvStore;
 
@@ -75,11 +76,27 @@ fn parse<T: DeserializeOwned>(answer: Answer) -> Result<T, WechatError> {
     serde_json::from_value(check(value)?).map_err(|e| WechatError::Unexpected(e.to_string()))
 }
 
-fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
-    let exp =
-        crate::backoff::exponential_ms(retry.base_delay_ms, retry.max_delay_ms, attempt.min(16));
-    // Jitter: between half and all of the exponential delay.
-    crate::backoff::jittered(exp)
+/// `wechat.retry`: up to `max_attempts`, with jittered exponential waits, and never
+/// past the call's deadline.
+struct RetryWithin<'a> {
+    retry: &'a RetryConfig,
+    deadline: Instant,
+}
+
+impl RetrySchedule for RetryWithin<'_> {
+    fn wait_after(&self, failed: u32) -> Option<Duration> {
+        if failed >= self.retry.max_attempts {
+            return None;
+        }
+        let exp = crate::backoff::exponential_ms(
+            self.retry.base_delay_ms,
+            self.retry.max_delay_ms,
+            (failed - 1).min(16),
+        );
+        // Jitter: between half and all of the exponential delay.
+        let wait = crate::backoff::jittered(exp);
+        (Instant::now() + wait < self.deadline).then_some(wait)
+    }
 }
 
 impl WechatClient {
@@ -124,65 +141,65 @@ impl WechatClient {
         request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, WechatError> {
         let retry = &self.inner.retry;
-        let deadline = Instant::now() + Duration::from_millis(retry.deadline_ms);
-        let mut attempt = 0;
-        loop {
-            let started = std::time::Instant::now();
-            // A client span per attempt; its trace context travels in the headers.
-            let span = tracing::info_span!("wechat", api, otel.kind = "client", attempt);
-            let trace_headers = crate::observe::otel::outgoing_headers(&span);
-            let outcome =
-                tracing::Instrument::instrument(self.send_once(&request, trace_headers), span)
-                    .await;
-            let outcome = match outcome {
-                Ok(mut answer)
-                    if answer.content_type.starts_with("application/json")
-                        || answer.content_type.starts_with("text/plain") =>
-                {
-                    answer.json = serde_json::from_slice(&answer.body).ok();
-                    // Surface -1 (busy) here so it is retried like a 5xx.
-                    match answer.json.as_ref().and_then(api_error) {
-                        Some(e) if e.is_transient() => Err(e),
-                        _ => Ok(answer),
-                    }
+        let schedule = RetryWithin {
+            retry,
+            deadline: Instant::now() + Duration::from_millis(retry.deadline_ms),
+        };
+        crate::retrying!(schedule, api, |attempt| self
+            .attempt(api, &request, attempt)
+            .await)
+    }
+
+    /// One attempt of a call, traced and counted.
+    async fn attempt(
+        &self,
+        api: &'static str,
+        request: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        attempt: u32,
+    ) -> Result<Answer, WechatError> {
+        let started = std::time::Instant::now();
+        // A client span per attempt; its trace context travels in the headers.
+        let span = tracing::info_span!("wechat", api, otel.kind = "client", attempt);
+        let trace_headers = crate::observe::otel::outgoing_headers(&span);
+        let outcome =
+            tracing::Instrument::instrument(self.send_once(request, trace_headers), span).await;
+        let outcome = match outcome {
+            Ok(mut answer)
+                if answer.content_type.starts_with("application/json")
+                    || answer.content_type.starts_with("text/plain") =>
+            {
+                answer.json = serde_json::from_slice(&answer.body).ok();
+                // Surface -1 (busy) here so it is retried like a 5xx.
+                match answer.json.as_ref().and_then(api_error) {
+                    Some(e) if e.is_transient() => Err(e),
+                    _ => Ok(answer),
                 }
-                other => other,
-            };
-            let errcode = match &outcome {
-                Ok(answer) => answer
-                    .json
-                    .as_ref()
-                    .and_then(|j| j.get("errcode"))
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    .to_string(),
-                Err(WechatError::Api { errcode, .. }) => errcode.to_string(),
-                Err(WechatError::Status(status)) => format!("http_{status}"),
-                Err(WechatError::Timeout) => "timeout".to_owned(),
-                Err(WechatError::Transport(_)) => "transport".to_owned(),
-                Err(WechatError::Unexpected(_)) => "unexpected".to_owned(),
-            };
-            crate::observe::upstream::record_wechat_call(api, &errcode, started.elapsed());
-            tracing::debug!(
-                api,
-                attempt,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                errcode = %errcode,
-                "wechat call"
-            );
-            match outcome {
-                Err(e) if e.is_transient() && attempt + 1 < retry.max_attempts => {
-                    let delay = backoff(retry, attempt);
-                    if Instant::now() + delay >= deadline {
-                        return Err(e);
-                    }
-                    tracing::warn!(api, attempt, error = %e, "retrying WeChat call");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                other => return other,
             }
-        }
+            other => other,
+        };
+        let errcode = match &outcome {
+            Ok(answer) => answer
+                .json
+                .as_ref()
+                .and_then(|j| j.get("errcode"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .to_string(),
+            Err(WechatError::Api { errcode, .. }) => errcode.to_string(),
+            Err(WechatError::Status(status)) => format!("http_{status}"),
+            Err(WechatError::Timeout) => "timeout".to_owned(),
+            Err(WechatError::Transport(_)) => "transport".to_owned(),
+            Err(WechatError::Unexpected(_)) => "unexpected".to_owned(),
+        };
+        crate::observe::upstream::record_wechat_call(api, &errcode, started.elapsed());
+        tracing::debug!(
+            api,
+            attempt,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            errcode = %errcode,
+            "wechat call"
+        );
+        outcome
     }
 
     async fn send_once(

@@ -1,5 +1,7 @@
 //! WeChat API errors: `errcode` values and transport failures.
 
+use crate::backoff::Transient;
+
 /// Named `errcode` values (see WeChat's global return codes).
 pub mod errcode {
     /// System busy; retry later.
@@ -59,22 +61,24 @@ pub enum WechatError {
     Unexpected(String),
 }
 
+/// Worth retrying with backoff: busy, 5xx, timeouts and broken connections.
+impl Transient for WechatError {
+    fn is_transient(&self) -> bool {
+        match self {
+            WechatError::Api { errcode, .. } => *errcode == errcode::BUSY,
+            WechatError::Status(status) => *status >= 500,
+            WechatError::Timeout | WechatError::Transport(_) => true,
+            WechatError::Unexpected(_) => false,
+        }
+    }
+}
+
 impl WechatError {
     /// WeChat's `errcode`, if it gave one.
     pub fn errcode(&self) -> Option<i64> {
         match self {
             WechatError::Api { errcode, .. } => Some(*errcode),
             _ => None,
-        }
-    }
-
-    /// Worth retrying with backoff: busy, 5xx, timeouts and broken connections.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            WechatError::Api { errcode, .. } => *errcode == errcode::BUSY,
-            WechatError::Status(status) => *status >= 500,
-            WechatError::Timeout | WechatError::Transport(_) => true,
-            WechatError::Unexpected(_) => false,
         }
     }
 

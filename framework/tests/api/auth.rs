@@ -735,3 +735,76 @@ async fn login_without_field_keys_is_a_clear_503() {
         "field encryption is not configured (crypto.keys)"
     );
 }
+
+/// Logs `openid` in on `app`, shares the phone 13812348000, and returns the
+/// access token.
+async fn login_with_phone(app: &TestApp, openid: &str) -> String {
+    let (tokens, _) = login(app, openid, Some("13812348000")).await;
+    let code = app
+        .sandbox_post("/__sandbox/phone-code", json!({"openid": openid}))
+        .await;
+    let phone = post(
+        app,
+        "/api/auth/phone",
+        Some(&tokens.access_token),
+        json!({"code": code["code"]}),
+    )
+    .await;
+    assert_eq!(phone.status(), 200);
+    tokens.access_token
+}
+
+async fn masked_phone(app: &TestApp, token: &str) -> Option<String> {
+    let response = me(app, token).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    response.json::<Me>().await.unwrap().phone
+}
+
+/// Each app's key ring lives in its context: a second app with other keys in the
+/// same process neither breaks the first app's sealed columns nor opens them.
+#[tokio::test]
+async fn two_apps_in_one_process_keep_their_own_field_keys() {
+    let first = TestApp::builder().spawn().await;
+    let first_token = login_with_phone(&first, "o_two_rings").await;
+    assert_eq!(
+        masked_phone(&first, &first_token).await.as_deref(),
+        Some("138****8000")
+    );
+
+    let second = TestApp::builder()
+        .set("crypto.keys.1", STANDARD.encode([0x5a; 16]))
+        .set("crypto.blind_index_key", STANDARD.encode([0x6b; 32]))
+        .spawn()
+        .await;
+    let second_token = login_with_phone(&second, "o_two_rings").await;
+    assert_eq!(
+        masked_phone(&second, &second_token).await.as_deref(),
+        Some("138****8000")
+    );
+    // The first app still opens what it sealed, after the second one started.
+    assert_eq!(
+        masked_phone(&first, &first_token).await.as_deref(),
+        Some("138****8000")
+    );
+
+    // And the rings really differ: the first app's keys open none of the second's.
+    let user_id = weapp::auth::users::id_by_openid(
+        second.ctx.db(),
+        second.ctx.crypto().unwrap(),
+        "o_two_rings",
+    )
+    .await
+    .unwrap()
+    .expect("the user exists in the second app");
+    let row = weapp::auth::users::export(second.ctx.db(), user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.openid.open(second.ctx.crypto().unwrap()).unwrap(),
+        "o_two_rings"
+    );
+    assert!(row.openid.open(first.ctx.crypto().unwrap()).is_err());
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}

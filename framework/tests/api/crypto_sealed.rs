@@ -68,13 +68,13 @@ fn crypto(keys: &[(u16, u8, usize)], active: u16) -> Arc<FieldCrypto> {
 fn person(crypto: &FieldCrypto, id: i64, phone: &str) -> Person {
     Person {
         id,
-        phone: Sealed::new(phone.to_owned()),
+        phone: Sealed::seal(crypto, &phone.to_owned()),
         phone_index: crypto
             .blind_index(&PeoplePhone::CONTEXT, &normalize_phone(phone))
             .to_vec(),
-        note: (id % 2 == 0).then(|| Sealed::new(format!("备注 {id}"))),
-        lucky_number: Sealed::new(-7 * id),
-        avatar: Sealed::new(vec![0, 1, 2, 255, id as u8]),
+        note: (id % 2 == 0).then(|| Sealed::seal(crypto, &format!("备注 {id}"))),
+        lucky_number: Sealed::seal(crypto, &(-7 * id)),
+        avatar: Sealed::seal(crypto, &vec![0, 1, 2, 255, id as u8]),
     }
 }
 
@@ -110,7 +110,6 @@ async fn migrated(backend: Backend) -> (TestDatabase, Db) {
 /// a value copied to another column refused, then key rotation.
 async fn sealed_columns_on(backend: Backend) {
     let v1 = crypto(&[(1, 0x11, 16)], 1);
-    weapp::crypto::install(v1.clone());
     let (_test_db, db) = migrated(backend).await;
     let mut conn = db.conn().await.unwrap();
 
@@ -128,8 +127,15 @@ async fn sealed_columns_on(backend: Backend) {
 
     let loaded = load_people(&db).await;
     assert_eq!(loaded, people);
-    assert_eq!(loaded[1].note.as_ref().unwrap().expose(), "备注 2");
-    assert_eq!(*loaded[2].lucky_number.expose(), -21);
+    assert_eq!(
+        loaded[1].note.as_ref().unwrap().open(&v1).unwrap(),
+        "备注 2"
+    );
+    assert_eq!(loaded[2].lucky_number.open(&v1).unwrap(), -21);
+    assert_eq!(loaded[3].avatar.open(&v1).unwrap(), [0, 1, 2, 255, 4]);
+    // Another app's key ring opens nothing of this one's.
+    let other = crypto(&[(1, 0x99, 16)], 1);
+    assert!(loaded[0].phone.open(&other).is_err());
 
     // At rest: ciphertext bound to its column, never the plaintext.
     let raw: Vec<u8> = with_conn!(conn, |c| {
@@ -169,9 +175,10 @@ async fn sealed_columns_on(backend: Backend) {
             .select(Person::as_select())
             .first::<Person>(c)
             .await
-    });
+    })
+    .unwrap();
     assert!(
-        copied.is_err(),
+        copied.note.unwrap().open(&v1).is_err(),
         "copied ciphertext must not open in another column"
     );
     with_conn!(conn, |c| diesel::delete(
@@ -183,7 +190,6 @@ async fn sealed_columns_on(backend: Backend) {
 
     // Rotation to a new AES-256-GCM key, in batches of 2, resumable.
     let v2 = crypto(&[(1, 0x11, 16), (2, 0x22, 32)], 2);
-    weapp::crypto::install(v2.clone());
     let columns = [
         SealedColumnInfo {
             context: PeoplePhone::CONTEXT,
@@ -214,8 +220,15 @@ async fn sealed_columns_on(backend: Backend) {
     assert!(phones.iter().all(|p| KeyRing::key_id_of(p).unwrap() == 2));
     let reloaded = load_people(&db).await;
     assert_eq!(reloaded.len(), 4);
-    assert_eq!(reloaded[0].phone.expose(), "13812348001");
-    assert_eq!(reloaded[2].note.as_ref().unwrap().expose(), "备注 4");
+    assert_eq!(reloaded[0].phone.open(&v2).unwrap(), "13812348001");
+    assert_eq!(
+        reloaded[2].note.as_ref().unwrap().open(&v2).unwrap(),
+        "备注 4"
+    );
+    assert!(
+        reloaded[0].phone.open(&v1).is_err(),
+        "the old ring lacks the new key"
+    );
 
     // A value no key can open is counted, not fatal.
     with_conn!(conn, |c| {
@@ -250,6 +263,7 @@ async fn sealed_columns_on_sqlite() {
 
 #[test]
 fn sealed_debug_never_prints_the_value() {
-    let phone: Sealed<String, PeoplePhone> = Sealed::new("13812348000".into());
+    let crypto = crypto(&[(1, 0x11, 16)], 1);
+    let phone: Sealed<String, PeoplePhone> = Sealed::seal(&crypto, &"13812348000".into());
     assert_eq!(format!("{phone:?}"), "***");
 }

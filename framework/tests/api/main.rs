@@ -12,6 +12,7 @@ mod events;
 mod guard;
 mod health;
 mod kv;
+mod lease_queue;
 mod metrics;
 mod plugins;
 mod reload;

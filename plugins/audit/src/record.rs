@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
+use weapp::backoff::Transient;
 use weapp::db::{Db, DbError, Isolation, RetryPolicy};
 use weapp::{transaction, with_conn};
 
@@ -108,6 +109,17 @@ pub enum AuditError {
     /// A field is too long or empty.
     #[error("invalid audit event: {0}")]
     Invalid(String),
+}
+
+/// A deadlock or serialization failure: the chaining transaction is tried again.
+impl Transient for AuditError {
+    fn is_transient(&self) -> bool {
+        match self {
+            AuditError::Query(e) => e.is_transient(),
+            AuditError::Db(e) => e.is_transient(),
+            AuditError::Invalid(_) => false,
+        }
+    }
 }
 
 impl From<AuditError> for weapp::Error {
@@ -229,123 +241,116 @@ pub async fn chain_pending(db: &Db) -> Result<usize, AuditError> {
 async fn chain(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditError> {
     let retry = RetryPolicy::default();
     let mut total = 0;
-    let mut tries = 0;
     loop {
-        let mut conn = db.conn().await?;
-        // The chainer runs every few hundred milliseconds: with nothing staged it must
-        // not take the head lock, write, or read the log.
-        if given.is_none() {
-            let staged: bool = with_conn!(conn, |c| {
-                diesel::select(diesel::dsl::exists(pending::table.select(pending::id)))
-                    .get_result(c)
-                    .await
-            })?;
-            if !staged {
-                return Ok(total);
-            }
-        }
-        let chained = transaction!(conn, Isolation::BackendDefault, |c| {
-            // Taking the head row's lock first serialises chaining on every backend.
-            diesel::update(head::table.find(1))
-                .set(head::last_id.eq(head::last_id))
-                .execute(c)
-                .await?;
-            let (mut last_id, mut last_hash): (i64, String) = head::table
-                .find(1)
-                .select((head::last_id, head::last_hash))
-                .first(c)
-                .await?;
-            let rows: Vec<PendingRow> = match given {
-                Some(rows) => rows.to_vec(),
-                None => {
-                    pending::table
-                        .order(pending::id)
-                        .select((
-                            pending::id,
-                            pending::at,
-                            pending::actor,
-                            pending::action,
-                            pending::target,
-                            pending::request_id,
-                            pending::details,
-                            pending::event_id,
-                        ))
-                        .limit(CHAIN_BATCH)
-                        .load(c)
-                        .await?
-                }
-            };
-            let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
-            // An event redelivered after it was chained is staged again; skip it.
-            // Also holds the ids chained by this batch, so a batch naming one event
-            // twice chains it once.
-            let mut chained_before: Vec<String> = if event_ids.is_empty() {
-                Vec::new()
-            } else {
-                log::table
-                    .filter(log::event_id.eq_any(&event_ids))
-                    .select(log::event_id.assume_not_null())
-                    .load(c)
-                    .await?
-            };
-            let mut chained = Vec::with_capacity(rows.len());
-            for (_, at, actor, action, target, request_id, details, event_id) in &rows {
-                if event_id
-                    .as_ref()
-                    .is_some_and(|e| chained_before.contains(e))
-                {
-                    continue;
-                }
-                let mut row = NewLogRow {
-                    id: last_id + 1,
-                    at: *at,
-                    actor,
-                    action,
-                    target,
-                    request_id: request_id.as_deref(),
-                    details: Some(details),
-                    details_hash: sm3_hex(details.as_bytes()),
-                    event_id: event_id.as_deref(),
-                    prev_hash: last_hash,
-                    // Set below: the hash covers the row's other fields.
-                    hash: String::new(),
-                };
-                row.hash = row_hash(&row.prev_hash, &row.content());
-                last_id = row.id;
-                last_hash = row.hash.clone();
-                chained.push(row);
-                chained_before.extend(event_id.clone());
-            }
-            c.append_rows(&chained).await?;
-            if given.is_none() {
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))
-                    .execute(c)
-                    .await?;
-            }
-            diesel::update(head::table.find(1))
-                .set((head::last_id.eq(last_id), head::last_hash.eq(&last_hash)))
-                .execute(c)
-                .await?;
-            Ok::<_, AuditError>(rows.len())
-        });
-        match chained {
-            Ok(n) => {
-                total += n;
-                if given.is_some() || (n as i64) < CHAIN_BATCH {
-                    return Ok(total);
-                }
-            }
-            Err(AuditError::Query(e)) if weapp::db::is_transient(&e) => {
-                tries += 1;
-                match retry.backoff(tries) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(AuditError::Query(e)),
-                }
-            }
-            Err(e) => return Err(e),
+        let n = weapp::retrying!(retry, "chain audit rows", chain_batch(db, given).await)?;
+        total += n;
+        if given.is_some() || (n as i64) < CHAIN_BATCH {
+            return Ok(total);
         }
     }
+}
+
+/// One transaction: chains `given` rows, or the oldest batch of staged rows;
+/// returns how many rows it took.
+async fn chain_batch(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, AuditError> {
+    let mut conn = db.conn().await?;
+    // The chainer runs every few hundred milliseconds: with nothing staged it must
+    // not take the head lock, write, or read the log.
+    if given.is_none() {
+        let staged: bool = with_conn!(conn, |c| {
+            diesel::select(diesel::dsl::exists(pending::table.select(pending::id)))
+                .get_result(c)
+                .await
+        })?;
+        if !staged {
+            return Ok(0);
+        }
+    }
+    transaction!(conn, Isolation::BackendDefault, |c| {
+        // Taking the head row's lock first serialises chaining on every backend.
+        diesel::update(head::table.find(1))
+            .set(head::last_id.eq(head::last_id))
+            .execute(c)
+            .await?;
+        let (mut last_id, mut last_hash): (i64, String) = head::table
+            .find(1)
+            .select((head::last_id, head::last_hash))
+            .first(c)
+            .await?;
+        let rows: Vec<PendingRow> = match given {
+            Some(rows) => rows.to_vec(),
+            None => {
+                pending::table
+                    .order(pending::id)
+                    .select((
+                        pending::id,
+                        pending::at,
+                        pending::actor,
+                        pending::action,
+                        pending::target,
+                        pending::request_id,
+                        pending::details,
+                        pending::event_id,
+                    ))
+                    .limit(CHAIN_BATCH)
+                    .load(c)
+                    .await?
+            }
+        };
+        let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
+        // An event redelivered after it was chained is staged again; skip it.
+        // Also holds the ids chained by this batch, so a batch naming one event
+        // twice chains it once.
+        let mut chained_before: Vec<String> = if event_ids.is_empty() {
+            Vec::new()
+        } else {
+            log::table
+                .filter(log::event_id.eq_any(&event_ids))
+                .select(log::event_id.assume_not_null())
+                .load(c)
+                .await?
+        };
+        let mut chained = Vec::with_capacity(rows.len());
+        for (_, at, actor, action, target, request_id, details, event_id) in &rows {
+            if event_id
+                .as_ref()
+                .is_some_and(|e| chained_before.contains(e))
+            {
+                continue;
+            }
+            let mut row = NewLogRow {
+                id: last_id + 1,
+                at: *at,
+                actor,
+                action,
+                target,
+                request_id: request_id.as_deref(),
+                details: Some(details),
+                details_hash: sm3_hex(details.as_bytes()),
+                event_id: event_id.as_deref(),
+                prev_hash: last_hash,
+                // Set below: the hash covers the row's other fields.
+                hash: String::new(),
+            };
+            row.hash = row_hash(&row.prev_hash, &row.content());
+            last_id = row.id;
+            last_hash = row.hash.clone();
+            chained.push(row);
+            chained_before.extend(event_id.clone());
+        }
+        c.append_rows(&chained).await?;
+        if given.is_none() {
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            diesel::delete(pending::table.filter(pending::id.eq_any(&ids)))
+                .execute(c)
+                .await?;
+        }
+        diesel::update(head::table.find(1))
+            .set((head::last_id.eq(last_id), head::last_hash.eq(&last_hash)))
+            .execute(c)
+            .await?;
+        Ok::<_, AuditError>(rows.len())
+    })
 }
 
 /// The chaining task: chains recorded rows every `audit.chain_interval_ms`, and once

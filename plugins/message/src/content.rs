@@ -19,7 +19,7 @@ impl Messages {
         if text.trim().is_empty() {
             return Ok(());
         }
-        let openid = weapp::auth::users::openid_of(ctx.db(), user_id)
+        let openid = weapp::auth::users::openid_of(ctx.db(), ctx.crypto()?, user_id)
             .await?
             .ok_or_else(|| weapp::Error::not_found("user not found"))?;
         let verdict = ctx

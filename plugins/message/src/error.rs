@@ -12,6 +12,12 @@ pub enum MessageError {
     /// No connection.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A user's sealed data did not open, or the key ring is missing.
+    #[error(transparent)]
+    UserData(#[from] weapp::auth::users::UserDataError),
+    /// The key ring is missing.
+    #[error(transparent)]
+    Field(#[from] weapp::crypto::FieldError),
     /// WeChat refused or could not be reached.
     #[error(transparent)]
     Wechat(#[from] WechatError),
@@ -42,6 +48,8 @@ impl From<MessageError> for weapp::Error {
         match e {
             MessageError::Query(e) => DbError::Query(e).into(),
             MessageError::Db(e) => e.into(),
+            MessageError::UserData(e) => e.into(),
+            MessageError::Field(e) => e.into(),
             MessageError::Wechat(e) => e.into(),
             MessageError::UnknownTemplate(id) => weapp::Error::unprocessable(
                 "unknown_template",

@@ -1,6 +1,7 @@
 //! The persistent send queue and its worker.
 //!
-//! A message moves `pending → claimed → sending → sent | failed`, each step a
+//! The queue is a [`LeaseQueue`] delivering [at most once](Delivery::AtMostOnce): a
+//! message moves `pending → claimed → sending → sent | failed`, each step a
 //! committed update, so a process that stops anywhere loses nothing:
 //! - stopped after the claim: the lease runs out and another worker sends it;
 //! - stopped while sending (WeChat may or may not have delivered it): the row is
@@ -15,14 +16,68 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use weapp::backoff::Transient;
+use weapp::queue::{Claim, Delivery, Failed, LeaseQueue, QueueSettings, QueueTable};
 use weapp::wechat::types::SubscribeMessage;
 use weapp::wechat::{WechatContext, WechatError};
 use weapp::{AppContext, Shutdown, transaction, with_conn};
 
+use crate::config::MessageConfig;
 use crate::error::MessageError;
 use crate::schema::{message_queue as queue, message_quotas as quotas};
 use crate::service::{Messages, now_ms};
 use crate::templates::{ONE_TIME, checked_data};
+
+/// The send queue as a lease queue.
+const TABLE: QueueTable = QueueTable {
+    name: "message_queue",
+    finished_at: "finished_at",
+    error: "reason",
+    done: "sent",
+    parked: "failed",
+    delivery: Delivery::AtMostOnce {
+        claimed: "claimed",
+        in_flight: "sending",
+    },
+};
+
+/// Why a message in flight was parked by recovery.
+const UNKNOWN_OUTCOME: &str = "unknown_outcome: the worker stopped while sending";
+
+/// The queue `message.*` configures.
+pub(crate) fn lease_queue(config: &MessageConfig) -> LeaseQueue {
+    LeaseQueue::new(
+        TABLE,
+        QueueSettings {
+            batch_size: config.batch_size,
+            lease_ms: config.lease_ms,
+            max_attempts: config.max_attempts,
+            base_backoff_ms: config.base_backoff_ms,
+            max_backoff_ms: config.max_backoff_ms,
+            // Sent and failed messages are kept: the queue is also their record.
+            keep_finished_s: i64::MAX,
+        },
+    )
+}
+
+/// A new row of the queue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = queue)]
+struct NewMessage<'a> {
+    user_id: i64,
+    template_id: &'a str,
+    data: &'a str,
+    options: &'a str,
+    state: &'a str,
+    attempts: i32,
+    next_attempt_at: i64,
+    created_at: i64,
+}
+
+weapp::insert_returning_id! {
+    /// Queuing a message and learning its id.
+    trait InsertMessage { fn insert_message(&NewMessage<'_>) } => queue::table, queue::id;
+}
 
 /// A subscribe message to send to a user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -96,7 +151,7 @@ impl Messages {
         check_request(&request)?;
         let template = self.template(ctx, &request.template_id).await?;
         let data = checked_data(&template, &request.data)?;
-        if weapp::auth::users::openid_of(ctx.db(), request.touser)
+        if weapp::auth::users::openid_of(ctx.db(), ctx.crypto()?, request.touser)
             .await?
             .is_none()
         {
@@ -110,8 +165,18 @@ impl Messages {
             "lang": request.lang,
         })
         .to_string();
+        let row = NewMessage {
+            user_id: request.touser,
+            template_id: &request.template_id,
+            data: &data,
+            options: &options,
+            state: weapp::queue::PENDING,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        };
         let mut conn = self.db.conn().await?;
-        let id = transaction!(conn, weapp::db::Isolation::BackendDefault, |c, backend| {
+        let id = transaction!(conn, weapp::db::Isolation::BackendDefault, |c| {
             if template.kind == ONE_TIME {
                 let used = diesel::update(
                     quotas::table
@@ -131,24 +196,7 @@ impl Messages {
                     });
                 }
             }
-            diesel::insert_into(queue::table)
-                .values((
-                    queue::user_id.eq(request.touser),
-                    queue::template_id.eq(&request.template_id),
-                    queue::data.eq(&data),
-                    queue::options.eq(&options),
-                    queue::state.eq("pending"),
-                    queue::attempts.eq(0),
-                    queue::next_attempt_at.eq(now),
-                    queue::created_at.eq(now),
-                ))
-                .execute(c)
-                .await?;
-            let last_id = backend.last_insert_id_sql();
-            let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(last_id))
-                .get_result(c)
-                .await?;
-            Ok::<_, MessageError>(id)
+            Ok::<_, MessageError>(c.insert_message(&row).await?)
         })?;
         Ok(id)
     }
@@ -169,68 +217,20 @@ impl Messages {
     /// Claims up to `message.batch_size` due messages for this worker: pending ones,
     /// and claimed ones whose worker's lease ran out. Returns `(id, token)` pairs.
     pub async fn claim(&self, now: i64) -> Result<Vec<(i64, i64)>, MessageError> {
-        let token = weapp::plugin::claim_token();
-        let claimable = queue::state
-            .eq("pending")
-            .and(queue::next_attempt_at.le(now))
-            .or(queue::state.eq("claimed").and(queue::locked_until.lt(now)));
         let mut conn = self.db.conn().await?;
-        let due: Vec<i64> = with_conn!(conn, |c| {
-            queue::table
-                .filter(claimable)
-                .order(queue::id)
-                .select(queue::id)
-                .limit(self.config.batch_size)
-                .load(c)
-                .await
-        })?;
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        let claimed: Vec<i64> = with_conn!(conn, |c| {
-            diesel::update(
-                queue::table
-                    .filter(queue::id.eq_any(&due))
-                    .filter(claimable),
-            )
-            .set((
-                queue::state.eq("claimed"),
-                queue::locked_until.eq(now + self.config.lease_ms),
-                queue::claim_token.eq(token),
-            ))
-            .execute(c)
-            .await?;
-            queue::table
-                .filter(queue::id.eq_any(&due))
-                .filter(queue::claim_token.eq(token))
-                .filter(queue::state.eq("claimed"))
-                .order(queue::id)
-                .select(queue::id)
-                .load(c)
-                .await
-        })?;
-        Ok(claimed.into_iter().map(|id| (id, token)).collect())
+        let claimed = self.queue.claim_due::<Claim>(&mut conn, now).await?;
+        Ok(claimed
+            .rows
+            .into_iter()
+            .map(|row| (row.id, claimed.token))
+            .collect())
     }
 
     /// Records messages whose worker stopped while sending them as failed with an
     /// unknown outcome (they may have reached the user; they are never sent twice).
     pub async fn recover_interrupted(&self, now: i64) -> Result<usize, MessageError> {
         let mut conn = self.db.conn().await?;
-        Ok(with_conn!(conn, |c| {
-            diesel::update(
-                queue::table
-                    .filter(queue::state.eq("sending"))
-                    .filter(queue::locked_until.lt(now)),
-            )
-            .set((
-                queue::state.eq("failed"),
-                queue::reason.eq("unknown_outcome: the worker stopped while sending"),
-                queue::finished_at.eq(now),
-                queue::locked_until.eq(None::<i64>),
-            ))
-            .execute(c)
-            .await
-        })?)
+        Ok(self.queue.recover(&mut conn, now, UNKNOWN_OUTCOME).await?)
     }
 
     /// Sends one claimed message; returns its final or retry state.
@@ -240,25 +240,9 @@ impl Messages {
         id: i64,
         token: i64,
     ) -> Result<String, MessageError> {
-        let now = now_ms();
         let mut conn = self.db.conn().await?;
         // Committed before calling WeChat: from here on, a stop means "unknown outcome".
-        let sending = with_conn!(conn, |c| {
-            diesel::update(
-                queue::table
-                    .find(id)
-                    .filter(queue::claim_token.eq(token))
-                    .filter(queue::state.eq("claimed")),
-            )
-            .set((
-                queue::state.eq("sending"),
-                queue::attempts.eq(queue::attempts + 1),
-                queue::locked_until.eq(now + self.config.lease_ms),
-            ))
-            .execute(c)
-            .await
-        })?;
-        if sending != 1 {
+        if !self.queue.start(&mut conn, id, token, now_ms()).await? {
             return Ok("lost_claim".to_owned());
         }
         type Row = (i64, String, String, String, i32);
@@ -276,7 +260,7 @@ impl Messages {
                 .await
         })?;
         drop(conn);
-        let outcome = match weapp::auth::users::openid_of(ctx.db(), user_id).await? {
+        let outcome = match weapp::auth::users::openid_of(ctx.db(), ctx.crypto()?, user_id).await? {
             None => Err(WechatError::Api {
                 errcode: weapp::wechat::errcode::INVALID_OPENID,
                 errmsg: "the user no longer exists".into(),
@@ -299,51 +283,46 @@ impl Messages {
             }
         };
         let now = now_ms();
-        let (state, msgid, errcode, reason, next) = match &outcome {
-            Ok(msgid) => ("sent", Some(*msgid), None, None, now),
-            Err(e) if e.is_transient() && attempts < self.config.max_attempts => {
-                let wait = weapp::plugin::backoff_ms(
-                    self.config.base_backoff_ms,
-                    self.config.max_backoff_ms,
-                    attempts,
-                );
-                (
-                    "pending",
-                    None,
-                    e.errcode(),
-                    Some(e.to_string()),
-                    now + wait,
-                )
+        let e = match outcome {
+            Ok(msgid) => {
+                let mut conn = self.db.conn().await?;
+                let msgid = [("msgid", Some(msgid)), ("errcode", None)];
+                self.queue.complete(&mut conn, &[id], now, &msgid).await?;
+                return Ok("sent".to_owned());
             }
-            Err(e) => {
-                if e.errcode() == Some(weapp::wechat::errcode::NO_SUBSCRIPTION) {
-                    // A business outcome, not an error: WeChat holds no subscription.
-                    tracing::info!(message_id = id, "no subscription at WeChat; recorded");
-                    self.clear_quota(user_id, &template_id).await?;
-                } else {
-                    tracing::warn!(message_id = id, error = %e, "subscribe message failed");
-                }
-                ("failed", None, e.errcode(), Some(e.to_string()), now)
-            }
+            Err(e) => e,
         };
-        let finished = (state != "pending").then_some(now);
+        let no_subscription = e.errcode() == Some(weapp::wechat::errcode::NO_SUBSCRIPTION);
+        if no_subscription {
+            // A business outcome, not an error: WeChat holds no subscription.
+            tracing::info!(message_id = id, "no subscription at WeChat; recorded");
+            self.clear_quota(user_id, &template_id).await?;
+        }
+        let errcode = [("msgid", None), ("errcode", e.errcode())];
+        let error = e.to_string();
         let mut conn = self.db.conn().await?;
-        with_conn!(conn, |c| {
-            diesel::update(queue::table.find(id))
-                .set((
-                    queue::state.eq(state),
-                    queue::msgid.eq(msgid),
-                    queue::errcode.eq(errcode),
-                    queue::reason.eq(reason),
-                    queue::next_attempt_at.eq(next),
-                    queue::finished_at.eq(finished),
-                    queue::locked_until.eq(None::<i64>),
-                    queue::claim_token.eq(None::<i64>),
-                ))
-                .execute(c)
-                .await
-        })?;
-        Ok(state.to_owned())
+        let failed = self
+            .queue
+            .fail(
+                &mut conn,
+                id,
+                attempts,
+                &error,
+                e.is_transient(),
+                now,
+                &errcode,
+            )
+            .await?;
+        Ok(match failed {
+            Failed::RetryAt(_) => "pending",
+            Failed::Parked => {
+                if !no_subscription {
+                    tracing::warn!(message_id = id, error, "subscribe message failed");
+                }
+                "failed"
+            }
+        }
+        .to_owned())
     }
 
     /// Recovers interrupted sends, then claims and sends what is due; returns how

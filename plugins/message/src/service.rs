@@ -1,6 +1,7 @@
 //! `Messages`: the plugin's service, stored in the app context by `on_start`.
 
 use weapp::db::Db;
+use weapp::queue::LeaseQueue;
 
 use crate::config::MessageConfig;
 
@@ -9,12 +10,18 @@ use crate::config::MessageConfig;
 pub struct Messages {
     pub(crate) config: MessageConfig,
     pub(crate) db: Db,
+    /// The send queue.
+    pub(crate) queue: LeaseQueue,
 }
 
 impl Messages {
     /// A service over `db`.
     pub fn new(config: MessageConfig, db: Db) -> Messages {
-        Messages { config, db }
+        Messages {
+            queue: crate::queue::lease_queue(&config),
+            config,
+            db,
+        }
     }
 
     /// Its configuration.

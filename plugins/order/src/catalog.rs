@@ -35,6 +35,22 @@ fn product((id, name, description, price_fen, stock): (i64, String, String, i64,
     }
 }
 
+/// A new row of `products`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = products)]
+struct NewProductRow<'a> {
+    name: &'a str,
+    description: &'a str,
+    price_fen: i64,
+    active: bool,
+    created_at: i64,
+}
+
+weapp::insert_returning_id! {
+    /// Adding a product and learning its id.
+    trait InsertProduct { fn insert_product(&NewProductRow<'_>) } => products::table, products::id;
+}
+
 impl Orders {
     /// Products for sale, by id.
     pub async fn products(&self, page: i64, per_page: i64) -> Result<Page<Product>, OrderError> {
@@ -89,21 +105,15 @@ impl Orders {
             ));
         }
         let mut conn = self.db.conn().await?;
-        let id = transaction!(conn, self.config.isolation, |c, backend| {
-            diesel::insert_into(products::table)
-                .values((
-                    products::name.eq(&new.name),
-                    products::description.eq(&new.description),
-                    products::price_fen.eq(new.price_fen),
-                    products::active.eq(true),
-                    products::created_at.eq(now_ms()),
-                ))
-                .execute(c)
-                .await?;
-            let last_id = backend.last_insert_id_sql();
-            let id: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(last_id))
-                .get_result(c)
-                .await?;
+        let row = NewProductRow {
+            name: &new.name,
+            description: &new.description,
+            price_fen: new.price_fen,
+            active: true,
+            created_at: now_ms(),
+        };
+        let id = transaction!(conn, self.config.isolation, |c| {
+            let id = c.insert_product(&row).await?;
             diesel::insert_into(stock::table)
                 .values((stock::product_id.eq(id), stock::qty.eq(new.stock)))
                 .execute(c)
@@ -142,14 +152,4 @@ impl Orders {
         }
         Ok(())
     }
-}
-
-/// `(id, price_fen)` of the products among `ids` that are for sale; the query an
-/// order is priced with, on any backend.
-#[diesel::dsl::auto_type]
-pub(crate) fn prices_of<'a>(ids: &'a [i64]) -> _ {
-    products::table
-        .filter(products::id.eq_any(ids))
-        .filter(products::active.eq(true))
-        .select((products::id, products::price_fen))
 }

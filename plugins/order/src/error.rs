@@ -1,5 +1,6 @@
 //! Failures of order operations and how clients see them.
 
+use weapp::backoff::Transient;
 use weapp::db::DbError;
 
 /// Why an order operation did not happen.
@@ -40,11 +41,12 @@ pub enum OrderError {
     KeyTaken,
 }
 
-impl OrderError {
-    /// Whether retrying the whole transaction may succeed.
-    pub fn is_transient(&self) -> bool {
+/// Whether retrying the whole transaction may succeed: a deadlock, a serialization
+/// failure, or a lost version check.
+impl Transient for OrderError {
+    fn is_transient(&self) -> bool {
         match self {
-            OrderError::Query(e) => weapp::db::is_transient(e),
+            OrderError::Query(e) => e.is_transient(),
             OrderError::Db(e) => e.is_transient(),
             OrderError::Concurrent => true,
             _ => false,

@@ -7,31 +7,31 @@
 //! `POST /api/pay/notify` (signed by the payment provider, see [`payment`]).
 //!
 //! Correctness rests on three rules: stock is taken with a conditional update in the
-//! order's transaction ([`placing`]); every state change locks the order and checks its
+//! order's transaction ([`placing`], by the strategy `placement` chose for the
+//! database); every state change locks the order and checks its
 //! `version` ([`transitions`]); side effects go through the [`outbox`] and are published
 //! on the app's event bus (`order.created`, `order.paid`, `order.cancelled`,
 //! `payment.anomaly`) only after commit.
 //!
 //! An app enables the plugin by linking it: `use weapp_order as _;`.
 
-mod backend;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod events;
 mod gate;
-mod group_commit;
 pub mod idempotency;
 pub mod model;
 pub mod outbox;
 pub mod payment;
-mod pipelined;
 mod placement;
 pub mod placing;
 mod privacy;
 mod routes;
+mod rows;
 mod schema;
 mod service;
+mod statements;
 pub mod transitions;
 mod views;
 
@@ -79,7 +79,9 @@ impl Plugin for OrderPlugin {
         if config.payment.secret.is_empty() {
             tracing::warn!("order.payment.secret is not set; /api/pay/notify answers 503");
         }
-        ctx.insert(Orders::new(config, ctx.db().clone()));
+        let orders = Orders::new(config, ctx.db().clone());
+        tracing::info!(strategy = orders.placement_strategy(), "order placement");
+        ctx.insert(orders);
         Ok(())
     }
 
@@ -105,9 +107,16 @@ impl Plugin for OrderPlugin {
 
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
         vec![
-            BackgroundTask::new("order-outbox", outbox::worker::run_worker),
+            BackgroundTask::new("order-outbox", run_outbox),
             BackgroundTask::new("order-expiry", run_expiry),
         ]
+    }
+}
+
+/// Delivers the outbox's events until shutdown.
+async fn run_outbox(ctx: AppContext, shutdown: weapp::Shutdown) {
+    if let Some(orders) = ctx.get::<Orders>() {
+        outbox::worker::run_worker(&orders.outbox, &ctx, shutdown).await;
     }
 }
 

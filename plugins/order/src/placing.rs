@@ -1,44 +1,16 @@
-//! Placing an order: stock taken, order written, response kept under its key, all in
-//! one transaction.
-//!
-//! The statements of one order on MySQL/MariaDB and SQLite (ids from the
-//! auto-increment, affected rows of each stock update checked by the app):
-//! ```sql
-//! SELECT id, price_fen FROM products WHERE id IN (...) AND active   -- before the transaction
-//! BEGIN
-//! INSERT INTO orders (user_id, status, total_fen, version, created_at, updated_at, expires_at)
-//!   VALUES (...)                                           -- then its id
-//! INSERT INTO order_items (order_id, product_id, qty, price_fen) VALUES (...), ...
-//! INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at)
-//!   VALUES (...)                                           -- then its id (for the worker)
-//! INSERT INTO order_idempotency_keys (user_id, idem_key, request_hash, status, response, created_at)
-//!   VALUES (...)                                           -- unique: a replay stops here
-//! UPDATE stock SET qty = qty - ? WHERE product_id = ? AND qty >= ?   -- per line, by id
-//! COMMIT
-//! ```
-//! The stock rows are the contended ones (every buyer of a product updates the same
-//! row), so they are updated last: each is locked only for its own statement and the
-//! commit. Lines are updated in product-id order, so two orders never wait on each
-//! other in a cycle.
-//!
-//! PostgreSQL runs the same writes in two pipelined round trips — `BEGIN` with the
-//! prices and the new order's id, then everything else with `COMMIT` — and the server
-//! checks the stock (see `pipelined.rs`), so the hot row is never locked while
-//! the app waits for a CPU. Under load it places orders in batches instead, many in
-//! one transaction (`order.group_commit`, see `group_commit/`); an order a batch could
-//! not place comes back here and is placed alone.
+//! Placing an order as `POST /api/orders` asks: validated, placed by the app's
+//! strategy ([`crate::placement`]), and answered the same way every time its
+//! `Idempotency-Key` comes back.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
 use weapp::with_conn;
 
-use crate::backend::StepwisePlacement;
 use crate::error::OrderError;
-use crate::group_commit::postgres::{BatchSettings, GroupedOrder};
 use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
 use crate::model::{OrderLine, now_ms};
-use crate::placement::{OrderRequest, Placed, Placement};
+use crate::placement::OrderRequest;
+use crate::rows::key_taken;
 use crate::schema::order_idempotency_keys as keys;
 use crate::service::Orders;
 
@@ -60,13 +32,9 @@ impl Orders {
             hash: &hash,
             lines: &lines,
         };
-        let placed = match self.place_grouped(&request).await {
-            Some(answer) => answer,
-            None => self.place_alone(&request).await?,
-        };
-        match placed {
+        match self.placer.place(&request).await {
             Ok(placed) => {
-                self.outbox_hints.push([placed.event_id]);
+                self.outbox.hint([placed.event_id]);
                 Ok(StoredResponse {
                     status: 201,
                     body: placed.body,
@@ -90,98 +58,6 @@ impl Orders {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// PostgreSQL with group commit: placed in a batch with the orders arriving
-    /// meanwhile; `None` when no batch placed it (or group commit is off), so it is
-    /// placed alone. See [`crate::group_commit`].
-    async fn place_grouped(
-        &self,
-        request: &OrderRequest<'_>,
-    ) -> Option<Result<Placed, OrderError>> {
-        let combiner = self.group_commit.as_ref()?;
-        let order = GroupedOrder {
-            user_id: request.user_id,
-            key: request.key.clone(),
-            hash: request.hash.to_vec(),
-            lines: request.lines.to_vec(),
-        };
-        let settings = BatchSettings {
-            isolation: self.config.isolation,
-            unpaid_timeout_s: self.config.unpaid_timeout_s,
-        };
-        combiner
-            .submit(order, |batch| {
-                crate::group_commit::postgres::place_batch(self.db.clone(), settings, batch)
-            })
-            .await
-    }
-
-    /// One order in a transaction of its own.
-    async fn place_alone(
-        &self,
-        request: &OrderRequest<'_>,
-    ) -> Result<Result<Placed, OrderError>, weapp::Error> {
-        let isolation = self.config.isolation;
-        let mut conn = self.db.conn().await?;
-        Ok(match &mut conn {
-            DbConn::Postgres(c) => self.place_pipelined(c, isolation, request).await,
-            DbConn::Mysql(c) => self.place_stepwise(&mut **c, isolation, request).await,
-            DbConn::Sqlite(c) => self.place_stepwise(&mut **c, isolation, request).await,
-        })
-    }
-
-    /// PostgreSQL: priced and written in two round trips; see [`crate::pipelined`].
-    async fn place_pipelined(
-        &self,
-        c: &mut AsyncPgConnection,
-        isolation: Isolation,
-        request: &OrderRequest<'_>,
-    ) -> Result<Placed, OrderError> {
-        let ids = request.product_ids();
-        crate::service::retrying!(
-            self,
-            "place order",
-            async {
-                let (prices, order_id) = crate::pipelined::begin_order(c, isolation, &ids).await?;
-                match Placement::priced(request, &prices, self.config.unpaid_timeout_s) {
-                    Ok(placement) => {
-                        let _turn = self.stock_gate.enter(&ids).await;
-                        placement.pipelined(c, order_id).await
-                    }
-                    Err(e) => {
-                        crate::pipelined::rollback(c).await;
-                        Err(e)
-                    }
-                }
-            }
-            .await
-        )
-    }
-
-    /// MySQL/MariaDB and SQLite: priced first, then written one statement at a time
-    /// in a transaction.
-    async fn place_stepwise<C>(
-        &self,
-        c: &mut C,
-        isolation: Isolation,
-        request: &OrderRequest<'_>,
-    ) -> Result<Placed, OrderError>
-    where
-        C: StepwisePlacement + BeginTransaction,
-    {
-        let ids = request.product_ids();
-        let prices = c.prices(&ids).await?.into_iter().collect();
-        let placement = Placement::priced(request, &prices, self.config.unpaid_timeout_s)?;
-        crate::service::retrying!(
-            self,
-            "place order",
-            async {
-                let _turn = self.stock_gate.enter(&ids).await;
-                placement.stepwise(c, isolation).await
-            }
-            .await
-        )
     }
 
     /// Checks lines and returns them sorted by product.
@@ -243,7 +119,7 @@ impl Orders {
                 .await
         });
         drop(conn);
-        match kept.map_err(crate::backend::key_taken) {
+        match kept.map_err(key_taken) {
             Ok(_) => Ok(StoredResponse {
                 status,
                 body,

@@ -1,39 +1,32 @@
 //! `Orders`: the plugin's service, stored in the app context by `on_start`.
 
-use weapp::db::{Backend, Db};
+use weapp::AppContext;
+use weapp::db::Db;
 
 use crate::config::OrderConfig;
-use crate::gate::StockGate;
-use crate::group_commit::Combiner;
-use crate::group_commit::postgres::{Answer, GroupedOrder};
-use crate::outbox::hints::OutboxHints;
+use crate::error::OrderError;
+use crate::outbox::Outbox;
+use crate::placement::Placer;
 
 /// Catalogue, orders and their transitions over the app's database. Handlers and
 /// other plugins reach it with `ctx.get::<Orders>()`.
 pub struct Orders {
     pub(crate) config: OrderConfig,
     pub(crate) db: Db,
-    pub(crate) stock_gate: StockGate,
-    /// Batches concurrent orders (PostgreSQL, unless `order.group_commit` is off).
-    pub(crate) group_commit: Option<Combiner<GroupedOrder, Answer>>,
-    /// Events committed here, waiting for the outbox worker.
-    pub(crate) outbox_hints: OutboxHints,
+    /// Places orders by the strategy chosen for the database.
+    pub(crate) placer: Placer,
+    /// Events committed here, and their delivery.
+    pub(crate) outbox: Outbox,
 }
 
 impl Orders {
     /// A service over `db`.
     pub fn new(config: OrderConfig, db: Db) -> Orders {
-        let stock_gate = StockGate::new(config.stock_writers);
-        let outbox_hints = OutboxHints::new(usize::try_from(config.outbox.batch_size).unwrap_or(1));
-        let grouped = &config.group_commit;
-        let group_commit = (db.backend() == Backend::Postgres && grouped.max_orders > 1)
-            .then(|| Combiner::new(grouped.lanes, grouped.max_orders));
         Orders {
+            placer: Placer::new(db.clone(), &config),
+            outbox: Outbox::new(db.clone(), &config.outbox),
             config,
             db,
-            stock_gate,
-            group_commit,
-            outbox_hints,
         }
     }
 
@@ -41,32 +34,22 @@ impl Orders {
     pub fn config(&self) -> &OrderConfig {
         &self.config
     }
-}
 
-/// Evaluates `$attempt` (an expression that awaits one transaction) until it succeeds,
-/// fails for good, or `order.retry` runs out; each transient failure (deadlock,
-/// serialization failure, lost optimistic check) waits a jittered backoff first.
-/// A macro rather than a function taking a closure, so the futures of background
-/// tasks stay `Send`.
-macro_rules! retrying {
-    ($orders:expr, $what:literal, $attempt:expr) => {{
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            match $attempt {
-                Err(e) if e.is_transient() => match $orders.config.retry.backoff(tries) {
-                    Some(wait) => {
-                        tracing::debug!(what = $what, tries, error = %e, "retrying transaction");
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => {
-                        tracing::warn!(what = $what, tries, error = %e, "transaction failed after retries");
-                        break Err(e);
-                    }
-                },
-                result => break result,
-            }
-        }
-    }};
+    /// How orders are placed: `stepwise`, `pipelined` or `group commit`.
+    pub fn placement_strategy(&self) -> &'static str {
+        self.placer.strategy()
+    }
+
+    /// The outbox sweep: publishes a batch of due events found by scanning the
+    /// outbox; returns how many were attempted. The plugin's worker calls it on its
+    /// own; tests and tools may too.
+    pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
+        self.outbox.deliver_due(ctx).await
+    }
+
+    /// Deletes delivered and parked events that finished more than
+    /// `order.outbox.keep_finished_s` before `now`; returns how many.
+    pub async fn purge_outbox(&self, now: i64) -> Result<usize, OrderError> {
+        self.outbox.purge(now).await
+    }
 }
-pub(crate) use retrying;

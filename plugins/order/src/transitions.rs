@@ -10,13 +10,14 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use weapp::transaction;
 
-use crate::backend::{InsertEvent, OrderRow, OrderStatements};
 use crate::error::OrderError;
 use crate::events;
 use crate::model::{OrderStatus, PaymentNotice, now_ms};
 use crate::outbox::NewEvent;
+use crate::rows::{OrderRow, Transition};
 use crate::schema::{order_items, orders, stock};
 use crate::service::Orders;
+use crate::statements::{InsertEvent, OrderStatements};
 
 /// What a payment notification did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl Orders {
         notice: &PaymentNotice,
     ) -> Result<PaymentOutcome, OrderError> {
         let mut conn = self.db.conn().await?;
-        let (outcome, event_id) = crate::service::retrying!(self, "apply payment", {
+        let (outcome, event_id) = weapp::retrying!(self.config.retry, "apply payment", {
             transaction!(conn, self.config.isolation, |c| {
                 let now = now_ms();
                 let row = c
@@ -100,24 +101,12 @@ impl Orders {
                         PaymentAnomaly::AmountMismatch
                     }
                     OrderStatus::Pending => {
-                        let moved = diesel::update(
-                            orders::table
-                                .find(row.id)
-                                .filter(orders::version.eq(row.version))
-                                .filter(orders::status.eq(OrderStatus::Pending.as_str())),
-                        )
-                        .set((
-                            orders::status.eq(OrderStatus::Paid.as_str()),
-                            orders::version.eq(row.version + 1),
-                            orders::payment_id.eq(&notice.transaction_id),
-                            orders::paid_at.eq(now),
-                            orders::updated_at.eq(now),
-                        ))
-                        .execute(c)
-                        .await?;
-                        if moved != 1 {
-                            return Err(OrderError::Concurrent);
-                        }
+                        let change = Transition {
+                            payment_id: Some(&notice.transaction_id),
+                            paid_at: Some(now),
+                            ..Transition::to(OrderStatus::Paid, &row, now)
+                        };
+                        c.advance(&row, OrderStatus::Pending, &change).await?;
                         let paid = events::Paid {
                             order_id: row.id,
                             user_id: row.user_id,
@@ -142,7 +131,7 @@ impl Orders {
                 Ok::<_, OrderError>((PaymentOutcome::Anomaly(anomaly), Some(event_id)))
             })
         })?;
-        self.outbox_hints.push(event_id);
+        self.outbox.hint(event_id);
         Ok(outcome)
     }
 
@@ -155,7 +144,7 @@ impl Orders {
         reason: CancelReason,
     ) -> Result<(), OrderError> {
         let mut conn = self.db.conn().await?;
-        let event_id = crate::service::retrying!(self, "cancel order", {
+        let event_id = weapp::retrying!(self.config.retry, "cancel order", {
             transaction!(conn, self.config.isolation, |c| {
                 let now = now_ms();
                 let row = c
@@ -170,23 +159,11 @@ impl Orders {
                     OrderStatus::Paid => return Err(OrderError::WrongState("paid")),
                     OrderStatus::Pending => {}
                 }
-                let moved = diesel::update(
-                    orders::table
-                        .find(row.id)
-                        .filter(orders::version.eq(row.version))
-                        .filter(orders::status.eq(OrderStatus::Pending.as_str())),
-                )
-                .set((
-                    orders::status.eq(OrderStatus::Cancelled.as_str()),
-                    orders::version.eq(row.version + 1),
-                    orders::cancel_reason.eq(reason.as_str()),
-                    orders::updated_at.eq(now),
-                ))
-                .execute(c)
-                .await?;
-                if moved != 1 {
-                    return Err(OrderError::Concurrent);
-                }
+                let change = Transition {
+                    cancel_reason: Some(reason.as_str()),
+                    ..Transition::to(OrderStatus::Cancelled, &row, now)
+                };
+                c.advance(&row, OrderStatus::Pending, &change).await?;
                 let lines: Vec<(i64, i64)> = order_items::table
                     .filter(order_items::order_id.eq(row.id))
                     .order(order_items::product_id)
@@ -210,7 +187,7 @@ impl Orders {
                 Ok::<_, OrderError>(Some(event_id))
             })
         })?;
-        self.outbox_hints.push(event_id);
+        self.outbox.hint(event_id);
         Ok(())
     }
 

@@ -20,13 +20,15 @@ pub enum DbError {
     Config(String),
 }
 
-impl DbError {
-    /// Whether retrying the whole transaction may succeed; see
-    /// [`is_transient`](super::is_transient).
-    pub fn is_transient(&self) -> bool {
+/// Whether retrying the whole transaction may succeed; see
+/// [`is_transient`](super::is_transient).
+impl crate::backoff::Transient for DbError {
+    fn is_transient(&self) -> bool {
         matches!(self, DbError::Query(e) if super::is_transient(e))
     }
+}
 
+impl DbError {
     /// Whether the database could not be reached (no connection in time, or the
     /// connection was lost mid-request): the client may retry later.
     pub fn is_unavailable(&self) -> bool {

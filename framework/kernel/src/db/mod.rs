@@ -35,9 +35,12 @@
 //! `with_conn!(conn, |c, backend| if backend == Backend::Mysql { .. } else { .. })`.
 //! We chose this over generic functions (`fn f<C: AsyncConnection>`) because those
 //! need long trait bounds on every query function, which plugin authors would copy.
+//! An insert that must learn its new row's id is declared once with
+//! [`insert_returning_id!`](crate::insert_returning_id) ([`inserted_id`]).
 
 mod config;
 mod error;
+pub mod inserted_id;
 mod migrate;
 mod pool;
 pub mod rotate;
@@ -87,16 +90,6 @@ impl Backend {
             "mysql" | "mariadb" => Some(Backend::Mysql),
             "sqlite" => Some(Backend::Sqlite),
             _ => None,
-        }
-    }
-
-    /// A `BIGINT` expression for the id the last `INSERT` on this connection
-    /// generated: `SELECT` it right after an insert where `RETURNING` is not to hand.
-    pub fn last_insert_id_sql(self) -> &'static str {
-        match self {
-            Backend::Postgres => "lastval()",
-            Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
-            Backend::Sqlite => "last_insert_rowid()",
         }
     }
 

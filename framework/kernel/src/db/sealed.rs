@@ -1,23 +1,25 @@
-//! `Sealed<T, C>`: plaintext in Rust, ciphertext in the database.
+//! `Sealed<T, C>`: a value sealed for its column, opened with the app's key ring.
 //!
 //! ```
-//! use weapp::crypto::Sealed;
+//! use weapp::crypto::{BlindIndexer, FieldCrypto, KeyRing, Sealed};
 //!
 //! weapp::sealed_column!(pub UserPhone => "users"."phone");
 //!
-//! let phone: Sealed<String, UserPhone> = Sealed::new("13812348000".to_owned());
+//! # let keys = vec![(1, zeroize::Zeroizing::new(vec![7u8; 16]))];
+//! # let crypto = FieldCrypto::new(KeyRing::new(keys, 1)?, BlindIndexer::new(&[9u8; 32]).unwrap());
+//! // `crypto` is the app's: `ctx.crypto()?`.
+//! let phone: Sealed<String, UserPhone> = Sealed::seal(&crypto, &"13812348000".to_owned());
 //! assert_eq!(format!("{phone:?}"), "***");
-//! assert_eq!(phone.expose(), "13812348000");
+//! assert_eq!(phone.open(&crypto)?, "13812348000");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The column's SQL type is `Binary` (`bytea`, `VARBINARY`/`BLOB`, `BLOB`). Values are
-//! sealed on write and opened on read with the process-wide [`FieldCrypto`]
-//! (installed by the app), bound to the table and column named by `C`.
-//!
+//! The column's SQL type is `Binary` (`bytea`, `VARBINARY`/`BLOB`, `BLOB`). A value
+//! is sealed and opened with the app's [`FieldCrypto`], bound to the table and column
+//! named by `C`, so a ciphertext copied to another column does not open there.
 
 use std::io::Write;
 use std::marker::PhantomData;
-use std::sync::{Arc, RwLock};
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
@@ -90,36 +92,38 @@ impl SealedValue for i64 {
     }
 }
 
-/// A value stored encrypted in column `C`. `Debug` prints `***`; read it with
-/// [`Sealed::expose`].
+/// A value of type `T` sealed for column `C`: the ciphertext, as stored.
+///
+/// Sealing and opening take the app's [`FieldCrypto`] (`ctx.crypto()?`) explicitly:
+/// diesel's `ToSql`/`FromSql` have no context argument, and a key ring found anywhere
+/// but in the app would be one per process, so two apps in one process (tests, a
+/// migration tool beside a server) could not hold different keys.
 #[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Binary)]
 pub struct Sealed<T: SealedValue, C: SealedColumn> {
-    value: T,
-    column: PhantomData<C>,
+    ciphertext: Vec<u8>,
+    marker: PhantomData<fn() -> (T, C)>,
 }
 
 impl<T: SealedValue, C: SealedColumn> Sealed<T, C> {
-    /// Wraps a plaintext value.
-    pub fn new(value: T) -> Self {
+    /// Seals `value` for column `C` under the active key.
+    pub fn seal(crypto: &FieldCrypto, value: &T) -> Self {
         Sealed {
-            value,
-            column: PhantomData,
+            ciphertext: crypto.seal(&value.to_plain(), &C::CONTEXT),
+            marker: PhantomData,
         }
     }
 
-    /// The plaintext. Do not log it.
-    pub fn expose(&self) -> &T {
-        &self.value
+    /// Opens the value; fails if no key of `crypto` opens it, or if it was sealed
+    /// for another column.
+    pub fn open(&self, crypto: &FieldCrypto) -> Result<T, FieldError> {
+        let plain = crypto.open(&self.ciphertext, &C::CONTEXT)?;
+        T::from_plain(&plain).ok_or(FieldError::WrongType(T::KIND))
     }
 
-    /// The plaintext, by value.
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-
-    fn sealed_bytes(&self) -> Result<Vec<u8>, FieldError> {
-        Ok(installed()?.seal(&self.value.to_plain(), &C::CONTEXT))
+    /// The stored bytes.
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.ciphertext
     }
 }
 
@@ -131,21 +135,21 @@ impl<T: SealedValue, C: SealedColumn> std::fmt::Debug for Sealed<T, C> {
 
 impl<T: SealedValue, C: SealedColumn> ToSql<Binary, diesel::pg::Pg> for Sealed<T, C> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::pg::Pg>) -> serialize::Result {
-        out.write_all(&self.sealed_bytes()?)?;
+        out.write_all(&self.ciphertext)?;
         Ok(IsNull::No)
     }
 }
 
 impl<T: SealedValue, C: SealedColumn> ToSql<Binary, diesel::mysql::Mysql> for Sealed<T, C> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::mysql::Mysql>) -> serialize::Result {
-        out.write_all(&self.sealed_bytes()?)?;
+        out.write_all(&self.ciphertext)?;
         Ok(IsNull::No)
     }
 }
 
 impl<T: SealedValue, C: SealedColumn> ToSql<Binary, diesel::sqlite::Sqlite> for Sealed<T, C> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::sqlite::Sqlite>) -> serialize::Result {
-        out.set_value(self.sealed_bytes()?);
+        out.set_value(self.ciphertext.clone());
         Ok(IsNull::No)
     }
 }
@@ -158,27 +162,9 @@ where
     Vec<u8>: FromSql<Binary, DB>,
 {
     fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        let raw = <Vec<u8> as FromSql<Binary, DB>>::from_sql(bytes)?;
-        let plain = installed()?.open(&raw, &C::CONTEXT)?;
-        let value = T::from_plain(&plain).ok_or(FieldError::WrongType(T::KIND))?;
-        Ok(Sealed::new(value))
+        Ok(Sealed {
+            ciphertext: <Vec<u8> as FromSql<Binary, DB>>::from_sql(bytes)?,
+            marker: PhantomData,
+        })
     }
-}
-
-// diesel's ToSql/FromSql have no context argument, so `Sealed` finds the keys here.
-// The app installs its FieldCrypto at start-up; every app in one process shares it.
-static INSTALLED: RwLock<Option<Arc<FieldCrypto>>> = RwLock::new(None);
-
-/// Makes `crypto` the one [`Sealed`] columns use in this process.
-pub fn install(crypto: Arc<FieldCrypto>) {
-    *INSTALLED.write().unwrap_or_else(|p| p.into_inner()) = Some(crypto);
-}
-
-/// The process-wide field crypto, if an app installed one.
-pub fn installed() -> Result<Arc<FieldCrypto>, FieldError> {
-    INSTALLED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .ok_or(FieldError::NotConfigured)
 }

@@ -21,6 +21,7 @@ use diesel_async::{AnsiTransactionManager, AsyncConnection, TransactionManager};
 use serde::Deserialize;
 
 use super::{AsyncMysqlConnection, AsyncPgConnection, Backend, SqliteConn};
+use crate::backoff::{RetrySchedule, Transient};
 
 /// Transaction isolation level; `backend_default` sends nothing (PostgreSQL: read
 /// committed, MySQL/MariaDB: repeatable read).
@@ -197,16 +198,21 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
-    /// After failed attempt number `attempt` (1-based): how long to wait before the
-    /// next, or `None` when out of attempts.
-    pub fn backoff(&self, attempt: u32) -> Option<Duration> {
-        if attempt >= self.max_attempts {
+impl RetrySchedule for RetryPolicy {
+    fn wait_after(&self, failed: u32) -> Option<Duration> {
+        if failed >= self.max_attempts {
             return None;
         }
-        let base = crate::backoff::exponential_ms(self.base_delay_ms, u64::MAX, attempt.min(10));
+        let base = crate::backoff::exponential_ms(self.base_delay_ms, u64::MAX, failed.min(10));
         // Jitter spreads out transactions that collided, so they do not collide again.
         Some(crate::backoff::jittered(base))
+    }
+}
+
+/// Deadlocks, serialization failures and a busy SQLite: see [`is_transient`].
+impl Transient for QueryError {
+    fn is_transient(&self) -> bool {
+        is_transient(self)
     }
 }
 
@@ -220,10 +226,10 @@ mod tests {
             max_attempts: 3,
             base_delay_ms: 10,
         };
-        assert!(policy.backoff(1).is_some());
-        assert!(policy.backoff(2).is_some());
-        assert_eq!(policy.backoff(3), None);
-        let wait = policy.backoff(2).expect("retry");
+        assert!(policy.wait_after(1).is_some());
+        assert!(policy.wait_after(2).is_some());
+        assert_eq!(policy.wait_after(3), None);
+        let wait = policy.wait_after(2).expect("retry");
         assert!(wait <= Duration::from_millis(40), "{wait:?}");
     }
 

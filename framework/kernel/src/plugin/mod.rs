@@ -17,7 +17,7 @@ use actix_web::web;
 
 pub use crate::shutdown::Shutdown;
 pub use registry::{PluginError, registered, resolve};
-pub use task::{BackgroundTask, backoff_ms, claim_token};
+pub use task::BackgroundTask;
 
 use crate::AppContext;
 use crate::db::Migration;

@@ -44,31 +44,3 @@ impl BackgroundTask {
         (self.name, handle)
     }
 }
-
-/// Exponential backoff for the `attempts`-th failure (1-based): `base_ms`, doubled
-/// per further attempt, at most `max_ms`.
-pub fn backoff_ms(base_ms: i64, max_ms: i64, attempts: i32) -> i64 {
-    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
-    let base = u64::try_from(base_ms).unwrap_or(0);
-    let max = u64::try_from(max_ms).unwrap_or(0);
-    i64::try_from(crate::backoff::exponential_ms(base, max, exponent.min(20))).unwrap_or(i64::MAX)
-}
-
-/// A random positive 63-bit token naming one worker's claim on queued rows, so it
-/// can tell the rows it won from those another worker (or instance) took.
-pub fn claim_token() -> i64 {
-    (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        assert_eq!(backoff_ms(500, 10_000, 1), 500);
-        assert_eq!(backoff_ms(500, 10_000, 3), 2_000);
-        assert_eq!(backoff_ms(500, 10_000, 30), 10_000);
-        assert_eq!(backoff_ms(500, 10_000, 0), 500);
-    }
-}

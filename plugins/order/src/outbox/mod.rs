@@ -1,29 +1,39 @@
 //! The transactional outbox: events are rows written in the transaction that caused
 //! them, and a worker publishes them on the app's event bus after commit.
 //!
-//! A worker claims a batch of due rows with a lease in `locked_until`, so several
-//! instances share the work without locks held across the publish. It finds them
-//! two ways: by the ids committed transactions hand it (`hints`), in batches, and
-//! by sweeping the pending index now and then for what no hint named (`worker`).
-//! A failed publish is retried with exponential backoff; after
-//! `order.outbox.max_attempts` the row is parked as `failed` and logged. Delivery is
-//! at least once: subscribers deduplicate by [`Event::id`](weapp::events::Event::id).
+//! The outbox is a [`LeaseQueue`] delivering [at least once](Delivery::AtLeastOnce):
+//! a worker claims a batch of due rows with a lease, so several instances share the
+//! work without locks held across the publish. It finds them two ways: by the ids
+//! committed transactions hand it (`hints`), in batches, and by sweeping the pending
+//! index now and then for what no hint named (`worker`). A failed publish is retried
+//! with exponential backoff; after `order.outbox.max_attempts` the row is parked as
+//! `failed` and logged. Subscribers deduplicate by
+//! [`Event::id`](weapp::events::Event::id).
 
-mod claim;
 pub(crate) mod hints;
 pub(crate) mod worker;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use weapp::events::Event;
-use weapp::{AppContext, with_conn};
+use weapp::AppContext;
+use weapp::db::Db;
+use weapp::events::{Event, TypedEvent};
+use weapp::queue::{Delivery, LeaseQueue, QueueRow, QueueSettings, QueueTable};
 
-use weapp::events::TypedEvent;
-
+use crate::config::OutboxConfig;
 use crate::error::OrderError;
 use crate::model::now_ms;
 use crate::schema::order_outbox as outbox;
-use crate::service::Orders;
+use hints::OutboxHints;
+
+/// The outbox table as a lease queue.
+const TABLE: QueueTable = QueueTable {
+    name: "order_outbox",
+    finished_at: "done_at",
+    error: "last_error",
+    done: "done",
+    parked: "failed",
+    delivery: Delivery::AtLeastOnce,
+};
 
 /// An outbox row to insert.
 #[derive(Debug, Insertable)]
@@ -46,7 +56,7 @@ impl NewEvent {
         NewEvent {
             topic: E::TOPIC,
             payload: payload.to_string(),
-            state: "pending",
+            state: weapp::queue::PENDING,
             attempts: 0,
             next_attempt_at: now,
             created_at: now,
@@ -55,29 +65,64 @@ impl NewEvent {
 }
 
 /// A claimed outbox row, as published.
-#[derive(Debug, Queryable, QueryableByName, Selectable)]
+#[derive(Debug, QueryableByName)]
 #[diesel(table_name = outbox)]
-pub(crate) struct Claimed {
+struct Claimed {
     id: i64,
     topic: String,
     payload: String,
     attempts: i32,
 }
 
+impl QueueRow for Claimed {
+    const COLUMNS: &'static str = "id, topic, payload, attempts";
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 /// The prefix of outbox event ids on the bus.
 pub const EVENT_ID_PREFIX: &str = "order-outbox:";
 
-impl Orders {
+/// The order plugin's outbox: its queue and the hints of this instance's commits.
+pub(crate) struct Outbox {
+    db: Db,
+    queue: LeaseQueue,
+    pub(crate) hints: OutboxHints,
+    pub(crate) config: OutboxConfig,
+}
+
+impl Outbox {
+    /// The outbox of the app's database, as `order.outbox` configures it.
+    pub(crate) fn new(db: Db, config: &OutboxConfig) -> Outbox {
+        let settings = QueueSettings {
+            batch_size: config.batch_size,
+            lease_ms: config.lease_ms,
+            max_attempts: config.max_attempts,
+            base_backoff_ms: config.base_backoff_ms,
+            max_backoff_ms: config.max_backoff_ms,
+            keep_finished_s: config.keep_finished_s,
+        };
+        Outbox {
+            db,
+            queue: LeaseQueue::new(TABLE, settings),
+            hints: OutboxHints::new(usize::try_from(config.batch_size).unwrap_or(1)),
+            config: config.clone(),
+        }
+    }
+
+    /// Names events whose transaction committed, for the worker.
+    pub(crate) fn hint(&self, committed: impl IntoIterator<Item = i64>) {
+        self.hints.push(committed);
+    }
+
     /// The sweep: publishes a batch of due events found by scanning the outbox;
     /// returns how many were attempted.
-    ///
-    /// The batch is claimed (see `Orders::claim_due`), published at once, and the
-    /// delivered ones are marked done with one more update.
-    pub async fn deliver_outbox(&self, ctx: &AppContext) -> Result<usize, OrderError> {
+    pub(crate) async fn deliver_due(&self, ctx: &AppContext) -> Result<usize, OrderError> {
         let mut conn = self.db.conn().await?;
-        let claimed = self.claim_due(&mut conn, now_ms()).await?;
+        let claimed = self.queue.claim_due(&mut conn, now_ms()).await?;
         drop(conn);
-        self.publish(ctx, claimed).await
+        self.publish(ctx, claimed.rows).await
     }
 
     /// Publishes the next batch of events this instance was told about (see
@@ -89,16 +134,16 @@ impl Orders {
         only_full: bool,
     ) -> Result<usize, OrderError> {
         let ids = match only_full {
-            true => self.outbox_hints.take_full_batch(),
-            false => self.outbox_hints.take_batch(),
+            true => self.hints.take_full_batch(),
+            false => self.hints.take_batch(),
         };
         if ids.is_empty() {
             return Ok(0);
         }
         let mut conn = self.db.conn().await?;
-        let claimed = self.claim_ids(&mut conn, &ids, now_ms()).await?;
+        let claimed = self.queue.claim_ids(&mut conn, &ids, now_ms()).await?;
         drop(conn);
-        self.publish(ctx, claimed).await?;
+        self.publish(ctx, claimed.rows).await?;
         Ok(ids.len())
     }
 
@@ -120,85 +165,37 @@ impl Orders {
         // One publish for the batch: batch subscribers (the audit log) write it at once.
         let outcomes = ctx.events().publish_batch(ctx, events).await;
         let mut delivered = Vec::with_capacity(attempted);
+        let mut conn = self.db.conn().await?;
         for (row, outcome) in claimed.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => delivered.push(row.id),
                 Err(e) => {
-                    self.record_failure(row.id, row.attempts, &e.to_string())
-                        .await?
+                    let error = e.to_string();
+                    let failed = self
+                        .queue
+                        .fail(&mut conn, row.id, row.attempts, &error, true, now_ms(), &[])
+                        .await?;
+                    if failed == weapp::queue::Failed::Parked {
+                        tracing::error!(
+                            event_id = row.id,
+                            attempts = row.attempts,
+                            error,
+                            "outbox event failed for good"
+                        );
+                    }
                 }
             }
         }
-        if !delivered.is_empty() {
-            let now = now_ms();
-            let mut conn = self.db.conn().await?;
-            with_conn!(conn, |c| {
-                diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
-                    .set((
-                        outbox::state.eq("done"),
-                        outbox::done_at.eq(Some(now)),
-                        outbox::locked_until.eq(None::<i64>),
-                        outbox::last_error.eq(None::<String>),
-                    ))
-                    .execute(c)
-                    .await
-            })?;
-        }
+        self.queue
+            .complete(&mut conn, &delivered, now_ms(), &[])
+            .await?;
         Ok(attempted)
-    }
-
-    /// Schedules a retry with backoff, or parks the event after its last attempt.
-    async fn record_failure(&self, id: i64, attempts: i32, error: &str) -> Result<(), OrderError> {
-        let settings = &self.config.outbox;
-        let now = now_ms();
-        let (state, next_attempt_at) = if attempts >= settings.max_attempts {
-            tracing::error!(
-                event_id = id,
-                attempts,
-                error,
-                "outbox event failed for good"
-            );
-            ("failed", now)
-        } else {
-            (
-                "pending",
-                now + weapp::plugin::backoff_ms(
-                    settings.base_backoff_ms,
-                    settings.max_backoff_ms,
-                    attempts,
-                ),
-            )
-        };
-        let mut conn = self.db.conn().await?;
-        with_conn!(conn, |c| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::state.eq(state),
-                    outbox::next_attempt_at.eq(next_attempt_at),
-                    outbox::locked_until.eq(None::<i64>),
-                    outbox::last_error.eq(Some(error)),
-                    // A parked event is finished too (for purging).
-                    outbox::done_at.eq((state == "failed").then_some(now)),
-                ))
-                .execute(c)
-                .await
-        })?;
-        Ok(())
     }
 
     /// Deletes delivered and parked events that finished more than
     /// `order.outbox.keep_finished_s` before `now`; returns how many.
-    pub async fn purge_outbox(&self, now: i64) -> Result<usize, OrderError> {
-        let cutoff = now.saturating_sub(self.config.outbox.keep_finished_s.saturating_mul(1000));
+    pub(crate) async fn purge(&self, now: i64) -> Result<usize, OrderError> {
         let mut conn = self.db.conn().await?;
-        Ok(with_conn!(conn, |c| {
-            diesel::delete(
-                outbox::table
-                    .filter(outbox::state.ne("pending"))
-                    .filter(outbox::done_at.lt(cutoff)),
-            )
-            .execute(c)
-            .await
-        })?)
+        Ok(self.queue.purge(&mut conn, now).await?)
     }
 }

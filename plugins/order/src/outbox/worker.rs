@@ -5,8 +5,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weapp::{AppContext, Shutdown};
 
+use super::Outbox;
 use crate::error::OrderError;
-use crate::service::Orders;
 
 /// Delivers events until shutdown.
 ///
@@ -15,11 +15,8 @@ use crate::service::Orders;
 /// waits no longer than the poll interval. Every `order.outbox.sweep_interval_ms`
 /// the worker also sweeps the outbox, batch after batch while batches come back
 /// full.
-pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
-    let Some(orders) = ctx.get::<Orders>() else {
-        return;
-    };
-    let settings = &orders.config.outbox;
+pub(crate) async fn run_worker(outbox: &Outbox, ctx: &AppContext, shutdown: Shutdown) {
+    let settings = &outbox.config;
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let sweep_every = Duration::from_millis(settings.sweep_interval_ms);
     let full = usize::try_from(settings.batch_size).unwrap_or(1).max(1);
@@ -28,15 +25,15 @@ pub(crate) async fn run_worker(ctx: AppContext, shutdown: Shutdown) {
     while !shutdown.is_shutting_down() {
         // Woken by a full batch, the rest stays for the next one.
         let only_full = !timed_out;
-        drain(full, || orders.deliver_hinted(&ctx, only_full)).await;
+        drain(full, || outbox.deliver_hinted(ctx, only_full)).await;
         if Instant::now() >= next_sweep {
-            drain(full, || orders.deliver_outbox(&ctx)).await;
+            drain(full, || outbox.deliver_due(ctx)).await;
             next_sweep = Instant::now() + sweep_every;
         }
         let pause = poll.min(next_sweep.saturating_duration_since(Instant::now()));
         timed_out = tokio::select! {
             _ = shutdown.wait() => break,
-            _ = orders.outbox_hints.batch_in() => false,
+            _ = outbox.hints.batch_in() => false,
             _ = tokio::time::sleep(pause) => true,
         };
     }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod concurrency;
 mod group_commit;
 mod idempotency;

@@ -20,6 +20,20 @@ pub struct Feedback {
     pub created_at: i64,
 }
 
+/// A new row of `feedback`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = feedback)]
+struct NewFeedback<'a> {
+    user_id: i64,
+    body: &'a str,
+    created_at: i64,
+}
+
+weapp::insert_returning_id! {
+    /// Storing feedback and learning its id, on every backend.
+    trait InsertFeedback { fn insert_feedback(&NewFeedback<'_>) } => feedback::table, feedback::id;
+}
+
 /// Feedback in the app's database.
 pub struct FeedbackStore {
     db: Db,
@@ -40,23 +54,13 @@ impl FeedbackStore {
     /// Stores feedback from `user_id`; returns it with its id.
     pub async fn add(&self, user_id: i64, body: &str) -> weapp::Result<Feedback> {
         let created_at = now_ms();
+        let row = NewFeedback {
+            user_id,
+            body,
+            created_at,
+        };
         let mut conn = self.db.conn().await?;
-        // One connection for both statements: the last insert id is per connection.
-        let id = with_conn!(conn, |c, backend| async {
-            diesel::insert_into(feedback::table)
-                .values((
-                    feedback::user_id.eq(user_id),
-                    feedback::body.eq(body),
-                    feedback::created_at.eq(created_at),
-                ))
-                .execute(c)
-                .await?;
-            let last_id =
-                diesel::dsl::sql::<diesel::sql_types::BigInt>(backend.last_insert_id_sql());
-            diesel::select(last_id).get_result::<i64>(c).await
-        }
-        .await)
-        .map_err(DbError::from)?;
+        let id = with_conn!(conn, |c| c.insert_feedback(&row).await).map_err(DbError::from)?;
         Ok(Feedback {
             id,
             body: body.to_owned(),

@@ -6,7 +6,7 @@
 //! the transaction's own bookkeeping cost more server time than the order's rows.
 //! So when orders arrive while others are being written, they queue, and the next
 //! free *lane* takes up to `order.group_commit.max_orders` of them at once into one
-//! transaction ([`postgres`]): one `BEGIN`, one multi-row insert per table, one
+//! transaction ([`batch`]): one `BEGIN`, one multi-row insert per table, one
 //! guarded stock update per product for the batch's total, one `COMMIT`. Under light
 //! load a batch holds one order, and nothing waits for a batch to fill.
 //!
@@ -14,7 +14,7 @@
 //! product short of stock, a key already used, a serialization failure), the
 //! transaction rolls back, nothing of any of its orders is kept, and each order is
 //! placed again on its own, with the per-line stock check, the key check and the
-//! retries of [`crate::placing`] (when a product ran short, only its orders; the
+//! retries of the [pipelined](super::pipelined) strategy (when a product ran short, only its orders; the
 //! rest of the batch tries again together). That path decides exactly which orders get the last
 //! units, so group commit never changes an answer, only how many orders one commit
 //! carries.
@@ -23,8 +23,8 @@
 //! caller of [`Combiner::submit`] that finds a free lane runs the queued batch on a
 //! task of its own, so a client that goes away does not cut a batch short.
 
+pub(crate) mod batch;
 mod metrics;
-pub(crate) mod postgres;
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -5,6 +5,8 @@
 //! `WEAPP_TEST_REDIS_URL` (defaults: the local services on their standard ports). A
 //! missing service fails the test with a message saying what to start; it never skips.
 
+pub mod architecture;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -438,7 +440,8 @@ pub const SANDBOX_APPID: &str = "wx00000000sandbox";
 pub const SANDBOX_SECRET: &str = "sandbox-test-secret";
 
 /// Random base64 keys (a 16-byte SM4 field key, a 32-byte blind-index key), the same
-/// for every app in this process: `Sealed` columns use one process-wide key ring.
+/// for every app in this process, so apps spawned on one database read each other's
+/// rows; a test that wants its own keys sets `crypto.*` with [`TestAppBuilder::set`].
 pub fn test_crypto_keys() -> (&'static str, &'static str) {
     use base64::Engine;
     static KEYS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();

@@ -37,12 +37,12 @@ use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncPgConnection, Db, DbConn, Isolation, PrepareOnce};
 
 use super::Queued;
-use crate::backend::NewItem;
 use crate::error::OrderError;
 use crate::idempotency::IdempotencyKey;
 use crate::model::{OrderLine, OrderStatus};
-use crate::pipelined::TAKE_STOCK;
+use crate::placement::pipelined::{TAKE_STOCK, begin_with_prices, out_of_stock, rollback};
 use crate::placement::{OrderRequest, Placed, Placement, Written};
+use crate::rows::{NewItem, key_taken};
 
 /// One order waiting for a batch: what `POST /api/orders` asked for, owned.
 pub(crate) struct GroupedOrder {
@@ -201,7 +201,7 @@ async fn write(c: &mut AsyncPgConnection, mut priced: Vec<Priced>) -> Result<(),
         // Nobody left to place, or more units than a row can count: the orders are
         // placed alone, with their own totals.
         _ => {
-            crate::pipelined::rollback(c).await;
+            rollback(c).await;
             return Ok(());
         }
     };
@@ -264,8 +264,7 @@ async fn begin(
     .bind::<BigInt, _>(i64::try_from(orders).unwrap_or(i64::MAX))
     .prepare_once()
     .load::<NewIds>(&mut &*conn);
-    let (prices, ids) =
-        crate::pipelined::begin_with_prices(conn, isolation, product_ids, ids).await?;
+    let (prices, ids) = begin_with_prices(conn, isolation, product_ids, ids).await?;
     Ok((
         prices,
         ids.into_iter().map(|i| (i.order_id, i.event_id)).collect(),
@@ -356,9 +355,9 @@ async fn write_and_commit(
     orders?;
     items?;
     events?;
-    keys.map_err(crate::backend::key_taken)?;
+    keys.map_err(key_taken)?;
     for (taken, &product_id) in takes.into_iter().zip(units.keys()) {
-        taken.map_err(|e| crate::pipelined::out_of_stock(e, product_id))?;
+        taken.map_err(|e| out_of_stock(e, product_id))?;
     }
     commit?;
     Ok(())

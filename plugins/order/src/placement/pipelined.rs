@@ -39,9 +39,65 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncPgConnection, Backend, Isolation, PrepareOnce};
 
-use crate::backend::{NewOrder, OrderWrites, key_taken};
+use super::{OrderRequest, Placed, Placement, Placer};
 use crate::error::OrderError;
+use crate::rows::{NewOrder, OrderWrites, key_taken, prices_of};
 use crate::schema::{order_idempotency_keys, order_items, order_outbox, orders};
+
+/// Prices and writes the order in two round trips, retried while it fails
+/// transiently.
+pub(super) async fn place(
+    placer: &Placer,
+    c: &mut AsyncPgConnection,
+    request: &OrderRequest<'_>,
+) -> Result<Placed, OrderError> {
+    let ids = request.product_ids();
+    weapp::retrying!(
+        placer.retry,
+        "place order",
+        async {
+            let (prices, order_id) = begin_order(c, placer.isolation, &ids).await?;
+            match Placement::priced(request, &prices, placer.unpaid_timeout_s) {
+                Ok(placement) => {
+                    let _turn = placer.stock_gate.enter(&ids).await;
+                    write(&placement, c, order_id).await
+                }
+                Err(e) => {
+                    rollback(c).await;
+                    Err(e)
+                }
+            }
+        }
+        .await
+    )
+}
+
+/// The second round trip, with the transaction begun by the first and the order's
+/// id drawn there.
+async fn write(
+    placement: &Placement<'_>,
+    c: &mut AsyncPgConnection,
+    order_id: i64,
+) -> Result<Placed, OrderError> {
+    let written = match placement.written(order_id) {
+        Ok(written) => written,
+        Err(e) => {
+            rollback(c).await;
+            return Err(e);
+        }
+    };
+    let writes = OrderWrites {
+        items: &written.items,
+        event: &written.event,
+        key: &placement.key(&written.body),
+        lines: placement.request.lines,
+    };
+    let event_id = write_and_commit(c, order_id, &placement.order(), &writes).await?;
+    Ok(Placed {
+        body: written.body,
+        event_id,
+    })
+}
 
 /// The stock statement: takes `$1` units of product `$2`, or fails with a division by
 /// zero when fewer are left.
@@ -58,7 +114,7 @@ struct NextOrderId {
 /// First round trip of one order: begins a transaction and returns the unit prices
 /// of the products for sale among `ids` and the new order's id, with the transaction
 /// open. On failure the transaction is ended; nothing was written.
-pub(crate) async fn begin_order(
+async fn begin_order(
     conn: &AsyncPgConnection,
     isolation: Isolation,
     ids: &[i64],
@@ -85,7 +141,7 @@ pub(crate) async fn begin_with_prices<T>(
     let begin = diesel::sql_query(isolation.begin_statement(Backend::Postgres))
         .prepare_once()
         .execute(&mut &*conn);
-    let prices = crate::catalog::prices_of(ids).load::<(i64, i64)>(&mut &*conn);
+    let prices = prices_of(ids).load::<(i64, i64)>(&mut &*conn);
     let (begun, prices, drawn) = futures_util::join!(begin, prices, draw_ids);
     // Without BEGIN the reads ran on their own and there is nothing to end.
     begun?;
@@ -100,7 +156,7 @@ pub(crate) async fn begin_with_prices<T>(
 
 /// Second round trip: writes the order (as `order_id`) and everything that goes with
 /// it, takes its stock and commits; returns the event's id.
-pub(crate) async fn write_and_commit(
+async fn write_and_commit(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     order: &NewOrder<'_>,
