@@ -246,6 +246,57 @@ fn config_check_prints_the_effective_config_with_secrets_redacted() {
     assert!(stdout.contains("# configuration OK"), "{stdout}");
 }
 
+/// The secrets a production shop needs besides the payment one.
+const PRODUCTION_SECRETS: &[(&str, &str)] = &[
+    (
+        "WEAPP__WECHAT__SECRET",
+        "a-real-app-secret-from-the-console",
+    ),
+    (
+        "WEAPP__AUTH__JWT__KEYS__K1",
+        "a-production-hs256-key-of-32-bytes-or-more",
+    ),
+    ("WEAPP__CRYPTO__KEYS__1", "AAECAwQFBgcICQoLDA0ODw=="),
+    (
+        "WEAPP__CRYPTO__BLIND_INDEX_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ),
+];
+
+/// The shop's sample payment secret (and sandbox) exist only in development: a
+/// production start without the real secret, or with the sample, is refused.
+#[test]
+fn production_refuses_the_shops_sample_payment_secret() {
+    let check = |environment: &str, payment: Option<&str>| {
+        let scratch = Scratch::new();
+        let mut command = command(&scratch);
+        command
+            .args(["config", "check"])
+            .env("WEAPP_ENV", environment)
+            .envs(PRODUCTION_SECRETS.iter().copied());
+        if let Some(secret) = payment {
+            command.env("WEAPP__ORDER__PAYMENT__SECRET", secret);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stderr)
+    };
+    for environment in ["production", "staging", "Production"] {
+        let (ok, stderr) = check(environment, None);
+        assert!(!ok, "{environment}: started without a payment secret");
+        assert!(stderr.contains("order.payment.secret"), "{stderr}");
+        assert!(
+            !stderr.contains("wechat.sandbox"),
+            "no sandbox outside development: {stderr}"
+        );
+        let (ok, stderr) = check(environment, Some("sandbox-only-payment-secret"));
+        assert!(!ok, "{environment}: started with the sample payment secret");
+        assert!(stderr.contains("order.payment.secret"), "{stderr}");
+    }
+    let (ok, stderr) = check("production", Some("a-payment-secret-from-the-provider"));
+    assert!(ok, "{stderr}");
+}
+
 #[test]
 fn a_bad_config_value_stops_the_app_with_the_key_named() {
     let scratch = Scratch::new();

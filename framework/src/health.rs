@@ -84,7 +84,8 @@ pub struct Check {
     pub status: String,
     /// What answers: `postgres`, `mysql`, `sqlite`, `redis` or `memory`.
     pub backend: String,
-    /// Why it is down.
+    /// Why it is down, in general terms (`unreachable`, or no answer in time); the
+    /// driver's own message, which may name hosts and users, stays in the log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -129,10 +130,25 @@ pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
     )
 }
 
-fn check(backend: &str, result: Result<(), String>) -> Check {
+/// Why a dependency did not answer `/readyz`: for the log, and for the client.
+enum Down {
+    /// It answered with an error: the text goes to the log only.
+    Failed(String),
+    /// It did not answer in time.
+    TimedOut(Duration),
+}
+
+fn check(dependency: &str, backend: &str, result: Result<(), Down>) -> Check {
     let (status, error) = match result {
         Ok(()) => ("up", None),
-        Err(e) => ("down", Some(e)),
+        Err(Down::Failed(e)) => {
+            tracing::warn!(dependency, error = %e, "not ready");
+            ("down", Some("unreachable".to_owned()))
+        }
+        Err(Down::TimedOut(timeout)) => {
+            tracing::warn!(dependency, ?timeout, "not ready: no answer in time");
+            ("down", Some(format!("no answer within {timeout:?}")))
+        }
     };
     Check {
         status: status.into(),
@@ -147,17 +163,21 @@ pub(crate) async fn readyz(ctx: AppContext) -> HttpResponse {
     let timeout = Duration::from_millis(settings.check_timeout_ms);
     let kv_check = async {
         match tokio::time::timeout(timeout, ctx.kv().ping()).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(result) => result.map_err(|e| Down::Failed(e.to_string())),
+            Err(_) => Err(Down::TimedOut(timeout)),
         }
     };
     let (db, kv) = tokio::join!(ctx.db().ping(timeout), kv_check);
     let checks: std::collections::BTreeMap<String, Check> = [
         (
             "database".to_owned(),
-            check(ctx.db().backend().name(), db.map_err(|e| e.to_string())),
+            check(
+                "database",
+                ctx.db().backend().name(),
+                db.map_err(|e| Down::Failed(e.to_string())),
+            ),
         ),
-        ("kv".to_owned(), check(ctx.kv().backend(), kv)),
+        ("kv".to_owned(), check("kv", ctx.kv().backend(), kv)),
     ]
     .into();
     let down: Vec<&str> = checks
@@ -176,9 +196,6 @@ pub(crate) async fn readyz(ctx: AppContext) -> HttpResponse {
                 checks,
             },
         );
-    }
-    for name in &down {
-        tracing::warn!(dependency = name, error = ?checks[*name].error, "not ready");
     }
     let message = format!("unavailable: {}", down.join(", "));
     json(

@@ -196,8 +196,10 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
 #[derive(Debug, Clone)]
 struct RejectedField(String);
 
-/// Announces a body rejected for an unknown field as a `request.rejected` event (the
-/// audit log records it): which route, which field, which user if known.
+/// Records a body rejected for an unknown field. A signed-in user's rejection is a
+/// `request.rejected` event (the audit log records it: which route, which field,
+/// which user); an anonymous one is only counted in `http_rejected_bodies_total`, so
+/// nobody can grow the append-only log without an account.
 async fn announce_rejection(res: &ServiceResponse<impl MessageBody>) {
     let request = res.request();
     let Some(RejectedField(field)) = request.extensions().get::<RejectedField>().cloned() else {
@@ -206,12 +208,20 @@ async fn announce_rejection(res: &ServiceResponse<impl MessageBody>) {
     let Some(ctx) = request.app_data::<web::Data<crate::AppContext>>() else {
         return;
     };
-    let user_id = request.extensions().get::<RequestUser>().map(|user| user.0);
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let Some(user_id) = request.extensions().get::<RequestUser>().map(|user| user.0) else {
+        if let Some(metrics) = ctx.get::<crate::observe::metrics::Metrics>() {
+            metrics.record_rejection(&route, "unknown_field");
+        }
+        return;
+    };
     let event = crate::events::Event {
         id: format!("request.rejected:{}", uuid::Uuid::new_v4().simple()),
         topic: "request.rejected".to_owned(),
         payload: serde_json::json!({
-            "route": request.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+            "route": route,
             "method": request.method().as_str(),
             "field": field,
             "user_id": user_id,

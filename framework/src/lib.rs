@@ -19,7 +19,8 @@
 //! architecture test (`tests/api/architecture.rs`) holds the order inside this crate.
 
 pub use weapp_kernel::{
-    backoff, config, context, crypto, db, error, events, kv, plugin, queue, request_id, shutdown,
+    backoff, clock, config, context, crypto, db, error, events, kv, plugin, queue, request_id,
+    shutdown,
 };
 
 pub mod api;

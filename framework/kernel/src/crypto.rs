@@ -49,12 +49,29 @@ impl SubsystemError for FieldError {
     }
 }
 
-/// `encryptedData` is client input: a 400 naming what is wrong with it.
+/// `encryptedData` is client input: a 400. What is wrong with its shape (base64,
+/// lengths) is named; every failure after that answers the same `stale_session_key`.
+/// Telling bad padding from a plaintext that is not UTF-8, not JSON or for another
+/// appid would be a padding oracle: a client could decrypt data under the caller's
+/// session key one byte at a time.
 impl SubsystemError for WechatDecryptError {
     fn status(&self) -> StatusCode {
         StatusCode::BAD_REQUEST
     }
     fn code(&self) -> &'static str {
-        WechatDecryptError::code(self)
+        match self {
+            WechatDecryptError::InvalidBase64 { .. }
+            | WechatDecryptError::InvalidKeyLength
+            | WechatDecryptError::InvalidIvLength => WechatDecryptError::code(self),
+            _ => WechatDecryptError::DecryptFailed.code(),
+        }
+    }
+    fn public_message(&self) -> String {
+        match self {
+            WechatDecryptError::InvalidBase64 { .. }
+            | WechatDecryptError::InvalidKeyLength
+            | WechatDecryptError::InvalidIvLength => self.to_string(),
+            _ => WechatDecryptError::DecryptFailed.to_string(),
+        }
     }
 }

@@ -11,12 +11,14 @@
 //! - [`events`]: the in-process event bus between plugins.
 //! - [`plugin`]: the [`Plugin`] trait and its compile-time registry.
 //! - [`context`]: the [`AppContext`] shared by handlers, plugins and tasks.
+//! - [`clock`]: client timestamps checked against a window, without overflow.
 //! - [`backoff`]: how long every retry in the framework waits, and
 //!   [`retrying!`] to retry transient failures.
 //!
 //! The `weapp` crate re-exports all of it; apps and plugins write `weapp::…`.
 
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod crypto;

@@ -84,10 +84,14 @@ impl Default for JwtConfig {
 
 crate::config_section!(AuthConfig);
 
+/// The shortest admin token accepted outside development: guessing one must be as
+/// hard as guessing a 256-bit key.
+const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
 impl ConfigSection for AuthConfig {
     const NAME: &'static str = "auth";
 
-    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
+    fn issues(&self, config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut bad = |key: String, reason: &str| {
             issues.push(ConfigIssue {
@@ -96,6 +100,29 @@ impl ConfigSection for AuthConfig {
             })
         };
         let jwt = &self.jwt;
+        if !config.is_development() {
+            if jwt.keys.is_empty() {
+                bad(
+                    "auth.jwt.keys".into(),
+                    "required outside development: a generated key is for development only",
+                );
+            }
+            for (kid, key) in &jwt.keys {
+                if let Some(reason) = key.production_issue() {
+                    bad(format!("auth.jwt.keys.{kid}"), reason);
+                }
+            }
+            for (name, token) in &self.admin_tokens {
+                if let Some(reason) = token.production_issue() {
+                    bad(format!("auth.admin_tokens.{name}"), reason);
+                } else if token.expose().len() < MIN_ADMIN_TOKEN_BYTES {
+                    bad(
+                        format!("auth.admin_tokens.{name}"),
+                        "needs at least 32 bytes outside development",
+                    );
+                }
+            }
+        }
         if let Some(active) = &jwt.active_kid
             && !jwt.keys.contains_key(active)
         {

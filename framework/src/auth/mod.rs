@@ -78,7 +78,7 @@ impl crate::Plugin for AuthPlugin {
     async fn on_start(&self, ctx: &AppContext) -> crate::Result<()> {
         let config = ctx.config().get::<AuthConfig>()?;
         let mut jwt_config = config.jwt.clone();
-        if jwt_config.keys.is_empty() && ctx.config().environment == "development" {
+        if jwt_config.keys.is_empty() && ctx.config().is_development() {
             let secret = dev_secret(std::path::Path::new(&config.dev_key_file))
                 .map_err(|e| crate::Error::internal(format!("auth.dev_key_file: {e}")))?;
             jwt_config.algorithm = JwtAlgorithm::HS256;
@@ -109,6 +109,6 @@ fn dev_secret(path: &std::path::Path) -> std::io::Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, &secret)?;
+    crate::config::write_secret_file(path, secret.as_bytes())?;
     Ok(secret)
 }

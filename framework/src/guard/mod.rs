@@ -29,6 +29,14 @@ pub use signing::{canonical_request, sign, verify_signatures};
 
 /// The app context of a request, if the app registered one (guards pass requests
 /// through untouched otherwise).
+/// The path as the router matches it: percent-decoded where the router decodes
+/// (`/api/auth/logi%6e` routes to `/api/auth/login`). Guards keyed on route
+/// prefixes decide on this, never on the raw `req.path()`, or an encoded path would
+/// reach the same handler around them.
+fn routed_path(req: &actix_web::dev::ServiceRequest) -> &str {
+    req.match_info().as_str()
+}
+
 fn context(req: &actix_web::dev::ServiceRequest) -> Option<crate::AppContext> {
     req.app_data::<actix_web::web::Data<crate::AppContext>>()
         .map(|data| data.get_ref().clone())

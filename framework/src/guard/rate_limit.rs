@@ -60,7 +60,7 @@ pub async fn rate_limit(
     let Some(ctx) = super::context(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let path = req.path();
+    let path = super::routed_path(&req);
     let live = super::live_for(&req, &ctx);
     let rule = live
         .rate_limits

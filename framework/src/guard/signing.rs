@@ -108,7 +108,7 @@ async fn fresh(
     let ts: i64 = timestamp
         .parse()
         .map_err(|_| rejected("stale_timestamp", "the timestamp is not unix seconds"))?;
-    if (chrono::Utc::now().timestamp() - ts).unsigned_abs() > max_skew_s {
+    if !crate::clock::within(chrono::Utc::now().timestamp(), ts, max_skew_s) {
         return Err(rejected(
             "stale_timestamp",
             "the timestamp is outside the accepted window",
@@ -120,7 +120,7 @@ async fn fresh(
             "the nonce is longer than 64 characters",
         ));
     }
-    let window = Duration::from_secs(max_skew_s * 2 + 1);
+    let window = Duration::from_secs(max_skew_s.saturating_mul(2).saturating_add(1));
     let key = format!("guard:nonce:{scope}:{nonce}");
     if !ctx.kv().set_if_absent(&key, b"1", Some(window)).await? {
         return Err(rejected("replayed_nonce", "this nonce was already used"));
@@ -137,17 +137,20 @@ pub async fn verify_signatures(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let guard = super::live_for(&req, &ctx);
+    // Which guards apply is decided on the routed path; the signature covers the
+    // path as the client sent it.
+    let routed = super::routed_path(&req).to_owned();
     let path = req.path().to_owned();
     let signed = guard
         .signing
         .prefixes
         .iter()
-        .any(|p| path.starts_with(p.as_str()));
+        .any(|p| routed.starts_with(p.as_str()));
     let tcb = guard
         .tcb
         .prefixes
         .iter()
-        .any(|p| path.starts_with(p.as_str()));
+        .any(|p| routed.starts_with(p.as_str()));
     if !signed && !tcb {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
@@ -183,11 +186,13 @@ pub async fn verify_signatures(
         if !verify(guard.tcb.secret.expose().as_bytes(), &message, &signature) {
             return Err(rejected("invalid_signature", "X-Tcb-Signature does not match").into());
         }
+        // The nonce is the signature's value, not its spelling: the same signature
+        // in upper case must not pass as a new one.
         fresh(
             &ctx,
             "tcb",
             &timestamp,
-            &signature,
+            &signature.to_ascii_lowercase(),
             guard.signing.max_skew_s,
         )
         .await?;

@@ -44,7 +44,8 @@ impl Default for ObserveConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// JSON in the `production` environment, human-readable elsewhere.
+    /// JSON outside development (any `WEAPP_ENV` but `development` and `test`),
+    /// human-readable in development.
     Auto,
     /// Human-readable lines.
     Pretty,

@@ -41,7 +41,7 @@ fn init(config: &Config, to_stderr: bool) {
     // Checked when the configuration loaded; unreadable means defaults.
     let observe: std::sync::Arc<ObserveConfig> = config.get().unwrap_or_default();
     let format = match observe.log_format {
-        LogFormat::Auto if config.environment == "production" => LogFormat::Json,
+        LogFormat::Auto if !config.is_development() => LogFormat::Json,
         LogFormat::Auto => LogFormat::Pretty,
         other => other,
     };

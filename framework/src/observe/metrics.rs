@@ -4,6 +4,8 @@
 //!   (buckets from 1 ms to 5 s), `http_requests_in_flight`.
 //! - `db_pool_connections`, `db_pool_idle_connections`, `db_pool_waited_checkouts`,
 //!   `db_pool_checkout_timeouts` (read at scrape time, summed over every pool).
+//! - `http_rejected_bodies_total{route,reason}`: anonymous requests refused for
+//!   their body (an unknown field); counted here, not written to the audit log.
 //! - WeChat and key-value store families from [`super::upstream`].
 //!
 //! `route` is the matched route pattern (`/api/orders/{id}`), never the raw path, and
@@ -35,6 +37,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
+    rejected: IntCounterVec,
     db_connections: IntGauge,
     db_idle: IntGauge,
     db_waited: IntGauge,
@@ -64,6 +67,14 @@ impl Metrics {
         .expect("valid metric");
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being handled now.")
             .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "http_rejected_bodies_total",
+                "Anonymous requests refused for their body, by route pattern and reason.",
+            ),
+            &["route", "reason"],
+        )
+        .expect("valid metric");
         let db_connections = IntGauge::new("db_pool_connections", "Open database connections.")
             .expect("valid metric");
         let db_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections.")
@@ -82,6 +93,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
             Box::new(in_flight.clone()),
+            Box::new(rejected.clone()),
             Box::new(db_connections.clone()),
             Box::new(db_idle.clone()),
             Box::new(db_waited.clone()),
@@ -96,11 +108,18 @@ impl Metrics {
             requests,
             duration,
             in_flight,
+            rejected,
             db_connections,
             db_idle,
             db_waited,
             db_timed_out,
         }
+    }
+
+    /// Counts an anonymous request refused for its body. `route` is a route pattern
+    /// (or `unmatched`), so the series stay bounded.
+    pub fn record_rejection(&self, route: &str, reason: &str) {
+        self.rejected.with_label_values(&[route, reason]).inc();
     }
 
     /// The counter and histogram of one (method, route, status), looked up once per
@@ -229,7 +248,7 @@ pub async fn endpoint(ctx: AppContext, req: HttpRequest) -> Result<HttpResponse,
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.expose()) {
+        if !given.is_some_and(|given| token.matches(given)) {
             return Err(Error::http(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "invalid_token",

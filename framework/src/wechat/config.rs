@@ -126,8 +126,51 @@ crate::config_section!(WechatConfig);
 impl ConfigSection for WechatConfig {
     const NAME: &'static str = "wechat";
 
-    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
+    fn issues(&self, config: &Config) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
+        if config.is_development() {
+            if self.sandbox && !is_loopback(&config.server.host) {
+                issues.push(ConfigIssue {
+                    key: "wechat.sandbox".into(),
+                    reason: format!(
+                        "serves only on a loopback server.host (127.0.0.1, ::1, localhost), \
+                         not {}: anyone who reaches it can log in as any user",
+                        config.server.host
+                    ),
+                });
+            }
+        } else {
+            if self.sandbox {
+                issues.push(ConfigIssue {
+                    key: "wechat.sandbox".into(),
+                    reason: "must be off outside development (WEAPP_ENV development or test)"
+                        .into(),
+                });
+            }
+            if self.appid.is_empty() {
+                issues.push(ConfigIssue {
+                    key: "wechat.appid".into(),
+                    reason: "required outside development".into(),
+                });
+            }
+            if let Some(reason) = self.secret.production_issue() {
+                issues.push(ConfigIssue {
+                    key: "wechat.secret".into(),
+                    reason: reason.into(),
+                });
+            }
+            for (key, value) in [
+                ("wechat.push.token", &self.push.token),
+                ("wechat.push.encoding_aes_key", &self.push.encoding_aes_key),
+            ] {
+                if value.is_sample() {
+                    issues.push(ConfigIssue {
+                        key: key.into(),
+                        reason: "is a published sample value; set a real secret".into(),
+                    });
+                }
+            }
+        }
         if !(0.1..=0.95).contains(&self.token.refresh_ratio) {
             issues.push(ConfigIssue {
                 key: "wechat.token.refresh_ratio".into(),
@@ -171,6 +214,15 @@ impl ConfigSection for WechatConfig {
         }
         issues
     }
+}
+
+/// Whether `host` (a `server.host`) only listens on this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl WechatConfig {

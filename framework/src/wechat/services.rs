@@ -38,8 +38,13 @@ impl WechatServices {
     pub fn build(config: &Config, addr: SocketAddr, kv: Arc<dyn KvStore>) -> crate::Result<Self> {
         let wechat = config.get::<super::WechatConfig>()?;
         let (sandbox, base_url) = if wechat.sandbox {
-            if config.environment == "production" {
-                return Err(config_error("wechat.sandbox", "must be off in production"));
+            // Validation refuses this already; the check stays beside the mount so
+            // no path around the validation can serve the sandbox in production.
+            if !config.is_development() {
+                return Err(config_error(
+                    "wechat.sandbox",
+                    "must be off outside development",
+                ));
             }
             if config.server.tls.is_some() {
                 return Err(config_error(

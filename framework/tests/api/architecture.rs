@@ -18,7 +18,7 @@ use weapp::testing::architecture::{
 
 /// The kernel's modules, bottom first.
 const KERNEL_LAYERS: &[&[&str]] = &[
-    &["error", "request_id", "shutdown", "backoff"],
+    &["error", "request_id", "shutdown", "backoff", "clock"],
     &["config"],
     &["db", "kv"],
     &["crypto", "queue"],

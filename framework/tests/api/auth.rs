@@ -10,16 +10,21 @@ use weapp::testing::{SANDBOX_APPID, TestApp};
 
 /// Encrypts a profile as WeChat does for `getUserProfile`.
 fn encrypted_profile(session_key: &str, appid: &str) -> (String, String) {
-    let key: [u8; 16] = STANDARD.decode(session_key).unwrap().try_into().unwrap();
-    let iv = [7u8; 16];
     let plain = json!({
         "nickName": "Band",
         "avatarUrl": "https://thirdwx.qlogo.cn/avatar.png",
         "watermark": {"appid": appid, "timestamp": 1_700_000_000},
     })
     .to_string();
+    encrypted(session_key, plain.as_bytes())
+}
+
+/// `plain` encrypted as WeChat encrypts `encryptedData` (AES-128-CBC, PKCS#7).
+fn encrypted(session_key: &str, plain: &[u8]) -> (String, String) {
+    let key: [u8; 16] = STANDARD.decode(session_key).unwrap().try_into().unwrap();
+    let iv = [7u8; 16];
     let ct = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-        .encrypt_padded_vec::<Pkcs7>(plain.as_bytes());
+        .encrypt_padded_vec::<Pkcs7>(plain);
     (STANDARD.encode(ct), STANDARD.encode(iv))
 }
 
@@ -139,7 +144,8 @@ async fn journey(app: TestApp) {
     .await;
     assert_eq!(
         code_of(foreign, StatusCode::BAD_REQUEST).await,
-        "appid_mismatch"
+        "stale_session_key",
+        "data for another appid answers like any other decrypt failure"
     );
 
     // Phone from a getPhoneNumber code.
@@ -712,9 +718,10 @@ fn tokens_survive_a_key_rotation() {
 
 #[tokio::test]
 async fn login_without_field_keys_is_a_clear_503() {
-    // No crypto keys outside development: personal data cannot be stored, so say so.
+    // No field keys (and none generated): personal data cannot be stored, so say so.
     let app = TestApp::builder()
         .set("crypto.keys", json!({}))
+        .set("crypto.dev_key_file", "")
         .spawn()
         .await;
     assert!(app.ctx.crypto().is_err(), "this app has no field keys");
@@ -807,4 +814,61 @@ async fn two_apps_in_one_process_keep_their_own_field_keys() {
     assert!(row.openid.open(first.ctx.crypto().unwrap()).is_err());
     first.stop().await.unwrap();
     second.stop().await.unwrap();
+}
+
+/// After the base64 and length checks, every way `encryptedData` can fail answers
+/// the same: otherwise bad padding vs a bad plaintext is a padding oracle on the
+/// caller's session key.
+#[tokio::test]
+async fn profile_decrypt_failures_all_answer_alike() {
+    let app = TestApp::builder().spawn().await;
+    let (tokens, session_key) = login(&app, "o_oracle", None).await;
+    let (good, iv) = encrypted_profile(&session_key, SANDBOX_APPID);
+    let mut bad_padding = STANDARD.decode(&good).unwrap();
+    let last = bad_padding.len() - 1;
+    bad_padding[last] ^= 0x5a;
+    let foreign_appid =
+        json!({"nickName": "x", "watermark": {"appid": "wx_other", "timestamp": 1}});
+    let cases = [
+        ("bad padding", STANDARD.encode(&bad_padding)),
+        ("not UTF-8", encrypted(&session_key, &[0xff, 0xfe, 0xfd]).0),
+        ("not JSON", encrypted(&session_key, b"hello").0),
+        (
+            "no watermark",
+            encrypted(&session_key, br#"{"nickName":"x"}"#).0,
+        ),
+        (
+            "another appid",
+            encrypted(&session_key, foreign_appid.to_string().as_bytes()).0,
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (case, data) in cases {
+        let response = post(
+            &app,
+            "/api/auth/profile",
+            Some(&tokens.access_token),
+            json!({"encryptedData": data, "iv": iv}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
+        let body: Value = response.json().await.unwrap();
+        answers.push((case, body["code"].clone(), body["message"].clone()));
+    }
+    for (case, code, message) in &answers {
+        assert_eq!(code, "stale_session_key", "{case}");
+        assert_eq!(message, &answers[0].2, "{case}");
+    }
+    // What is wrong with the input's shape is still named.
+    let short_iv = post(
+        &app,
+        "/api/auth/profile",
+        Some(&tokens.access_token),
+        json!({"encryptedData": good, "iv": STANDARD.encode([1u8; 8])}),
+    )
+    .await;
+    assert_eq!(
+        code_of(short_iv, StatusCode::BAD_REQUEST).await,
+        "invalid_iv"
+    );
 }

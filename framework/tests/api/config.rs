@@ -58,11 +58,11 @@ fn layers_override_in_order() {
             "default.toml",
             "[server]\nport = 1001\nhost = \"0.0.0.0\"\nworkers = 3\n[database]\nmax_connections = 7\n",
         ),
-        ("production.toml", "[server]\nport = 1002\nworkers = 4\n"),
+        ("test.toml", "[server]\nport = 1002\nworkers = 4\n"),
     ]);
     let loader = ConfigLoader::isolated()
         .dir(&dir.0)
-        .environment("production")
+        .environment("test")
         .defaults_toml(
             "[server]\nport = 1000\nshutdown_timeout_s = 5\n[observe]\nlog_format = \"json\"\n",
         )
@@ -86,7 +86,7 @@ fn layers_override_in_order() {
         config.get::<ObserveConfig>().unwrap().log_format,
         LogFormat::Json
     );
-    assert_eq!(config.environment, "production");
+    assert_eq!(config.environment, "test");
 
     let config = loader.set("server.workers", 9).load().unwrap();
     assert_eq!(

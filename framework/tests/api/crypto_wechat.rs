@@ -61,8 +61,10 @@ fn decrypt(key: &str, data: &str, iv: &str) -> WechatDecryptError {
         .unwrap_err()
 }
 
+/// Each failure has its own error in Rust; over HTTP, everything after the shape
+/// checks answers `stale_session_key` (anything finer would be a padding oracle).
 #[test]
-fn each_bad_input_has_its_own_error_and_400_code() {
+fn each_bad_input_has_its_own_error_and_no_oracle_over_http() {
     let cases = [
         (decrypt("not base64!", ENCRYPTED, IV), "invalid_base64"),
         (decrypt(SESSION_KEY, "%%%", IV), "invalid_base64"),
@@ -97,7 +99,13 @@ fn each_bad_input_has_its_own_error_and_400_code() {
         assert_eq!(err.code(), code, "{err:?}");
         let http = weapp::Error::from(err.clone());
         assert_eq!(http.status_code().as_u16(), 400);
-        assert_eq!(http.code(), code);
+        let shape = ["invalid_base64", "invalid_session_key", "invalid_iv"];
+        let expected = if shape.contains(&code) {
+            code
+        } else {
+            "stale_session_key"
+        };
+        assert_eq!(http.code(), expected, "{err:?}");
         let message = err.to_string();
         assert!(
             !message.contains(SESSION_KEY) && !message.contains("tiihtNczf5v6"),

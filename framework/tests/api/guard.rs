@@ -331,3 +331,67 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     assert_eq!(get(&app, "10.0.0.2").await.unwrap().status(), 200);
     assert_eq!(get(&app, "10.0.0.2").await.unwrap().status(), 429);
 }
+
+/// Guards see the path the router matches: a percent-encoded spelling of a guarded
+/// route reaches the same handler, so it must meet the same guard.
+#[tokio::test]
+async fn guards_apply_to_encoded_spellings_of_their_routes() {
+    let app = spawn().await;
+    // Rate limit: /api/ope%6e is /api/open to the router, and spends its budget.
+    for _ in 0..3 {
+        let open = app.client.get(app.url("/api/ope%6e")).send().await.unwrap();
+        assert_eq!(open.status(), 200, "the encoded path routes to /api/open");
+    }
+    let limited = app.client.get(app.url("/api/open")).send().await.unwrap();
+    assert_eq!(
+        code(limited, StatusCode::TOO_MANY_REQUESTS).await,
+        "rate_limited"
+    );
+    // Signing: an unsigned request to an encoded signed path is refused.
+    let unsigned = app
+        .client
+        .post(app.url("/api/pa%79/echo"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+    // Tcb callbacks likewise.
+    let unsigned = app
+        .client
+        .post(app.url("/callbacks/tc%62"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A Tcb signature is one nonce however its hex is spelt.
+#[tokio::test]
+async fn a_tcb_callback_does_not_replay_with_its_signature_in_upper_case() {
+    let app = spawn().await;
+    let body = r#"{"event":"pay"}"#;
+    let ts = now();
+    let signature = sign(b"tcb-secret", format!("{ts}{body}").as_bytes());
+    let post = |signature: String| {
+        app.client
+            .post(app.url("/callbacks/tcb"))
+            .header("X-Tcb-Timestamp", ts.clone())
+            .header("X-Tcb-Signature", signature)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(signature.to_ascii_lowercase()).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        code(
+            post(signature.to_ascii_uppercase()).await.unwrap(),
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "replayed_nonce"
+    );
+}

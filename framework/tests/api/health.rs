@@ -81,6 +81,16 @@ async fn readyz_names_a_database_that_is_down() {
     assert!(ready.request_id.is_some());
     assert_eq!(ready.checks["database"].status, "down");
     assert_eq!(ready.checks["kv"].status, "up");
+    // Anyone may call /readyz: the driver's message (hosts, ports, users) stays in
+    // the log.
+    let error = ready.checks["database"]
+        .error
+        .as_deref()
+        .unwrap_or_default();
+    assert!(
+        error == "unreachable" || error.starts_with("no answer within"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -97,4 +107,10 @@ async fn readyz_names_a_key_value_store_that_is_down() {
     assert_eq!(ready.message.as_deref(), Some("unavailable: kv"));
     assert_eq!(ready.checks["database"].status, "up");
     assert_eq!(ready.checks["kv"].status, "down");
+    let error = ready.checks["kv"].error.as_deref().unwrap_or_default();
+    assert!(
+        error == "unreachable" || error.starts_with("no answer within"),
+        "{error}"
+    );
+    assert!(!error.contains("127.0.0.1"), "{error}");
 }

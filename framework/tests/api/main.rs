@@ -15,6 +15,7 @@ mod kv;
 mod lease_queue;
 mod metrics;
 mod plugins;
+mod production;
 mod reload;
 mod shutdown;
 mod tls;

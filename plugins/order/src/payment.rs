@@ -51,7 +51,8 @@ pub fn verify(
     let timestamp: i64 = header(TIMESTAMP_HEADER)
         .and_then(|t| t.trim().parse().ok())
         .ok_or_else(|| refused("X-Pay-Timestamp is missing or not a number"))?;
-    if (now_s - timestamp).abs() > config.max_skew_s {
+    let max_skew_s = u64::try_from(config.max_skew_s).unwrap_or(0);
+    if !weapp::clock::within(now_s, timestamp, max_skew_s) {
         return Err(refused("X-Pay-Timestamp is outside the accepted window"));
     }
     let given = header(SIGNATURE_HEADER)

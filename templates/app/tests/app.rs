@@ -119,20 +119,66 @@ async fn the_openapi_document_lists_the_feedback_routes() {
     app.stop().await.unwrap();
 }
 
-#[test]
-fn the_production_config_loads_with_secrets_from_the_environment() {
-    let config = weapp::config::ConfigLoader::isolated()
+/// Every secret production needs, as a deployment sets them (deploy/k8s).
+fn production_secrets() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("WEAPP__WECHAT__SECRET", "from-the-secret-store"),
+        (
+            "WEAPP__AUTH__JWT__KEYS__K1",
+            "a-production-hs256-key-of-32-bytes-or-more",
+        ),
+        ("WEAPP__CRYPTO__KEYS__1", "AAECAwQFBgcICQoLDA0ODw=="),
+        (
+            "WEAPP__CRYPTO__BLIND_INDEX_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+{%- if with_order %}
+        (
+            "WEAPP__ORDER__PAYMENT__SECRET",
+            "a-payment-secret-from-the-provider",
+        ),
+{%- endif %}
+        ("WEAPP__DATABASE__URL", "postgres://app@db:5432/app"),
+    ]
+}
+
+fn production_loader() -> weapp::config::ConfigLoader {
+    weapp::config::ConfigLoader::isolated()
         .dir(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
         .environment("production")
         .defaults_toml({{crate_name}}::DEFAULTS)
-        .vars([
-            ("WEAPP__WECHAT__SECRET", "from-the-secret-store"),
-            ("WEAPP__DATABASE__URL", "postgres://app@db:5432/app"),
-        ])
+}
+
+#[test]
+fn the_production_config_loads_with_secrets_from_the_environment() {
+    let config = production_loader()
+        .vars(production_secrets())
         .load()
         .expect("production config loads");
     let wechat = config.get::<weapp::wechat::WechatConfig>().unwrap();
-    assert!(!wechat.sandbox);
+    assert!(!wechat.sandbox, "the sandbox is development-only");
     assert_eq!(config.server.host, "0.0.0.0");
     assert_eq!(wechat.appid, "{{appid}}");
+}
+
+#[test]
+fn production_refuses_to_start_without_each_secret() {
+    let secrets = production_secrets();
+    for (missing, _) in secrets
+        .iter()
+        .filter(|(name, _)| !name.contains("DATABASE"))
+    {
+        let vars = secrets.iter().filter(|(name, _)| name != missing).copied();
+        let err = production_loader()
+            .vars(vars)
+            .load()
+            .expect_err(missing)
+            .to_string();
+        let key = missing
+            .trim_start_matches("WEAPP__")
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        let key = key.trim_end_matches(".k1").trim_end_matches(".1");
+        assert!(err.contains(key), "{missing}: {err}");
+    }
 }

@@ -34,8 +34,9 @@ pub struct CryptoConfig {
     /// Key of blind indexes, base64, at least 16 bytes. Never rotated in place:
     /// changing it requires recomputing every index.
     pub blind_index_key: Secret,
-    /// In the `development` environment with no keys configured, keys are generated
-    /// into this file on first run and reused after (never in other environments).
+    /// In development and test with no keys configured, keys are generated into this
+    /// file on first run and reused after (never in other environments); empty: none
+    /// are generated, and field encryption answers 503.
     pub dev_key_file: String,
 }
 
@@ -141,7 +142,7 @@ impl CryptoConfig {
     /// development, where keys are then kept in `dev_key_file`).
     pub fn build(&self, environment: &str) -> Result<Option<FieldCrypto>, String> {
         if self.keys.is_empty() {
-            if environment != "development" {
+            if !super::is_development(environment) || self.dev_key_file.is_empty() {
                 return Ok(None);
             }
             return load_or_create_dev_keys(Path::new(&self.dev_key_file)).map(Some);
@@ -196,7 +197,8 @@ fn load_or_create_dev_keys(path: &Path) -> Result<FieldCrypto, String> {
                  # Production sets crypto.keys and crypto.blind_index_key instead.\n{}",
                 toml::to_string(&keys).map_err(|e| e.to_string())?
             );
-            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            super::write_secret_file(path, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             keys
         }
     };

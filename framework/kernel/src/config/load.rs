@@ -12,6 +12,9 @@ use super::{Config, ConfigError};
 /// Prefix of configuration environment variables; `__` separates nesting levels.
 pub const ENV_PREFIX: &str = "WEAPP__";
 
+/// The table of an app's embedded defaults that applies only in development.
+const DEVELOPMENT_TABLE: &str = "development";
+
 /// Builds a [`Config`] from its layers. Tests use it to load from a temporary
 /// directory and explicit variables instead of the process environment.
 #[derive(Debug, Clone)]
@@ -64,6 +67,9 @@ impl ConfigLoader {
 
     /// TOML compiled into the app (e.g. `include_str!("../config/default.toml")`),
     /// layered just above the built-in defaults so the binary works from any directory.
+    /// Its `[development]` table (e.g. `[development.wechat] sandbox = true`) is
+    /// layered on top of the rest only in development and test: samples and the
+    /// sandbox live there, so no other environment starts with them.
     pub fn defaults_toml(mut self, toml: impl Into<String>) -> Self {
         self.app_defaults = Some(toml.into());
         self
@@ -94,7 +100,19 @@ impl ConfigLoader {
     pub fn figment(&self) -> Figment {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(toml) = &self.app_defaults {
-            figment = figment.merge(Toml::string(toml));
+            match toml.parse::<toml::Table>() {
+                Ok(mut table) => {
+                    let development = table.remove(DEVELOPMENT_TABLE);
+                    figment = figment.merge(Toml::string(&table.to_string()));
+                    if let Some(toml::Value::Table(development)) = development
+                        && super::is_development(&self.environment)
+                    {
+                        figment = figment.merge(Toml::string(&development.to_string()));
+                    }
+                }
+                // Merged as it is, so extraction reports the syntax error.
+                Err(_) => figment = figment.merge(Toml::string(toml)),
+            }
         }
         figment = figment
             .merge(Toml::file(self.dir.join("default.toml")))
@@ -146,13 +164,23 @@ impl Provider for EnvVars {
             if path.is_empty() {
                 continue;
             }
-            let value = Value::from_str(raw).unwrap_or_else(|_| Value::from(raw.clone()));
+            let value = match keeps_text(raw) {
+                true => Value::from(raw.clone()),
+                false => Value::from_str(raw).unwrap_or_else(|_| Value::from(raw.clone())),
+            };
             if let Some(nested) = figment::util::nest(&path.join("."), value).into_dict() {
                 deep_merge(&mut merged, nested);
             }
         }
         Ok(Profile::Default.collect(merged))
     }
+}
+
+/// Digits with a leading zero (`007123`) would lose it as a number: a token or a
+/// code, kept as text.
+fn keeps_text(raw: &str) -> bool {
+    let digits = raw.trim().trim_start_matches(['+', '-']);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Merges `from` into `into`, descending into tables present in both.

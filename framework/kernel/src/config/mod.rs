@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crypto_keys::CryptoConfig;
 pub use load::ConfigLoader;
-pub use secret::{ConnectionUrl, Secret};
+pub use secret::{ConnectionUrl, SAMPLE_SECRETS, Secret, write_secret_file};
 pub use section::{ConfigSection, SectionRegistration, sections};
 
 /// The kernel's configuration, plus typed access to every other section.
@@ -36,6 +36,8 @@ pub struct Config {
     /// Plugin selection.
     pub plugins: PluginsConfig,
     /// Name of the active environment (`WEAPP_ENV`), e.g. `development` or `production`.
+    /// Only `development` and `test` are development ([`Config::is_development`]);
+    /// every other name is production-strict.
     #[serde(skip_deserializing)]
     pub environment: String,
     #[serde(skip)]
@@ -229,6 +231,13 @@ impl Config {
         out
     }
 
+    /// Whether the environment is `development` or `test`, the only ones that may use
+    /// the sandbox, generated keys and sample secrets. An allow-list: a misspelt,
+    /// capitalised or new name (`Production`, `staging`) is production-strict.
+    pub fn is_development(&self) -> bool {
+        is_development(&self.environment)
+    }
+
     /// Checks values that parsed but are not acceptable; every problem is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
@@ -244,6 +253,20 @@ impl Config {
         if self.server.body_limit_bytes == 0 {
             bad("server.body_limit_bytes", "must be at least 1".into());
         }
+        if !self.is_development() {
+            if self.crypto.keys.is_empty() {
+                bad(
+                    "crypto.keys",
+                    "required outside development: generated keys are for development only".into(),
+                );
+            }
+            if self.crypto.blind_index_key.is_empty() {
+                bad(
+                    "crypto.blind_index_key",
+                    "required outside development".into(),
+                );
+            }
+        }
         issues.extend(self.crypto.issues());
         for section in sections() {
             issues.extend(section.issues(self));
@@ -254,6 +277,11 @@ impl Config {
             Err(ConfigError::Invalid(issues))
         }
     }
+}
+
+/// See [`Config::is_development`].
+pub fn is_development(environment: &str) -> bool {
+    matches!(environment, "development" | "test")
 }
 
 fn drop_nulls(value: &mut serde_json::Value) {

@@ -26,7 +26,69 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `given` is this secret, compared in constant time (over SHA-256
+    /// digests, so not even the length leaks). An unset secret matches nothing.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        if self.0.is_empty() {
+            return false;
+        }
+        let (a, b) = (
+            Sha256::digest(self.0.as_bytes()),
+            Sha256::digest(given.as_bytes()),
+        );
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    }
+
+    /// Whether the value is one of the samples shipped in weapp's examples, templates
+    /// and docs ([`SAMPLE_SECRETS`]): published, so no secret at all.
+    pub fn is_sample(&self) -> bool {
+        SAMPLE_SECRETS.contains(&self.0.trim())
+    }
+
+    /// Outside development: why this required secret is not acceptable (unset, or a
+    /// published sample), if it is not.
+    pub fn production_issue(&self) -> Option<&'static str> {
+        if self.is_empty() {
+            Some("required outside development (WEAPP_ENV other than development or test)")
+        } else if self.is_sample() {
+            Some("is a published sample value; set a real secret")
+        } else {
+            None
+        }
+    }
 }
+
+/// Writes a file only its owner can read (mode 0600 on Unix): generated development
+/// keys are secrets too.
+pub fn write_secret_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // An existing file keeps its mode on open: narrow it too.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents)
+}
+
+/// Secret values that appear in weapp's example app, templates, tests and book.
+/// Anyone can read them, so outside development they are refused by value.
+pub const SAMPLE_SECRETS: &[&str] = &[
+    "sandbox-only-secret",
+    "sandbox-only-payment-secret",
+    "sandbox-test-secret",
+    "sandbox-payment-secret",
+    "change-me",
+    "changeme",
+    "secret",
+];
 
 impl Drop for Secret {
     fn drop(&mut self) {
@@ -54,9 +116,40 @@ impl Serialize for Secret {
     }
 }
 
+/// A secret read from `WEAPP__…=123456` arrives as a number (variables are parsed
+/// like TOML values), and WeChat's own sample push token is digits: any scalar is
+/// taken as its text.
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_owned())
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+        }
+        deserializer.deserialize_any(Text).map(Secret)
     }
 }
 
@@ -88,15 +181,55 @@ impl ConnectionUrl {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return self.0.clone();
         };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let Some(at) = rest[..authority_end].rfind('@') else {
-            return self.0.clone();
+        let (before_query, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, Some(query)),
+            None => (rest, None),
         };
-        match rest[..at].split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-            None => self.0.clone(),
+        let mut out = format!("{scheme}://");
+        // The last `@` before the query ends the user info, so a password holding
+        // `/` or `@` is still found whole.
+        match before_query.rfind('@') {
+            Some(at) => {
+                match before_query[..at].split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(&before_query[..at]),
+                }
+                out.push_str(&before_query[at..]);
+            }
+            None => out.push_str(before_query),
         }
+        if let Some(query) = query {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                    _ => param.to_owned(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&params.join("&"));
+        }
+        out
     }
+}
+
+/// Query parameters of connection URLs that carry a secret (`?password=…`).
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "sslpassword",
+        "key",
+    ]
+    .iter()
+    .any(|secret| name == *secret || name.ends_with(&format!("_{secret}")))
 }
 
 impl Drop for ConnectionUrl {
@@ -156,5 +289,31 @@ mod tests {
             ConnectionUrl::new("sqlite://data/x.db").scheme().as_deref(),
             Some("sqlite")
         );
+    }
+
+    #[test]
+    fn passwords_with_slashes_and_in_the_query_are_redacted_too() {
+        assert_eq!(
+            ConnectionUrl::new("postgres://app:pa/ss@word@db:5432/shop").to_string(),
+            "postgres://app:***@db:5432/shop"
+        );
+        assert_eq!(
+            ConnectionUrl::new("postgres://db:5432/shop?user=app&password=hunter2&sslmode=require")
+                .to_string(),
+            "postgres://db:5432/shop?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(
+            ConnectionUrl::new("mysql://db/shop?ssl_key=k&PASSWORD=x").to_string(),
+            "mysql://db/shop?ssl_key=***&PASSWORD=***"
+        );
+    }
+
+    #[test]
+    fn secrets_compare_in_full_and_unset_matches_nothing() {
+        let s = Secret::new("a-token");
+        assert!(s.matches("a-token"));
+        assert!(!s.matches("a-toke"));
+        assert!(!s.matches("a-token "));
+        assert!(!Secret::default().matches(""));
     }
 }
