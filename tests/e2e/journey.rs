@@ -104,10 +104,11 @@ async fn journey(app: TestApp) {
         "List": [{"TemplateId": template, "SubscribeStatusString": "accept", "PopupScene": "0"}],
     });
     let encrypted = crypto.encrypt(&push.to_string());
-    let signature = crypto.sign("1764000000", "nonce", &encrypted);
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = crypto.sign(&timestamp.to_string(), "nonce", &encrypted);
     let pushed = client
         .post(app.url(&format!(
-            "/wechat/push?msg_signature={signature}&timestamp=1764000000&nonce=nonce&encrypt_type=aes"
+            "/wechat/push?msg_signature={signature}&timestamp={timestamp}&nonce=nonce&encrypt_type=aes"
         )))
         .body(json!({"ToUserName": "gh_shop", "Encrypt": encrypted}).to_string())
         .send()

@@ -150,8 +150,10 @@ impl<'a> SessionStore<'a> {
             .kv
             .set_if_absent(&format!("auth:refresh_used:{hash}"), b"1", Some(self.ttl))
             .await?;
-        let session: Option<Session> = decode(self.kv.get(&session_key(&sid)).await?);
-        let Some(mut session) = session else {
+        let Some(stored) = self.kv.get(&session_key(&sid)).await? else {
+            return Ok(RotateOutcome::Ended);
+        };
+        let Some(mut session) = decode::<Session>(Some(stored.clone())) else {
             return Ok(RotateOutcome::Ended);
         };
         if !first_use || session.refresh_hash != hash {
@@ -165,7 +167,23 @@ impl<'a> SessionStore<'a> {
         }
         let next = random_token(32);
         session.refresh_hash = hash_token(&next);
-        self.save(&sid, &session).await?;
+        // Only over the session as read: a logout or a reuse detection that ended it
+        // meanwhile wins, and the ended session is not written back.
+        let raw = serde_json::to_vec(&session).unwrap_or_default();
+        if !self
+            .kv
+            .replace_if_equals(&session_key(&sid), &stored, &raw, Some(self.ttl))
+            .await?
+        {
+            return Ok(RotateOutcome::Ended);
+        }
+        self.kv
+            .set(
+                &refresh_key(&session.refresh_hash),
+                sid.as_bytes(),
+                Some(self.ttl),
+            )
+            .await?;
         Ok(RotateOutcome::Rotated {
             sid,
             user_id: session.user_id,

@@ -112,13 +112,31 @@ impl Default for SandboxSettings {
 }
 
 /// `[wechat.push]`: the Token and EncodingAESKey from the console.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
     /// The Token used in push signatures.
     pub token: Secret,
     /// The 43-character EncodingAESKey.
     pub encoding_aes_key: Secret,
+    /// Accept plain-mode pushes (no `Encrypt` field, only `signature`). Off: with a
+    /// key configured only safe-mode pushes are taken, so a plain body cannot slip
+    /// past the encryption (set the console to safe mode).
+    pub allow_plain: bool,
+    /// Pushes whose `timestamp` is further than this from our clock are refused, and
+    /// each (timestamp, nonce, signature) is accepted once within twice this window.
+    pub max_skew_s: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            token: Secret::default(),
+            encoding_aes_key: Secret::default(),
+            allow_plain: false,
+            max_skew_s: 300,
+        }
+    }
 }
 
 crate::config_section!(WechatConfig);
@@ -244,5 +262,6 @@ impl WechatConfig {
             &self.appid,
         )
         .ok()
+        .map(|crypto| crypto.allow_plain(self.push.allow_plain))
     }
 }

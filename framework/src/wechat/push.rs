@@ -47,6 +47,9 @@ pub enum PushError {
     /// `Encrypt` is not valid base64 (-40010).
     #[error("push message is not valid base64")]
     Base64,
+    /// A plain-mode push while only safe mode is accepted (-40002).
+    #[error("push messages must be encrypted (safe mode); plain mode is not accepted")]
+    PlainRefused,
 }
 
 impl PushError {
@@ -60,6 +63,7 @@ impl PushError {
             PushError::Decrypt => -40007,
             PushError::IllegalBuffer => -40008,
             PushError::Base64 => -40010,
+            PushError::PlainRefused => -40002,
         }
     }
 
@@ -73,6 +77,7 @@ impl PushError {
             PushError::Decrypt | PushError::IllegalBuffer | PushError::Base64 => {
                 "invalid_push_message"
             }
+            PushError::PlainRefused => "encrypted_push_required",
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct PushCrypto {
     token: Secret,
     key: Zeroizing<[u8; 32]>,
     appid: String,
+    allow_plain: bool,
 }
 
 impl std::fmt::Debug for PushCrypto {
@@ -159,7 +165,16 @@ impl PushCrypto {
             token: Secret::new(token),
             key: Zeroizing::new(key),
             appid: appid.to_owned(),
+            allow_plain: false,
         })
+    }
+
+    /// Whether [`PushCrypto::open_push`] also takes plain-mode pushes (no `Encrypt`
+    /// field, checked by `signature` only). Off by default: a key is configured, so
+    /// only safe-mode pushes are taken (`wechat.push.allow_plain`).
+    pub fn allow_plain(mut self, allow: bool) -> Self {
+        self.allow_plain = allow;
+        self
     }
 
     /// Checks a plain `signature` over token, timestamp and nonce.
@@ -265,8 +280,10 @@ impl PushCrypto {
     }
 
     /// Handles a push body: XML or JSON, safe mode (`Encrypt` field, checked against
-    /// `msg_signature`) or plain (checked against `signature`). Returns the message as
-    /// JSON, XML elements becoming fields.
+    /// `msg_signature`) or, if [allowed](PushCrypto::allow_plain), plain (checked
+    /// against `signature`). Returns the message as JSON, XML elements becoming
+    /// fields. Freshness (timestamp window, nonce once) is checked by the
+    /// [`PushMessage`](super::PushMessage) extractor, which has the key-value store.
     pub fn open_push(
         &self,
         query: &PushQuery,
@@ -283,6 +300,7 @@ impl PushCrypto {
                     self.decrypt(msg_signature, &query.timestamp, &query.nonce, encrypted)?;
                 super::push_body::parse(plain.as_bytes())
             }
+            None if !self.allow_plain => Err(PushError::PlainRefused),
             None => {
                 let signature = query
                     .signature

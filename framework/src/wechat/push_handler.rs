@@ -74,9 +74,53 @@ impl FromRequest for PushMessage {
                 )
             })?;
             let message = crypto.open_push(&query, &body)?;
+            let push = ctx.config().get::<super::WechatConfig>()?.push.max_skew_s;
+            fresh(&ctx, &query, push).await?;
             Ok(PushMessage(message))
         })
     }
+}
+
+/// A verified push is taken once: its timestamp within `max_skew_s` of our clock,
+/// and its (timestamp, nonce, signature) not seen before within the window, so a
+/// captured push cannot be replayed.
+async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<(), Error> {
+    let refused = |code: &'static str, message: &str| {
+        Error::http(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            code,
+            message.to_owned(),
+        )
+    };
+    let timestamp: i64 = query
+        .timestamp
+        .trim()
+        .parse()
+        .map_err(|_| refused("stale_timestamp", "the push timestamp is not unix seconds"))?;
+    if !crate::clock::within(crate::clock::now_s(), timestamp, max_skew_s) {
+        return Err(refused(
+            "stale_timestamp",
+            "the push timestamp is outside the accepted window",
+        ));
+    }
+    let signature = query
+        .msg_signature
+        .as_deref()
+        .or(query.signature.as_deref())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if query.nonce.len() > 64 || signature.len() > 64 {
+        return Err(refused(
+            "invalid_nonce",
+            "the push nonce or signature is too long",
+        ));
+    }
+    let key = format!("wechat:push:seen:{timestamp}:{}:{signature}", query.nonce);
+    let window = std::time::Duration::from_secs(max_skew_s.saturating_mul(2).saturating_add(1));
+    if !ctx.kv().set_if_absent(&key, b"1", Some(window)).await? {
+        return Err(refused("replayed_nonce", "this push was already received"));
+    }
+    Ok(())
 }
 
 /// GET handler for the console's URL verification: echoes `echostr` once the

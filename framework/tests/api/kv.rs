@@ -36,6 +36,29 @@ async fn exercise(store: &dyn KvStore) {
     assert!(store.delete_if_equals("lock", b"owner-a").await.unwrap());
     assert_eq!(store.get("lock").await.unwrap(), None);
 
+    // Compare-and-set: only over the value read, and never resurrecting a deleted key.
+    assert!(
+        !store
+            .replace_if_equals("k", b"v1", b"v3", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_if_equals("k", b"v2", b"v3", Some(Duration::from_secs(60)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v3"[..]));
+    assert!(store.ttl("k").await.unwrap().is_some());
+    assert!(
+        !store
+            .replace_if_equals("gone", b"", b"x", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("gone").await.unwrap(), None);
+
     assert!(store.delete("k").await.unwrap());
     assert!(!store.delete("k").await.unwrap());
 

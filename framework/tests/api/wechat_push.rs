@@ -132,16 +132,26 @@ fn bad_pushes_are_refused_with_wechat_codes() {
         -40004
     );
 
-    // A plain-mode push must carry a valid signature too.
+    // A plain-mode push is refused by default, since a key is configured; where
+    // plain mode is allowed it must carry a valid signature.
     let plain_query = PushQuery {
-        signature: Some("bad".into()),
+        signature: Some(weapp::wechat::push::signature(&[TOKEN, "1", "2"])),
         timestamp: "1".into(),
         nonce: "2".into(),
         ..Default::default()
     };
-    let err = crypto
-        .open_push(&plain_query, br#"{"MsgType":"event"}"#)
-        .unwrap_err();
+    let plain = br#"{"MsgType":"event"}"#;
+    assert_eq!(
+        crypto.open_push(&plain_query, plain).unwrap_err(),
+        PushError::PlainRefused
+    );
+    let lenient = sample().allow_plain(true);
+    assert!(lenient.open_push(&plain_query, plain).is_ok());
+    let forged = PushQuery {
+        signature: Some("bad".into()),
+        ..plain_query
+    };
+    let err = lenient.open_push(&forged, plain).unwrap_err();
     assert_eq!(err, PushError::InvalidSignature);
     assert!(matches!(
         crypto.open_push(&query(MSG_SIGNATURE), b"hello"),
@@ -217,32 +227,70 @@ async fn pushes_reach_a_plugin_handler_over_http() {
     );
 
     // An encrypted JSON event.
+    let now = chrono::Utc::now().timestamp().to_string();
     let event = r#"{"ToUserName":"gh_1","FromUserName":"o_user_1","MsgType":"event","Event":"subscribe_msg_change_event"}"#;
     let encrypted = crypto.encrypt(event);
-    let msg_signature = crypto.sign("1700000001", "n2", &encrypted);
-    let response = app
-        .client
-        .post(app.url(&format!("/wechat/push?msg_signature={msg_signature}&timestamp=1700000001&nonce=n2&encrypt_type=aes")))
-        .body(serde_json::json!({"ToUserName": "gh_1", "Encrypt": encrypted}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({"ToUserName": "gh_1", "Encrypt": encrypted}).to_string();
+    let push = |timestamp: &str, nonce: &str, body: String| {
+        let msg_signature = crypto.sign(timestamp, nonce, &encrypted);
+        app.client
+            .post(app.url(&format!(
+                "/wechat/push?msg_signature={msg_signature}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes"
+            )))
+            .body(body)
+            .send()
+    };
+    let response = push(&now, "n2", body.clone()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "success");
     let seen = app.ctx.get::<PushMessage>().expect("handler ran");
     assert_eq!(seen.event(), Some("subscribe_msg_change_event"));
     assert_eq!(seen.from_openid(), Some("o_user_1"));
 
+    // The same push captured and sent again is refused, as is an old one signed
+    // correctly.
+    let replayed = push(&now, "n2", body.clone()).await.unwrap();
+    assert_eq!(replayed.status(), 401);
+    assert_eq!(
+        replayed.json::<serde_json::Value>().await.unwrap()["code"],
+        "replayed_nonce"
+    );
+    let old = push("1700000001", "n3", body.clone()).await.unwrap();
+    assert_eq!(old.status(), 401);
+    assert_eq!(
+        old.json::<serde_json::Value>().await.unwrap()["code"],
+        "stale_timestamp"
+    );
+
+    let msg_signature = crypto.sign(&now, "n4", &encrypted);
     let tampered = app
         .client
         .post(app.url(&format!(
-            "/wechat/push?msg_signature={msg_signature}&timestamp=1700000002&nonce=n2"
+            "/wechat/push?msg_signature={msg_signature}&timestamp=1700000002&nonce=n4"
         )))
         .body(serde_json::json!({"Encrypt": encrypted}).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(tampered.status(), 401);
+
+    // A plain-mode body (no Encrypt) with a valid plain signature: refused, since
+    // a key is configured.
+    let signature = weapp::wechat::push::signature(&[TOKEN, &now, "n5"]);
+    let plain = app
+        .client
+        .post(app.url(&format!(
+            "/wechat/push?signature={signature}&timestamp={now}&nonce=n5"
+        )))
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    assert_eq!(
+        plain.json::<serde_json::Value>().await.unwrap()["code"],
+        "encrypted_push_required"
+    );
 }
 
 #[tokio::test]

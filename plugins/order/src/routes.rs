@@ -89,7 +89,17 @@ fn stored(response: StoredResponse) -> HttpResponse {
     if response.replayed {
         builder.insert_header(("Idempotent-Replayed", "true"));
     }
-    builder.body(response.body)
+    let mut body = response.body;
+    // A kept refusal is an error like any other: it names this request's id (the
+    // first answer's and every replay's own), not one stored with it.
+    if !status.is_success()
+        && let Ok(serde_json::Value::Object(mut error)) = serde_json::from_str(&body)
+        && let Some(request_id) = weapp::http::current_request_id()
+    {
+        error.insert("request_id".to_owned(), request_id.into());
+        body = serde_json::Value::Object(error).to_string();
+    }
+    builder.body(body)
 }
 
 async fn list_products(

@@ -125,6 +125,28 @@ impl KvStore for MemoryStore {
         }))
     }
 
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError> {
+        Ok(self.with_map(true, |map, now| {
+            if live_entry(map, key, now).is_none_or(|e| e.value != expected) {
+                return false;
+            }
+            map.insert(
+                key.to_owned(),
+                Entry {
+                    value: value.to_vec(),
+                    expires_at: ttl.map(|t| now + t),
+                },
+            );
+            true
+        }))
+    }
+
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
         self.with_map(true, |map, now| {
             let entry = match live_entry(map, key, now) {

@@ -71,6 +71,17 @@ pub trait KvStore: Send + Sync + 'static {
     /// only); returns whether it was deleted.
     async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, KvError>;
 
+    /// Sets `key` to `value` only if it still holds `expected` (compare-and-set);
+    /// returns whether it was set. A key deleted meanwhile stays deleted, so a write
+    /// racing a delete cannot bring the value back.
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError>;
+
     /// Adds `by` to the integer at `key` (absent counts as 0) and returns the new value.
     /// `ttl` is applied when the key has no expiry yet, so a counter window starts with
     /// its first increment. A non-integer value is an error.

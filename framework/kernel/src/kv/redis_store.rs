@@ -37,6 +37,20 @@ static DELETE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+static REPLACE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+            return 0
+          end
+          if tonumber(ARGV[3]) > 0 then
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+          else
+            redis.call('SET', KEYS[1], ARGV[2])
+          end
+          return 1",
+    )
+});
+
 static INCREMENT_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -144,6 +158,23 @@ impl KvStore for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(removed > 0)
+    }
+
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError> {
+        let replaced: i64 = REPLACE_IF_EQUALS
+            .key(self.key(key))
+            .arg(expected)
+            .arg(value)
+            .arg(ttl.map(millis).unwrap_or(0))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(replaced > 0)
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {

@@ -14,8 +14,10 @@ use crate::support::*;
 async fn push(app: &TestApp, message: serde_json::Value) -> reqwest::Response {
     let crypto = PushCrypto::new(PUSH_TOKEN, PUSH_AES_KEY, weapp::testing::SANDBOX_APPID).unwrap();
     let encrypted = crypto.encrypt(&message.to_string());
-    let (timestamp, nonce) = ("1764000000", "n0nce");
-    let signature = crypto.sign(timestamp, nonce, &encrypted);
+    // Now, and a nonce of its own: pushes are taken once, within a time window.
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let signature = crypto.sign(&timestamp, &nonce, &encrypted);
     app.client
         .post(app.url(&format!(
             "{}?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes",

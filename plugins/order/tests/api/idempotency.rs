@@ -54,6 +54,10 @@ async fn out_of_stock_keeps_nothing_and_replays_the_refusal() {
     assert_eq!(body["code"], "out_of_stock");
     assert_eq!(body["product_id"], scarce);
     assert!(
+        body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "a refusal names its request like any error: {body}"
+    );
+    assert!(
         body["message"]
             .as_str()
             .unwrap()
@@ -74,9 +78,22 @@ async fn out_of_stock_keeps_nothing_and_replays_the_refusal() {
     let items_kept = count(&app, "SELECT COUNT(*) AS n FROM order_items").await;
     assert_eq!(items_kept, 0);
 
-    let (status, again, replayed) = place(&app, &token, &k, items).await;
+    let (status, mut again, replayed) = place(&app, &token, &k, items).await;
     assert_eq!((status.as_u16(), replayed), (409, true));
-    assert_eq!(again, body);
+    assert!(
+        again["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{again}"
+    );
+    assert_ne!(
+        again["request_id"], body["request_id"],
+        "the replay's own id"
+    );
+    let mut body = body;
+    again.as_object_mut().unwrap().remove("request_id");
+    body.as_object_mut().unwrap().remove("request_id");
+    assert_eq!(again, body, "otherwise the same answer");
     app.stop().await.unwrap();
 }
 
