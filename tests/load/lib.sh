@@ -17,6 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# One user drives the whole load: the default rate limits and the per-user cap on
+# unpaid orders are off, so the figures measure throughput, not the limits.
 (
     cd "$work"
     WEAPP__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db" \
@@ -24,6 +26,9 @@ trap cleanup EXIT
     WEAPP__REDIS__URL="redis://127.0.0.1:6379" \
     WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
     WEAPP__SERVER__PORT=$port \
+    WEAPP__GUARD__RATE_LIMITS='[]' \
+    WEAPP__ORDER__MAX_PENDING_ORDERS=0 \
+    WEAPP__ORDER__MAX_PENDING_UNITS=0 \
     WEAPP__OBSERVE__LOG_LEVEL=warn \
     exec "$OLDPWD/target/release/example-app"
 ) &

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigIssue, ConfigSection, Secret};
 
 /// `[guard]` configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GuardConfig {
     /// Cross-origin requests (web admin pages; mini programs do not need CORS).
@@ -16,11 +16,48 @@ pub struct GuardConfig {
     pub signing: SigningConfig,
     /// Cloud-development callbacks (`X-Tcb-Signature`).
     pub tcb: TcbConfig,
-    /// Rate limits by route prefix; the longest matching prefix applies.
+    /// Rate limits by route prefix; the longest matching prefix applies. Setting
+    /// the list replaces the defaults ([`default_rate_limits`]) as a whole; `[]`
+    /// turns rate limiting off.
     pub rate_limits: Vec<RateLimitRule>,
     /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client. From
     /// any other peer the header is ignored, so clients cannot spoof their address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            cors: CorsConfig::default(),
+            signing: SigningConfig::default(),
+            tcb: TcbConfig::default(),
+            rate_limits: default_rate_limits(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The limits on by default. Each login spends WeChat's `code2session` quota;
+/// profile and phone decrypt under the user's session key; orders hold stock;
+/// admin routes are the operator's. Per IP where there is no user yet (generous,
+/// since many mini-program users share a carrier NAT), per user after that.
+pub fn default_rate_limits() -> Vec<RateLimitRule> {
+    let rule = |prefix: &str, per_ip: Option<(u32, f64)>, per_user: Option<(u32, f64)>| {
+        let limit = |(burst, per_second)| Limit { burst, per_second };
+        RateLimitRule {
+            prefix: prefix.to_owned(),
+            per_ip: per_ip.map(limit),
+            per_user: per_user.map(limit),
+        }
+    };
+    vec![
+        rule("/api/auth/login", Some((60, 10.0)), None),
+        rule("/api/auth/refresh", Some((60, 10.0)), None),
+        rule("/api/auth/profile", None, Some((5, 0.2))),
+        rule("/api/auth/phone", None, Some((5, 0.2))),
+        rule("/api/orders", None, Some((30, 5.0))),
+        rule("/api/admin", Some((30, 5.0)), None),
+    ]
 }
 
 /// `[guard.cors]`.

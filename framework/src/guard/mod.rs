@@ -23,7 +23,9 @@ mod config;
 mod rate_limit;
 mod signing;
 
-pub use config::{CorsConfig, GuardConfig, Limit, RateLimitRule, SigningConfig, TcbConfig};
+pub use config::{
+    CorsConfig, GuardConfig, Limit, RateLimitRule, SigningConfig, TcbConfig, default_rate_limits,
+};
 pub use rate_limit::{client_ip, rate_limit};
 pub use signing::{canonical_request, sign, verify_signatures};
 

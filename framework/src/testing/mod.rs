@@ -286,11 +286,15 @@ pub struct TestApp {
 
 impl TestApp {
     /// A builder with an isolated configuration (no files, no process variables), the
-    /// embedded sandbox, and this process's random field-encryption and JWT keys
-    /// ([`test_crypto_keys`]) unless the test sets `crypto.keys` / `auth.jwt.keys`.
+    /// embedded sandbox, no rate limits (set `guard.rate_limits` to test them), and
+    /// this process's random field-encryption and JWT keys ([`test_crypto_keys`])
+    /// unless the test sets `crypto.keys` / `auth.jwt.keys`.
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
+            // No default rate limits: tests log in and order in bursts; the
+            // guard's own tests set the rules they exercise.
             loader: ConfigLoader::isolated()
+                .set("guard.rate_limits", Vec::<()>::new())
                 .set("wechat.sandbox", true)
                 .set("wechat.appid", SANDBOX_APPID)
                 .set("wechat.secret", SANDBOX_SECRET),

@@ -395,3 +395,49 @@ async fn a_tcb_callback_does_not_replay_with_its_signature_in_upper_case() {
         "replayed_nonce"
     );
 }
+
+/// Rate limits are on by default for the routes that spend WeChat quota, decrypt
+/// under a session key, hold stock or administer.
+#[tokio::test]
+async fn default_rate_limits_cover_the_costly_routes() {
+    let config = weapp::config::ConfigLoader::isolated().load().unwrap();
+    let guard = config.get::<weapp::guard::GuardConfig>().unwrap();
+    let prefixes: Vec<&str> = guard
+        .rate_limits
+        .iter()
+        .map(|r| r.prefix.as_str())
+        .collect();
+    for prefix in [
+        "/api/auth/login",
+        "/api/auth/refresh",
+        "/api/auth/profile",
+        "/api/auth/phone",
+        "/api/orders",
+        "/api/admin",
+    ] {
+        assert!(prefixes.contains(&prefix), "{prefix} in {prefixes:?}");
+    }
+    // In force: a user's sixth profile decrypt in a row waits.
+    let app = TestApp::builder()
+        .set(
+            "guard.rate_limits",
+            serde_json::to_value(weapp::guard::default_rate_limits()).unwrap(),
+        )
+        .spawn()
+        .await;
+    let (token, _) = app.login("o_default_limits").await;
+    let profile = || {
+        app.client
+            .post(app.url("/api/auth/profile"))
+            .bearer_auth(&token)
+            .json(&json!({"encryptedData": "AAAA", "iv": "AAAA"}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(profile().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        code(profile().await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await,
+        "rate_limited"
+    );
+}

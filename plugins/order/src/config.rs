@@ -28,6 +28,11 @@ pub struct OrderConfig {
     pub max_items: usize,
     /// Most units of one product in one order.
     pub max_qty: i64,
+    /// Most unpaid orders one user may hold at once (`0`: no cap), so one account
+    /// cannot hold the stock for the unpaid timeout.
+    pub max_pending_orders: u32,
+    /// Most units one user may hold in unpaid orders at once (`0`: no cap).
+    pub max_pending_units: i64,
     /// Default and largest page sizes of list endpoints.
     pub page_size: i64,
     /// Largest `per_page` a client may ask for.
@@ -51,6 +56,8 @@ impl Default for OrderConfig {
             stock_writers: 4,
             max_items: 50,
             max_qty: 1_000,
+            max_pending_orders: 10,
+            max_pending_units: 1_000,
             page_size: 20,
             max_page_size: 100,
             payment: PaymentConfig::default(),
@@ -160,6 +167,9 @@ impl ConfigSection for OrderConfig {
         }
         if self.max_items == 0 {
             bad("order.max_items", "must be at least 1");
+        }
+        if self.max_pending_units < 0 {
+            bad("order.max_pending_units", "must be 0 (no cap) or more");
         }
         if self.max_qty < 1 {
             bad("order.max_qty", "must be at least 1");

@@ -8,11 +8,16 @@ use weapp::with_conn;
 
 use crate::error::OrderError;
 use crate::idempotency::{IdempotencyKey, StoredResponse, request_hash};
+use crate::model::OrderStatus;
 use crate::model::{OrderLine, now_ms};
 use crate::placement::OrderRequest;
 use crate::rows::key_taken;
 use crate::schema::order_idempotency_keys as keys;
+use crate::schema::{order_items, orders};
 use crate::service::Orders;
+
+/// Rows read to count what a user holds unpaid: enough for any cap worth setting.
+const PENDING_ROWS_READ: i64 = 10_000;
 
 impl Orders {
     /// Places an order for `user_id`, or answers as the first request with this key
@@ -25,6 +30,7 @@ impl Orders {
         lines: &[OrderLine],
     ) -> Result<StoredResponse, weapp::Error> {
         let lines = self.validated(lines)?;
+        self.check_pending_cap(user_id, &lines).await?;
         let hash = request_hash(&lines);
         let request = OrderRequest {
             user_id,
@@ -58,6 +64,62 @@ impl Orders {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Refuses an order that would take the user past `order.max_pending_orders` or
+    /// `order.max_pending_units` unpaid. Checked before the order's transaction, so
+    /// concurrent orders of one user may pass it together; it bounds what one
+    /// account holds, not the last unit. A refusal is not kept under the key: once
+    /// the user pays or cancels, the same request succeeds.
+    async fn check_pending_cap(
+        &self,
+        user_id: i64,
+        lines: &[OrderLine],
+    ) -> Result<(), weapp::Error> {
+        let (max_orders, max_units) = (
+            self.config.max_pending_orders,
+            self.config.max_pending_units,
+        );
+        if max_orders == 0 && max_units == 0 {
+            return Ok(());
+        }
+        let mut conn = self.db.conn().await?;
+        let held: Vec<(i64, i64)> = with_conn!(conn, |c| {
+            orders::table
+                .inner_join(order_items::table.on(order_items::order_id.eq(orders::id)))
+                .filter(orders::user_id.eq(user_id))
+                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+                .select((orders::id, order_items::qty))
+                .limit(PENDING_ROWS_READ)
+                .load(c)
+                .await
+        })
+        .map_err(OrderError::from)?;
+        drop(conn);
+        let orders_held = held
+            .iter()
+            .map(|(id, _)| id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let units_held: i64 = held.iter().map(|(_, qty)| qty).sum();
+        let units_asked: i64 = lines.iter().map(|l| l.qty).sum();
+        if max_orders > 0 && orders_held >= max_orders as usize {
+            return Err(weapp::Error::conflict(
+                "too_many_pending_orders",
+                format!(
+                    "you have {orders_held} unpaid orders, the most allowed: pay or cancel one first"
+                ),
+            ));
+        }
+        if max_units > 0 && units_held.saturating_add(units_asked) > max_units {
+            return Err(weapp::Error::conflict(
+                "too_many_pending_units",
+                format!(
+                    "unpaid orders may hold at most {max_units} units; you hold {units_held}: pay or cancel first"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks lines and returns them sorted by product.

@@ -12,10 +12,13 @@ use weapp_order::{NewProduct, Orders};
 /// The payment provider's secret in these tests.
 pub const PAY_SECRET: &str = "test-payment-secret";
 
-/// A test app with the order plugin and a payment secret.
+/// A test app with the order plugin and a payment secret. One test user may hold
+/// any number of unpaid orders (the cap has its own test).
 pub fn builder(backend: Backend) -> TestAppBuilder {
     TestApp::builder()
         .database(backend)
+        .set("order.max_pending_orders", 0)
+        .set("order.max_pending_units", 0)
         .set("order.payment.secret", PAY_SECRET)
         .set("order.outbox.poll_interval_ms", 20)
         .set("order.outbox.sweep_interval_ms", 20)

@@ -164,3 +164,41 @@ async fn refusals_found_in_the_transaction_leave_nothing_open_on_postgres() {
     assert_eq!(stock(&app, tea).await, 8);
     app.stop().await.unwrap();
 }
+
+/// One account cannot hold the stock: unpaid orders and units per user are capped,
+/// and a refusal is not kept, so the same request succeeds once the user cancels.
+#[tokio::test]
+async fn one_user_holds_at_most_the_capped_unpaid_orders_and_units() {
+    let app = builder(Backend::Sqlite)
+        .set("order.max_pending_orders", 2)
+        .set("order.max_pending_units", 5)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 100).await;
+    let (token, _) = app.login("o_hoarder").await;
+    let one = |qty: i64| json!([{"product_id": tea, "qty": qty}]);
+    let (status, first, _) = place(&app, &token, key(), one(2)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, body, _) = place(&app, &token, key(), one(4)).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (409, Some("too_many_pending_units"))
+    );
+    let (status, _, _) = place(&app, &token, key(), one(2)).await;
+    assert_eq!(status, 201);
+    let third = key();
+    let (status, body, _) = place(&app, &token, &third, one(1)).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (409, Some("too_many_pending_orders"))
+    );
+    assert_eq!(stock(&app, tea).await, 96, "refused orders take nothing");
+    // Another user is not affected.
+    let (other, _) = app.login("o_other_buyer").await;
+    assert_eq!(place(&app, &other, key(), one(1)).await.0, 201);
+    // Once the user cancels one, the same request (same key) goes through.
+    let first_id = first["order_id"].as_i64().unwrap();
+    assert_eq!(cancel(&app, &token, first_id).await, 200);
+    let (status, body, replayed) = place(&app, &token, &third, one(1)).await;
+    assert_eq!((status.as_u16(), replayed), (201, false), "{body}");
+}
