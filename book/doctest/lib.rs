@@ -49,6 +49,9 @@ pub mod guides_writing_a_plugin {}
 #[doc = include_str!("../src/guides/kubernetes.md")]
 pub mod guides_kubernetes {}
 
+#[doc = include_str!("../src/guides/production.md")]
+pub mod guides_production {}
+
 #[doc = include_str!("../src/guides/migrating-from-gin.md")]
 pub mod guides_migrating_from_gin {}
 

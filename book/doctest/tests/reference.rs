@@ -185,3 +185,47 @@ fn every_cli_subcommand_and_option_is_documented() {
     let rows = table_rows(&chapter("cli.md"));
     assert_same("CLI", &found, &rows.keys().cloned().collect());
 }
+
+/// The "Going to production" checklist names every key that production-strict
+/// validation can refuse: those an empty production configuration lacks, and those
+/// refused for their value.
+#[test]
+fn the_production_checklist_names_every_key_production_checks() {
+    let guide_path = repo_root().join("book/src/guides/production.md");
+    let guide = std::fs::read_to_string(&guide_path).unwrap();
+    let refused = |loader: weapp::config::ConfigLoader| match loader.load() {
+        Err(weapp::config::ConfigError::Invalid(issues)) => {
+            issues.into_iter().map(|i| i.key).collect::<Vec<_>>()
+        }
+        other => panic!("expected invalid values, got {other:?}"),
+    };
+    let mut keys = refused(
+        weapp::config::ConfigLoader::isolated()
+            .environment("production")
+            .set("wechat.sandbox", true),
+    );
+    keys.extend(refused(
+        weapp::config::ConfigLoader::isolated()
+            .environment("production")
+            .set("auth.admin_tokens.ops", "short")
+            .set("wechat.push.token", "sandbox-only-secret")
+            .set(
+                "wechat.push.encoding_aes_key",
+                "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            ),
+    ));
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in keys {
+        // `auth.admin_tokens.ops` is documented as `auth.admin_tokens`.
+        let documented = [
+            key.as_str(),
+            key.rsplit_once('.').map_or("", |(parent, _)| parent),
+        ];
+        assert!(
+            documented
+                .iter()
+                .any(|k| !k.is_empty() && guide.contains(&format!("`{k}`"))),
+            "{key} is refused in production but not in the checklist"
+        );
+    }
+}

@@ -16,6 +16,7 @@ mod lease_queue;
 mod metrics;
 mod plugins;
 mod production;
+mod properties;
 mod reload;
 mod shutdown;
 mod tls;
