@@ -1,5 +1,5 @@
 //! Live configuration: what a reload (SIGHUP) may change without a restart — the
-//! log filter, rate limits and CORS origins — and the reload itself.
+//! log filter, rate limits, CORS origins and admin tokens — and the reload itself.
 //!
 //! A new configuration is validated as a whole first: if anything is wrong it is
 //! refused with a log line and the running settings stay. Changes to other keys
@@ -57,6 +57,17 @@ impl LiveState {
             log_level: RwLock::new(observe.log_level.clone()),
         }
     }
+}
+
+/// A section's values without the keys a reload applies live (`auth.admin_tokens`),
+/// to tell whether the rest changed and needs a restart.
+fn without_live_keys(section: Option<serde_json::Value>) -> Option<serde_json::Value> {
+    section.map(|mut value| {
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("admin_tokens");
+        }
+        value
+    })
 }
 
 /// How the app re-reads its configuration on SIGHUP.
@@ -141,6 +152,17 @@ impl LiveConfig for AppContext {
                 .filter(|(_, c)| *c)
                 .map(|(k, _)| (*k).to_owned()),
         );
+        let admin_tokens = new
+            .get::<crate::auth::AuthConfig>()
+            .map(|auth| auth.admin_tokens.clone())
+            .unwrap_or_default();
+        let admin_tokens_changed = {
+            let current = crate::auth::AdminTokens::of(self).current();
+            *current != admin_tokens
+        };
+        if admin_tokens_changed {
+            changed.push("auth.admin_tokens".to_owned());
+        }
         let running = self.config();
         let kernel = [
             (
@@ -155,7 +177,12 @@ impl LiveConfig for AppContext {
         let sections = crate::config::sections()
             .into_iter()
             .filter(|s| !LIVE_SECTIONS.contains(&s.name))
-            .map(|s| (s.name, s.current(new) != s.current(running)));
+            .map(|s| {
+                (
+                    s.name,
+                    without_live_keys(s.current(new)) != without_live_keys(s.current(running)),
+                )
+            });
         let needs_restart: Vec<&str> = kernel
             .into_iter()
             .chain(sections)
@@ -168,6 +195,7 @@ impl LiveConfig for AppContext {
         let state = live_state(self);
         *state.log_level.write().unwrap_or_else(|p| p.into_inner()) = next.log_level;
         crate::guard::state(self).replace(next.guard);
+        crate::auth::AdminTokens::of(self).replace(admin_tokens);
         self.get_or_insert_with(LastReload::default).record_now();
         tracing::info!(changed = %changed.join(","), "configuration reloaded");
         Ok(changed)

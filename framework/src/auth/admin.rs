@@ -1,7 +1,9 @@
 //! `AdminCaller`: an operator, authenticated by `X-Admin-Token` against
 //! `auth.admin_tokens`. A user's access token never passes.
 
+use std::collections::BTreeMap;
 use std::future::{Ready, ready};
+use std::sync::{Arc, RwLock};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
@@ -16,6 +18,37 @@ pub const ADMIN_TOKEN_HEADER: &str = "X-Admin-Token";
 pub struct AdminCaller {
     /// Which configured token was used.
     pub name: String,
+}
+
+/// `auth.admin_tokens` in force: a service in the app's context, replaced by a
+/// configuration reload (SIGHUP), so a leaked token is revoked without a restart.
+pub struct AdminTokens(RwLock<Arc<BTreeMap<String, crate::config::Secret>>>);
+
+impl AdminTokens {
+    /// The tokens of `ctx`, read from its configuration on first use.
+    pub fn of(ctx: &AppContext) -> Arc<AdminTokens> {
+        ctx.get_or_insert_with(|| {
+            let tokens = ctx
+                .config()
+                .get::<super::AuthConfig>()
+                .map(|auth| auth.admin_tokens.clone())
+                .unwrap_or_default();
+            AdminTokens(RwLock::new(Arc::new(tokens)))
+        })
+    }
+
+    /// The tokens now.
+    pub fn current(&self) -> Arc<BTreeMap<String, crate::config::Secret>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `tokens` in force; returns whether they differ from those before.
+    pub fn replace(&self, tokens: BTreeMap<String, crate::config::Secret>) -> bool {
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let changed = **current != tokens;
+        *current = Arc::new(tokens);
+        changed
+    }
 }
 
 fn refused() -> Error {
@@ -39,11 +72,9 @@ impl FromRequest for AdminCaller {
             .get(ADMIN_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty());
-        let Ok(auth) = ctx.config().get::<super::AuthConfig>() else {
-            return ready(Err(Error::internal("[auth] cannot be read")));
-        };
+        let tokens = AdminTokens::of(ctx).current();
         let caller = given.and_then(|given| {
-            auth.admin_tokens
+            tokens
                 .iter()
                 .find(|(_, token)| token.matches(given))
                 .map(|(name, _)| AdminCaller { name: name.clone() })

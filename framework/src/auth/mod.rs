@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
-pub use admin::{ADMIN_TOKEN_HEADER, AdminCaller};
+pub use admin::{ADMIN_TOKEN_HEADER, AdminCaller, AdminTokens};
 pub use config::{AuthConfig, JwtAlgorithm, JwtConfig};
 pub use error::AuthError;
 pub use extractor::{AuthUser, bearer_token};

@@ -136,3 +136,53 @@ async fn a_bad_configuration_is_refused_and_the_running_one_kept() {
     assert_eq!(health(&app).await.last_reload, None);
     app.stop().await.unwrap();
 }
+
+/// An admin route for the test below.
+struct AdminProbe;
+
+async fn whoami(admin: weapp::auth::AdminCaller) -> weapp::actix_web::HttpResponse {
+    weapp::actix_web::HttpResponse::Ok().body(admin.name)
+}
+
+impl weapp::Plugin for AdminProbe {
+    fn name(&self) -> &'static str {
+        "admin-probe"
+    }
+    fn routes(&self, cfg: &mut weapp::actix_web::web::ServiceConfig) {
+        cfg.route("/api/admin/whoami", weapp::actix_web::web::get().to(whoami));
+    }
+}
+
+/// A leaked admin token is revoked by a reload, without a restart.
+#[tokio::test]
+async fn a_reload_replaces_the_admin_tokens() {
+    const OLD: &str = "an-old-admin-token-that-leaked-0001";
+    const NEW: &str = "a-new-admin-token-from-the-store-0002";
+    let app = TestApp::builder()
+        .set("auth.admin_tokens.ops", OLD)
+        .plugin(&AdminProbe)
+        .spawn()
+        .await;
+    let call = |token: &'static str| {
+        app.client
+            .get(app.url("/api/admin/whoami"))
+            .header("X-Admin-Token", token)
+            .send()
+    };
+    assert_eq!(call(OLD).await.unwrap().text().await.unwrap(), "ops");
+
+    let mut next = app.ctx.config().clone();
+    let mut auth = (*next.get::<weapp::auth::AuthConfig>().unwrap()).clone();
+    auth.admin_tokens = [("ops2".to_owned(), weapp::config::Secret::new(NEW))].into();
+    next.set_section(auth);
+    let changed = app.ctx.reload(&next).unwrap();
+    assert_eq!(changed, ["auth.admin_tokens"]);
+
+    assert_eq!(
+        call(OLD).await.unwrap().status(),
+        401,
+        "the old token is revoked"
+    );
+    assert_eq!(call(NEW).await.unwrap().text().await.unwrap(), "ops2");
+    app.stop().await.unwrap();
+}

@@ -2,9 +2,9 @@
 //!
 //! Each row's hash (SM3) covers the previous row's hash and the row's own canonical
 //! content ([`chain`] spells out the bytes), so editing, inserting or deleting a row
-//! breaks the chain at that row; `app audit verify` walks it and names the first
-//! broken row. Rows carry no personal data in clear ([`record::PERSONAL_KEYS`] are
-//! redacted).
+//! broken row. Rows carry no personal data in clear: a bus event's details keep
+//! only the keys allowed for its topic ([`DETAIL_KEYS`]), and
+//! [`record::PERSONAL_KEYS`] are redacted from whatever a plugin records itself.
 //!
 //! Other plugins record with [`record`]; every event on the app's bus
 //! ([`weapp::events`]) is recorded too (`order.*`, `payment.anomaly`, `auth.*`...),
@@ -49,6 +49,46 @@ pub async fn flush(ctx: &AppContext) -> weapp::Result<usize> {
     Ok(record::chain_pending(ctx.db()).await?)
 }
 
+/// The payload keys an audit row keeps, by topic prefix (the first match applies),
+/// besides those every topic keeps ([`ALWAYS_KEPT`]). An allow-list, not a list of
+/// what to hide: a field a publisher adds later (a nickname, `avatarUrl`,
+/// `phoneNumber`, a text push's `Content`) stays out of the append-only log until
+/// it is listed here.
+pub const DETAIL_KEYS: &[(&str, &[&str])] = &[
+    (
+        "payment.anomaly",
+        &["order_status", "total_fen", "amount_fen"],
+    ),
+    ("order.", &["total_fen"]),
+    ("request.rejected", &["route", "method", "field"]),
+    ("wechat.push.", &["MsgType", "Event", "CreateTime", "List"]),
+];
+
+/// Keys kept for every topic: identifiers of the records concerned (`*_id`) and
+/// short codes.
+pub const ALWAYS_KEPT: &[&str] = &["reason", "status", "code", "admin"];
+
+/// `payload` with only the keys allowed for `topic`.
+fn allowed_details(topic: &str, payload: &serde_json::Value) -> serde_json::Value {
+    let Some(fields) = payload.as_object() else {
+        return serde_json::Value::Object(Default::default());
+    };
+    let extra = DETAIL_KEYS
+        .iter()
+        .find(|(prefix, _)| topic.starts_with(prefix))
+        .map_or(&[][..], |(_, keys)| *keys);
+    fields
+        .iter()
+        .filter(|(key, _)| {
+            key.ends_with("_id")
+                || ALWAYS_KEPT.contains(&key.as_str())
+                || extra.contains(&key.as_str())
+        })
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// The audit row for an event from the bus.
 fn from_bus(event: &Event) -> AuditEvent {
     let payload = &event.payload;
@@ -63,7 +103,7 @@ fn from_bus(event: &Event) -> AuditEvent {
         None => user.unwrap_or_else(|| event.topic.clone()),
     };
     let mut row = AuditEvent::new(actor, event.topic.clone(), target)
-        .details(payload.clone())
+        .details(allowed_details(&event.topic, payload))
         .event_id(event.id.clone());
     if row.action.len() > 64 {
         row.action.truncate(64);

@@ -286,3 +286,90 @@ async fn a_batch_from_the_bus_is_chained_at_once_and_redeliveries_are_skipped() 
     assert_eq!((report.rows, report.tampering), (3, None));
     app.stop().await.unwrap();
 }
+
+/// A bus event's details keep only the keys allowed for its topic: personal fields
+/// a publisher sends (whatever their spelling) never reach the append-only log.
+#[tokio::test]
+async fn bus_event_details_keep_only_allowed_keys() {
+    let app = spawn(Backend::Sqlite).await;
+    let events = [
+        (
+            "auth.profile",
+            json!({"user_id": 5, "nickName": "Band", "avatarUrl": "https://x/a.png",
+                   "phoneNumber": "13812348000", "reason": "shared"}),
+        ),
+        (
+            "wechat.push.text",
+            json!({"MsgType": "text", "Content": "my address is …", "FromUserName": "o_secret",
+                   "CreateTime": 1764000000, "MsgId": 9}),
+        ),
+        (
+            "order.created",
+            json!({"order_id": 8, "user_id": 5, "total_fen": 300, "address": "Somewhere"}),
+        ),
+    ];
+    for (i, (topic, payload)) in events.iter().enumerate() {
+        app.ctx
+            .events()
+            .publish(
+                &app.ctx,
+                weapp::events::Event {
+                    id: format!("allow-list:{i}"),
+                    topic: (*topic).into(),
+                    payload: payload.clone(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    weapp_audit::flush(&app.ctx).await.unwrap();
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        action: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        details: String,
+    }
+    let mut conn = app.ctx.db().conn().await.unwrap();
+    let rows: Vec<Row> = weapp::with_conn!(conn, |c| {
+        diesel::sql_query("SELECT action, details FROM audit_log ORDER BY id")
+            .load(c)
+            .await
+    })
+    .unwrap();
+    drop(conn);
+    let details = |action: &str| -> serde_json::Value {
+        let row = rows.iter().find(|r| r.action == action).expect(action);
+        serde_json::from_str(&row.details).unwrap()
+    };
+    assert_eq!(
+        details("auth.profile"),
+        json!({"user_id": 5, "reason": "shared"})
+    );
+    assert_eq!(
+        details("wechat.push.text"),
+        json!({"MsgType": "text", "CreateTime": 1764000000})
+    );
+    assert_eq!(
+        details("order.created"),
+        json!({"order_id": 8, "user_id": 5, "total_fen": 300})
+    );
+    for row in &rows {
+        for personal in [
+            "Band",
+            "a.png",
+            "13812348000",
+            "address",
+            "o_secret",
+            "Somewhere",
+        ] {
+            assert!(
+                !row.details.contains(personal),
+                "{personal} in {}",
+                row.details
+            );
+        }
+    }
+    app.stop().await.unwrap();
+}
