@@ -4,6 +4,9 @@
 //!   refresh-token hash. Deleting it logs that session out.
 //! - `auth:epoch:{user}` → a counter; `logout-all` increments it, which ends every
 //!   session created before. The extractor reads both keys in one round trip.
+//! - `auth:user_sessions:{user}` → the user's newest session ids; `logout-all` also
+//!   deletes each of them, so a lost counter (evicted, or a failover that missed
+//!   it) cannot bring ended sessions back.
 //! - `auth:refresh:{sha256}` → the session a refresh token belongs to, and
 //!   `auth:refresh_used:{sha256}` once it has been used (reuse detection).
 
@@ -49,6 +52,14 @@ fn epoch_key(user_id: i64) -> String {
     format!("auth:epoch:{user_id}")
 }
 
+fn user_sessions_key(user_id: i64) -> String {
+    format!("auth:user_sessions:{user_id}")
+}
+
+/// Session ids kept per user for `logout-all`; older sessions still end by the
+/// epoch counter.
+const INDEXED_SESSIONS: usize = 100;
+
 fn refresh_key(hash: &str) -> String {
     format!("auth:refresh:{hash}")
 }
@@ -92,6 +103,14 @@ impl<'a> SessionStore<'a> {
             refresh_hash: hash,
         };
         self.save(&sid, &session).await?;
+        self.kv
+            .push_bounded(
+                &user_sessions_key(user_id),
+                sid.as_bytes(),
+                INDEXED_SESSIONS,
+                Some(self.ttl),
+            )
+            .await?;
         Ok((sid, refresh))
     }
 
@@ -126,12 +145,16 @@ impl<'a> SessionStore<'a> {
         self.kv.delete(&session_key(sid)).await.map(drop)
     }
 
-    /// Ends every session of a user.
+    /// Ends every session of a user: the epoch moves on (ending every session
+    /// created before, indexed or not), and each indexed session is deleted.
     pub async fn end_all(&self, user_id: i64) -> Result<(), KvError> {
-        self.kv
-            .increment(&epoch_key(user_id), 1, None)
-            .await
-            .map(drop)
+        self.kv.increment(&epoch_key(user_id), 1, None).await?;
+        for sid in self.kv.take_list(&user_sessions_key(user_id)).await? {
+            if let Ok(sid) = String::from_utf8(sid) {
+                self.end(&sid).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Rotates a refresh token. `Ok(Err(reused))` distinguishes reuse, which ends the

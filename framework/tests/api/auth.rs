@@ -929,6 +929,18 @@ impl weapp::kv::KvStore for LogoutDuringRotation {
             .replace_if_equals(key, expected, value, ttl)
             .await
     }
+    async fn push_bounded(
+        &self,
+        key: &str,
+        item: &[u8],
+        max_len: usize,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), weapp::kv::KvError> {
+        self.inner.push_bounded(key, item, max_len, ttl).await
+    }
+    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, weapp::kv::KvError> {
+        self.inner.take_list(key).await
+    }
     async fn increment(
         &self,
         key: &str,
@@ -978,4 +990,33 @@ async fn a_refresh_racing_a_logout_does_not_bring_the_session_back() {
         sessions.active(&sid, 7).await.unwrap().is_none(),
         "the ended session was written back"
     );
+}
+
+/// Logout-all deletes the user's sessions, not only moves the epoch: if the epoch
+/// counter is lost (evicted, a failover that missed it), the ended sessions stay
+/// ended.
+#[tokio::test]
+async fn logout_all_survives_the_loss_of_the_epoch_counter() {
+    use weapp::auth::sessions::SessionStore;
+    use weapp::kv::KvStore;
+    for kv in [
+        std::sync::Arc::new(weapp::kv::MemoryStore::new()) as std::sync::Arc<dyn KvStore>,
+        weapp::testing::redis_store().await,
+    ] {
+        let sessions = SessionStore::new(kv.as_ref(), std::time::Duration::from_secs(600));
+        let (first, _) = sessions.create(9, "a".into()).await.unwrap();
+        let (second, _) = sessions.create(9, "b".into()).await.unwrap();
+        let (other_user, _) = sessions.create(10, "c".into()).await.unwrap();
+        sessions.end_all(9).await.unwrap();
+        assert!(
+            kv.delete("auth:epoch:9").await.unwrap(),
+            "the counter existed"
+        );
+        // A session created after logout-all is live.
+        let (after, _) = sessions.create(9, "d".into()).await.unwrap();
+        assert!(sessions.active(&after, 9).await.unwrap().is_some());
+        assert!(sessions.active(&first, 9).await.unwrap().is_none());
+        assert!(sessions.active(&second, 9).await.unwrap().is_none());
+        assert!(sessions.active(&other_user, 10).await.unwrap().is_some());
+    }
 }

@@ -62,6 +62,20 @@ async fn exercise(store: &dyn KvStore) {
     assert!(store.delete("k").await.unwrap());
     assert!(!store.delete("k").await.unwrap());
 
+    // Bounded lists: the newest items, taken at once.
+    for item in [&b"a"[..], b"b", b"c"] {
+        store
+            .push_bounded("list", item, 2, Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+    }
+    assert!(store.ttl("list").await.unwrap().is_some());
+    assert_eq!(
+        store.take_list("list").await.unwrap(),
+        [b"b".to_vec(), b"c".to_vec()]
+    );
+    assert!(store.take_list("list").await.unwrap().is_empty());
+
     assert_eq!(
         store
             .increment("n", 1, Some(Duration::from_secs(30)))

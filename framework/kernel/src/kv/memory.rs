@@ -147,6 +147,42 @@ impl KvStore for MemoryStore {
         }))
     }
 
+    // A list is kept as the JSON of its items.
+    async fn push_bounded(
+        &self,
+        key: &str,
+        item: &[u8],
+        max_len: usize,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        self.with_map(true, |map, now| {
+            let mut items: Vec<Vec<u8>> = live_entry(map, key, now)
+                .and_then(|e| serde_json::from_slice(&e.value).ok())
+                .unwrap_or_default();
+            items.push(item.to_vec());
+            let excess = items.len().saturating_sub(max_len);
+            items.drain(..excess);
+            map.insert(
+                key.to_owned(),
+                Entry {
+                    value: serde_json::to_vec(&items).unwrap_or_default(),
+                    expires_at: ttl.map(|t| now + t),
+                },
+            );
+        });
+        Ok(())
+    }
+
+    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, KvError> {
+        Ok(self.with_map(true, |map, now| {
+            let items = live_entry(map, key, now)
+                .and_then(|e| serde_json::from_slice(&e.value).ok())
+                .unwrap_or_default();
+            map.remove(key);
+            items
+        }))
+    }
+
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
         self.with_map(true, |map, now| {
             let entry = match live_entry(map, key, now) {

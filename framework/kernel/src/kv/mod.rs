@@ -82,6 +82,19 @@ pub trait KvStore: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<bool, KvError>;
 
+    /// Appends `item` to the list at `key`, keeping only its newest `max_len` items,
+    /// and sets the list's time to live; one atomic step.
+    async fn push_bounded(
+        &self,
+        key: &str,
+        item: &[u8],
+        max_len: usize,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError>;
+
+    /// Removes the list at `key` and returns its items, oldest first (none if absent).
+    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, KvError>;
+
     /// Adds `by` to the integer at `key` (absent counts as 0) and returns the new value.
     /// `ttl` is applied when the key has no expiry yet, so a counter window starts with
     /// its first increment. A non-integer value is an error.

@@ -51,6 +51,25 @@ static REPLACE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+static PUSH_BOUNDED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('RPUSH', KEYS[1], ARGV[1])
+          redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+          if tonumber(ARGV[3]) > 0 then
+            redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          end
+          return 1",
+    )
+});
+
+static TAKE_LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local items = redis.call('LRANGE', KEYS[1], 0, -1)
+          redis.call('DEL', KEYS[1])
+          return items",
+    )
+});
+
 static INCREMENT_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -175,6 +194,30 @@ impl KvStore for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(replaced > 0)
+    }
+
+    async fn push_bounded(
+        &self,
+        key: &str,
+        item: &[u8],
+        max_len: usize,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        let _: i64 = PUSH_BOUNDED
+            .key(self.key(key))
+            .arg(item)
+            .arg(max_len.max(1))
+            .arg(ttl.map(millis).unwrap_or(0))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, KvError> {
+        Ok(TAKE_LIST
+            .key(self.key(key))
+            .invoke_async(&mut self.conn.clone())
+            .await?)
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
