@@ -35,9 +35,29 @@ fn push_crypto(ctx: &AppContext) -> Result<std::sync::Arc<PushCrypto>, Error> {
 
 /// A verified, decrypted push message as JSON (XML elements become fields).
 #[derive(Debug, Clone)]
-pub struct PushMessage(pub serde_json::Value);
+pub struct PushMessage(pub serde_json::Value, SeenKey);
+
+/// Where the push's (timestamp, nonce, signature) is remembered, so a handler that
+/// failed can let WeChat's retry of it through.
+#[derive(Debug, Clone, Default)]
+struct SeenKey(String);
 
 impl PushMessage {
+    /// A message built by hand (tests, or pushes received some other way).
+    pub fn new(message: serde_json::Value) -> Self {
+        PushMessage(message, SeenKey::default())
+    }
+
+    /// Forgets that this push was received, so WeChat's retry of it is taken again.
+    /// Call it when handling failed and you answer with an error (WeChat then
+    /// retries the same push); otherwise the retry is refused as a replay.
+    pub async fn forget(&self, ctx: &AppContext) -> Result<(), Error> {
+        if !self.1.0.is_empty() {
+            ctx.kv().delete(&self.1.0).await?;
+        }
+        Ok(())
+    }
+
     /// `MsgType` (`event`, `text`...).
     pub fn msg_type(&self) -> Option<&str> {
         self.0.get("MsgType").and_then(|v| v.as_str())
@@ -75,16 +95,16 @@ impl FromRequest for PushMessage {
             })?;
             let message = crypto.open_push(&query, &body)?;
             let push = ctx.config().get::<super::WechatConfig>()?.push.max_skew_s;
-            fresh(&ctx, &query, push).await?;
-            Ok(PushMessage(message))
+            let seen = fresh(&ctx, &query, push).await?;
+            Ok(PushMessage(message, SeenKey(seen)))
         })
     }
 }
 
 /// A verified push is taken once: its timestamp within `max_skew_s` of our clock,
 /// and its (timestamp, nonce, signature) not seen before within the window, so a
-/// captured push cannot be replayed.
-async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<(), Error> {
+/// captured push cannot be replayed. Returns the key that remembers it.
+async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<String, Error> {
     let refused = |code: &'static str, message: &str| {
         Error::http(
             actix_web::http::StatusCode::UNAUTHORIZED,
@@ -120,7 +140,7 @@ async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<(
     if !ctx.kv().set_if_absent(&key, b"1", Some(window)).await? {
         return Err(refused("replayed_nonce", "this push was already received"));
     }
-    Ok(())
+    Ok(key)
 }
 
 /// GET handler for the console's URL verification: echoes `echostr` once the

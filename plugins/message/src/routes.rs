@@ -81,12 +81,14 @@ async fn receive_push(ctx: AppContext, push: PushMessage) -> Result<HttpResponse
     let event = Event {
         id,
         topic: format!("wechat.push.{kind}"),
-        payload: push.0,
+        payload: push.0.clone(),
     };
     if let Err(e) = ctx.events().publish(&ctx, event).await {
         // WeChat retries a push that was not acknowledged; handlers must then cope
-        // with seeing it again, so ask for the retry only when one failed.
+        // with seeing it again, so ask for the retry only when one failed, and let
+        // that retry past the replay check.
         tracing::warn!(error = %e, "a push handler failed");
+        push.forget(&ctx).await?;
         return Err(Error::unavailable("push_handler_failed", "try again"));
     }
     Ok(push_ack())

@@ -101,3 +101,51 @@ async fn subscription_pushes_feed_quotas_on_sqlite() {
 async fn subscription_pushes_feed_quotas_on_postgres() {
     subscription_pushes(Backend::Postgres).await;
 }
+
+/// A push whose handler failed is answered with an error, and WeChat's retry of
+/// that same push (same timestamp, nonce and signature) is taken, not refused as a
+/// replay; a push that was handled is not taken twice.
+#[tokio::test]
+async fn wechat_retries_a_push_whose_handler_failed_and_only_that() {
+    let app = builder(Backend::Sqlite).spawn().await;
+    let failures = Arc::new(Mutex::new(1));
+    let left = failures.clone();
+    app.ctx
+        .events()
+        .subscribe("flaky", "wechat.push.*", move |_, _event| {
+            let left = left.clone();
+            async move {
+                let mut left = left.lock().unwrap();
+                if *left > 0 {
+                    *left -= 1;
+                    return Err(weapp::Error::internal("down for a moment"));
+                }
+                Ok(())
+            }
+        });
+    let crypto = PushCrypto::new(PUSH_TOKEN, PUSH_AES_KEY, weapp::testing::SANDBOX_APPID).unwrap();
+    let encrypted = crypto.encrypt(&json!({"MsgType": "event", "Event": "x"}).to_string());
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = crypto.sign(&timestamp, "retried", &encrypted);
+    let send = || {
+        app.client
+            .post(app.url(&format!(
+                "{}?msg_signature={signature}&timestamp={timestamp}&nonce=retried&encrypt_type=aes",
+                weapp_message::PUSH_PATH
+            )))
+            .body(json!({"ToUserName": "gh_test", "Encrypt": encrypted}).to_string())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 503, "the handler failed");
+    assert_eq!(
+        send().await.unwrap().status(),
+        200,
+        "WeChat's retry is taken"
+    );
+    assert_eq!(
+        send().await.unwrap().status(),
+        401,
+        "a handled push is not taken twice"
+    );
+    assert_eq!(*failures.lock().unwrap(), 0);
+}
