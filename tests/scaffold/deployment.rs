@@ -95,6 +95,59 @@ fn the_deployment_runs_non_root_read_only_with_probes_limits_and_secret_refs() {
     }
 }
 
+/// A pod that migrates is not killed for it, and one that stops finishes its work:
+/// a startup probe covers migrations, a preStop pause covers the endpoint's removal,
+/// and the grace period outlasts the pause plus the app's own shutdown timeout.
+#[test]
+fn the_deployment_starts_and_stops_gracefully() {
+    let deployment = manifest("deploy/k8s/deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let app = &pod["containers"][0];
+    let startup = &app["startupProbe"];
+    assert_eq!(startup["httpGet"]["path"].as_str(), Some("/healthz"));
+    let window =
+        startup["periodSeconds"].as_i64().unwrap() * startup["failureThreshold"].as_i64().unwrap();
+    assert!(
+        window >= 120,
+        "migrations get at least two minutes: {window} s"
+    );
+    let pause = app["lifecycle"]["preStop"]["exec"]["command"]
+        .as_vec()
+        .expect("a preStop command");
+    assert_eq!(pause[0].as_str(), Some("sleep"));
+    let pause: i64 = pause[1].as_str().unwrap().parse().unwrap();
+    let shutdown: i64 = app["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("WEAPP__SERVER__SHUTDOWN_TIMEOUT_S"))
+        .and_then(|e| e["value"].as_str())
+        .expect("the shutdown timeout is stated")
+        .parse()
+        .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_i64()
+        .expect("a grace period");
+    assert!(
+        grace > pause + shutdown,
+        "grace {grace} s <= {pause} s + {shutdown} s"
+    );
+}
+
+/// The build context leaves out build output and local state (the development
+/// database and keys).
+#[test]
+fn the_build_context_leaves_out_target_and_local_data() {
+    let ignore = template_file(".dockerignore");
+    let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
+    for entry in ["/target", "/data", "/.git", ".env"] {
+        assert!(
+            lines.contains(&entry),
+            "{entry} in .dockerignore:\n{ignore}"
+        );
+    }
+}
+
 #[test]
 fn the_service_and_autoscaler_point_at_the_deployment() {
     let service = manifest("deploy/k8s/service.yaml");

@@ -372,3 +372,40 @@ async fn background_connections_plan_each_run_and_request_ones_cache() {
     db.attach_worker_pool(1);
     assert_eq!(mode(&db).await, "auto");
 }
+
+/// A start that cannot reach its database says why, not only that the pool timed
+/// out: a missing database, refused credentials and an unreachable server are
+/// named as such.
+#[tokio::test]
+async fn a_start_without_its_database_names_the_cause() {
+    let missing = format!("weapp_missing_{}", uuid::Uuid::new_v4().simple());
+    let cases = [
+        (
+            format!("postgres://postgres@127.0.0.1:5432/{missing}"),
+            "the database does not exist",
+        ),
+        (
+            "mysql://root:not-the-password@127.0.0.1:3306/test".to_owned(),
+            "the server refused the credentials",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/test".to_owned(),
+            "the server is unreachable",
+        ),
+    ];
+    for (url, cause) in cases {
+        let err = weapp::testing::TestApp::builder()
+            .database_url(&url)
+            .set("database.connect_timeout_ms", 1_000)
+            .try_spawn()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} started"))
+            .to_string();
+        assert!(err.contains(cause), "{url}: {err}");
+        assert!(
+            !err.contains("not-the-password"),
+            "the password is not repeated: {err}"
+        );
+    }
+}

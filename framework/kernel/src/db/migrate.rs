@@ -135,7 +135,16 @@ fn lock_sql(backend: Backend) -> Option<(&'static str, &'static str)> {
 impl Db {
     /// Applies every pending migration of `sets`, in order, and reports what ran.
     pub async fn migrate(&self, sets: &[MigrationSet]) -> Result<MigrationReport, DbError> {
-        let mut conn = self.conn().await?;
+        let mut conn = match self.conn().await {
+            Ok(conn) => conn,
+            // The pool says only that it timed out: say why.
+            Err(DbError::Unavailable(timed_out)) => {
+                return Err(DbError::Unavailable(
+                    self.diagnose().await.unwrap_or(timed_out),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         with_conn!(conn, |c, backend| {
             c.batch_execute(CREATE_TABLE).await?;
             let lock = lock_sql(backend);

@@ -39,6 +39,7 @@
 //! [`insert_returning_id!`](crate::insert_returning_id) ([`inserted_id`]).
 
 mod config;
+mod diagnose;
 mod error;
 pub mod inserted_id;
 mod migrate;
