@@ -665,3 +665,15 @@ async fn sighup_reloads_the_configuration() {
     );
     terminate(child);
 }
+
+/// `--help` lists the plugins' commands beside the built-in ones.
+#[test]
+fn help_lists_the_plugins_commands() {
+    let scratch = Scratch::new();
+    let output = command(&scratch).arg("--help").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("Plugin commands:"), "{stdout}");
+    assert!(stdout.contains("audit verify"), "{stdout}");
+    assert!(stdout.contains("migrate"), "the built-in ones stay: {stdout}");
+}

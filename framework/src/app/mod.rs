@@ -92,6 +92,24 @@ impl App {
         &self.config
     }
 
+    /// The plugins' commands, as `--help` lists them after the built-in ones.
+    fn plugin_commands_help(&self) -> String {
+        let lines: Vec<String> = self
+            .plugins()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|plugin| {
+                plugin.commands().iter().map(|(name, help)| {
+                    format!("  {:<22}{help}", format!("{} {name}", plugin.name()))
+                })
+            })
+            .collect();
+        match lines.is_empty() {
+            true => String::new(),
+            false => format!("Plugin commands:\n{}", lines.join("\n")),
+        }
+    }
+
     /// The enabled plugins in start order, or why they cannot start.
     pub fn plugins(&self) -> Result<Vec<&'static dyn Plugin>, plugin::PluginError> {
         let mut all = plugin::registered();
@@ -99,10 +117,17 @@ impl App {
         plugin::resolve(&all, &self.config.plugins.disabled)
     }
 
-    /// Runs the command line: `serve` (default), `migrate`, or `config check`.
+    /// Runs the command line: `serve` (default), `migrate`, `config check`, or a
+    /// plugin's command (listed by `--help`).
     pub async fn run(self) -> crate::Result<()> {
-        use clap::Parser;
-        match Cli::parse().command.unwrap_or(Command::Serve) {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cli = Cli::command();
+        let plugin_help = self.plugin_commands_help();
+        if !plugin_help.is_empty() {
+            cli = cli.after_help(plugin_help);
+        }
+        let parsed = Cli::from_arg_matches(&cli.get_matches()).unwrap_or_else(|e| e.exit());
+        match parsed.command.unwrap_or(Command::Serve) {
             Command::Serve => self.serve().await,
             Command::Migrate => {
                 crate::observe::init_cli_logging(&self.config);

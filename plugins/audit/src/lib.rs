@@ -159,6 +159,13 @@ impl Plugin for AuditPlugin {
         ]
     }
 
+    fn commands(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "verify",
+            "Walk the audit chain and name the first tampered row, if any",
+        )]
+    }
+
     async fn command(&self, ctx: &AppContext, args: &[String]) -> weapp::Result<()> {
         match args.first().map(String::as_str) {
             Some("verify") => {

@@ -59,7 +59,9 @@ fn server_address(url: &str, backend: Backend) -> Option<String> {
     let rest = url.split_once("://")?.1;
     // The user info ends at the last `@` before the query (a password may hold `/`).
     let before_query = rest.split('?').next()?;
-    let after_user = before_query.rsplit_once('@').map_or(before_query, |(_, h)| h);
+    let after_user = before_query
+        .rsplit_once('@')
+        .map_or(before_query, |(_, h)| h);
     let host_port = after_user.split('/').next()?;
     if host_port.is_empty() {
         return None;

@@ -70,6 +70,12 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The commands [`Plugin::command`] understands, as `(name, one line of help)`,
+    /// listed by the binary's `--help` as `<plugin> <name>`.
+    fn commands(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// Runs this plugin's command line, `app <plugin name> <args...>` (e.g.
     /// `audit verify`), with a context that has the database, key-value store and
     /// field crypto but no server and no `on_start` services. Prints its own output;
