@@ -675,5 +675,8 @@ fn help_lists_the_plugins_commands() {
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("Plugin commands:"), "{stdout}");
     assert!(stdout.contains("audit verify"), "{stdout}");
-    assert!(stdout.contains("migrate"), "the built-in ones stay: {stdout}");
+    assert!(
+        stdout.contains("migrate"),
+        "the built-in ones stay: {stdout}"
+    );
 }

@@ -122,3 +122,37 @@ fn the_book_builds_without_warnings() {
         );
     }
 }
+
+/// Every `cargo generate` the book shows runs without a terminal (`--silent`) and
+/// says where weapp comes from (`weapp_source`), so it works from a script and
+/// wherever the project is moved.
+#[test]
+fn every_cargo_generate_in_the_book_runs_without_a_terminal() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src");
+    let mut found = 0;
+    let mut chapters = vec![src.clone()];
+    while let Some(dir) = chapters.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                chapters.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "md") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // A command continues over `\`-ended lines.
+            let joined = text.replace("\\\n", " ");
+            for line in joined
+                .lines()
+                .filter(|l| l.trim_start().starts_with("cargo generate"))
+            {
+                found += 1;
+                assert!(line.contains("--silent"), "{}: {line}", path.display());
+                assert!(line.contains("weapp_source="), "{}: {line}", path.display());
+            }
+        }
+    }
+    assert!(found >= 3, "the book shows cargo generate: {found}");
+}
