@@ -21,8 +21,6 @@
 //! Timestamps outside `guard.signing.max_skew_s` are refused, and each nonce is accepted
 //! once within that window (remembered in the key-value store).
 
-use std::time::Duration;
-
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -105,27 +103,24 @@ async fn fresh(
     nonce: &str,
     max_skew_s: u64,
 ) -> Result<(), Error> {
-    let ts: i64 = timestamp
-        .parse()
-        .map_err(|_| rejected("stale_timestamp", "the timestamp is not unix seconds"))?;
-    if !crate::clock::within(chrono::Utc::now().timestamp(), ts, max_skew_s) {
-        return Err(rejected(
+    use crate::kv::once::{Refusal, take_once};
+    let scope = format!("guard:nonce:{scope}");
+    match take_once(ctx.kv(), &scope, timestamp, &[nonce], max_skew_s).await? {
+        Ok(_) => Ok(()),
+        Err(Refusal::BadTimestamp) => Err(rejected(
+            "stale_timestamp",
+            "the timestamp is not unix seconds",
+        )),
+        Err(Refusal::OutsideWindow) => Err(rejected(
             "stale_timestamp",
             "the timestamp is outside the accepted window",
-        ));
-    }
-    if nonce.len() > 64 {
-        return Err(rejected(
+        )),
+        Err(Refusal::NonceTooLong) => Err(rejected(
             "invalid_nonce",
             "the nonce is longer than 64 characters",
-        ));
+        )),
+        Err(Refusal::Replayed) => Err(rejected("replayed_nonce", "this nonce was already used")),
     }
-    let window = Duration::from_secs(max_skew_s.saturating_mul(2).saturating_add(1));
-    let key = format!("guard:nonce:{scope}:{nonce}");
-    if !ctx.kv().set_if_absent(&key, b"1", Some(window)).await? {
-        return Err(rejected("replayed_nonce", "this nonce was already used"));
-    }
-    Ok(())
 }
 
 /// Middleware: requests under the configured prefixes must be signed.

@@ -105,6 +105,7 @@ impl FromRequest for PushMessage {
 /// and its (timestamp, nonce, signature) not seen before within the window, so a
 /// captured push cannot be replayed. Returns the key that remembers it.
 async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<String, Error> {
+    use crate::kv::once::{Refusal, take_once};
     let refused = |code: &'static str, message: &str| {
         Error::http(
             actix_web::http::StatusCode::UNAUTHORIZED,
@@ -112,35 +113,30 @@ async fn fresh(ctx: &AppContext, query: &PushQuery, max_skew_s: u64) -> Result<S
             message.to_owned(),
         )
     };
-    let timestamp: i64 = query
-        .timestamp
-        .trim()
-        .parse()
-        .map_err(|_| refused("stale_timestamp", "the push timestamp is not unix seconds"))?;
-    if !crate::clock::within(crate::clock::now_s(), timestamp, max_skew_s) {
-        return Err(refused(
-            "stale_timestamp",
-            "the push timestamp is outside the accepted window",
-        ));
-    }
+    let timestamp = query.timestamp.trim();
     let signature = query
         .msg_signature
         .as_deref()
         .or(query.signature.as_deref())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if query.nonce.len() > 64 || signature.len() > 64 {
-        return Err(refused(
+    let nonce = [timestamp, query.nonce.as_str(), signature.as_str()];
+    match take_once(ctx.kv(), "wechat:push:seen", timestamp, &nonce, max_skew_s).await? {
+        Ok(key) => Ok(key),
+        Err(Refusal::BadTimestamp) => Err(refused(
+            "stale_timestamp",
+            "the push timestamp is not unix seconds",
+        )),
+        Err(Refusal::OutsideWindow) => Err(refused(
+            "stale_timestamp",
+            "the push timestamp is outside the accepted window",
+        )),
+        Err(Refusal::NonceTooLong) => Err(refused(
             "invalid_nonce",
             "the push nonce or signature is too long",
-        ));
+        )),
+        Err(Refusal::Replayed) => Err(refused("replayed_nonce", "this push was already received")),
     }
-    let key = format!("wechat:push:seen:{timestamp}:{}:{signature}", query.nonce);
-    let window = std::time::Duration::from_secs(max_skew_s.saturating_mul(2).saturating_add(1));
-    if !ctx.kv().set_if_absent(&key, b"1", Some(window)).await? {
-        return Err(refused("replayed_nonce", "this push was already received"));
-    }
-    Ok(key)
 }
 
 /// GET handler for the console's URL verification: echoes `echostr` once the

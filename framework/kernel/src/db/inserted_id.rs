@@ -49,6 +49,22 @@ pub async fn mysql_last_insert_id(c: &mut AsyncMysqlConnection) -> QueryResult<i
 /// three connection types; see the [module docs](crate::db::inserted_id).
 #[macro_export]
 macro_rules! insert_returning_id {
+    // `INSERT … RETURNING id`, on the connections whose backend has it.
+    (@returning $trait:ident, $method:ident, $row:ty, $table:expr, $id:expr, $($conn:ty),+) => {$(
+        impl $trait for $conn {
+            async fn $method(&mut self, row: &$row) -> $crate::__private::diesel::QueryResult<i64> {
+                // Fully qualified: the caller's scope may hold diesel's blocking
+                // `RunQueryDsl` as well.
+                $crate::__private::diesel_async::RunQueryDsl::get_result(
+                    $crate::__private::diesel::insert_into($table)
+                        .values(row)
+                        .returning($id),
+                    self,
+                )
+                .await
+            }
+        }
+    )+};
     (
         $(#[$meta:meta])*
         $vis:vis trait $trait:ident { fn $method:ident(&$row:ty) } => $table:expr, $id:expr $(;)?
@@ -62,33 +78,8 @@ macro_rules! insert_returning_id {
             ) -> impl ::std::future::Future<Output = $crate::__private::diesel::QueryResult<i64>> + Send;
         }
 
-        impl $trait for $crate::db::AsyncPgConnection {
-            async fn $method(&mut self, row: &$row) -> $crate::__private::diesel::QueryResult<i64> {
-                // Fully qualified: the caller's scope may hold diesel's blocking
-                // `RunQueryDsl` as well.
-                $crate::__private::diesel_async::RunQueryDsl::get_result(
-                    $crate::__private::diesel::insert_into($table)
-                        .values(row)
-                        .returning($id),
-                    self,
-                )
-                .await
-            }
-        }
-
-        impl $trait for $crate::db::SqliteConn {
-            async fn $method(&mut self, row: &$row) -> $crate::__private::diesel::QueryResult<i64> {
-                // Fully qualified: the caller's scope may hold diesel's blocking
-                // `RunQueryDsl` as well.
-                $crate::__private::diesel_async::RunQueryDsl::get_result(
-                    $crate::__private::diesel::insert_into($table)
-                        .values(row)
-                        .returning($id),
-                    self,
-                )
-                .await
-            }
-        }
+        $crate::insert_returning_id!(@returning $trait, $method, $row, $table, $id,
+            $crate::db::AsyncPgConnection, $crate::db::SqliteConn);
 
         impl $trait for $crate::db::AsyncMysqlConnection {
             async fn $method(&mut self, row: &$row) -> $crate::__private::diesel::QueryResult<i64> {

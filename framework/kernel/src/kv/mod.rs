@@ -7,6 +7,7 @@
 mod config;
 mod memory;
 pub mod metrics;
+pub mod once;
 mod redis_store;
 
 use std::sync::Arc;
