@@ -7,7 +7,7 @@
 # takes in the app's run and in pgbench's, and how many orders the app's transactions
 # carried on average (group commit batches orders that arrive together), and pgbench
 # running the app's batch transaction at that size (orders-batched.sql).
-# Needs the services of .ci/run and wrk (apt-get install -y wrk).
+# Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
 # Usage: tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
 duration=${1:-20s}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of GET /api/me and POST /api/auth/login: the example app built in release,
 # on PostgreSQL + Redis, WeChat calls to the embedded sandbox, wrk with 64 connections.
-# Needs the services of .ci/run and wrk (apt-get install -y wrk).
+# Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
 # Usage: tests/load/run.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
 duration=${1:-20s}

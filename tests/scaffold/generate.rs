@@ -97,7 +97,7 @@ pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)
     assert!(
         !missing,
         "cargo-generate is not installed: `cargo install --locked cargo-generate@0.23.5` \
-         (.ci/run installs it)"
+         (tests/run.sh installs it)"
     );
     assert!(
         output.status.success(),

@@ -1,7 +1,7 @@
 //! The cargo-generate templates: projects generated from them build, pass their own
 //! tests and start; their deployment files hold what a production cluster needs.
 //!
-//! These tests run `cargo generate` (0.23.5; `.ci/run` installs it) and `cargo`
+//! These tests run `cargo generate` (0.23.5; `tests/run.sh` installs it) and `cargo`
 //! itself, building into this workspace's target directory so dependencies compile
 //! once for all generated projects.
 

@@ -109,7 +109,7 @@ fn the_book_builds_without_warnings() {
         .output();
     let output = result.unwrap_or_else(|e| {
         panic!(
-            "mdbook is not installed ({e}): `cargo install --locked mdbook` (.ci/run installs it)"
+            "mdbook is not installed ({e}): `cargo install --locked mdbook` (tests/run.sh installs it)"
         )
     });
     let stderr = String::from_utf8_lossy(&output.stderr);

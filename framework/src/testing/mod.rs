@@ -75,7 +75,7 @@ impl TestDatabase {
                     .unwrap_or_else(|e| {
                         panic!(
                             "cannot create a test database on {} ({e}); is the server running? \
-                             `.ci/run` starts it",
+                             `tests/run.sh` starts it",
                             backend.name()
                         )
                     });
@@ -161,7 +161,7 @@ pub async fn redis_store() -> Arc<dyn KvStore> {
     let store = RedisStore::connect(&config).expect("valid Redis URL");
     store.ping().await.unwrap_or_else(|e| {
         panic!(
-            "Redis is not reachable at {} ({e}); `.ci/run` starts it",
+            "Redis is not reachable at {} ({e}); `tests/run.sh` starts it",
             redis_url()
         )
     });

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh machine, idempotently: PostgreSQL,
+# MariaDB and Redis on 127.0.0.1 (started if they are down), and the tools the
+# template and book tests run (cargo-nextest, cargo-generate, mdbook; installed
+# with `cargo install` if they are missing). `tests/run.sh` calls it first.
+set -euo pipefail
+
+wait_for() {
+    local name=$1 check=$2
+    for _ in $(seq 1 60); do
+        if eval "$check" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 1
+    done
+    echo "error: $name did not become ready within 60 s" >&2
+    exit 1
+}
+
+# PostgreSQL 127.0.0.1:5432 (user postgres, trust auth)
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    echo "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+fi
+wait_for PostgreSQL "pg_isready -h 127.0.0.1 -p 5432 -q"
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test"
+
+# MariaDB 127.0.0.1:3306 (root, no password)
+if ! mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1; then
+    echo "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+wait_for MariaDB "mariadb-admin -h 127.0.0.1 -uroot ping"
+mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test"
+
+# Redis 127.0.0.1:6379
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+wait_for Redis "redis-cli -h 127.0.0.1 -p 6379 ping"
+
+# Tools. `cargo install` puts them in $CARGO_INSTALL_ROOT/bin or $CARGO_HOME/bin;
+# the caller's PATH may not hold that folder yet on a fresh machine.
+tools_bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+case ":$PATH:" in
+    *":$tools_bin:"*) ;;
+    *) export PATH="$tools_bin:$PATH" ;;
+esac
+install_tool() {
+    local command=$1 crate=$2
+    if ! command -v "$command" >/dev/null 2>&1; then
+        echo "installing $crate (first run on this machine only; takes a few minutes)"
+        cargo install --locked "$crate"
+    fi
+}
+install_tool cargo-nextest cargo-nextest
+# Newer cargo-generate releases need a newer rustc than this machine's.
+install_tool cargo-generate cargo-generate@0.23.5
+install_tool mdbook mdbook
