@@ -367,6 +367,52 @@ fn migrate_applies_pending_migrations_once() {
     assert!(scratch.0.join("data/example.db").exists());
 }
 
+/// `order seed <file>` adds the file's products once; a bad file is refused by name.
+#[test]
+fn order_seed_adds_the_products_of_a_file_once() {
+    let scratch = Scratch::new();
+    assert!(command(&scratch).arg("migrate").status().unwrap().success());
+    let file = scratch.0.join("products.json");
+    std::fs::write(
+        &file,
+        r#"[{"name": "Pu-erh 普洱", "description": "357 g cake", "price_fen": 9800, "stock": 20},
+            {"name": "Gaiwan 盖碗", "price_fen": 6800, "stock": 5}]"#,
+    )
+    .unwrap();
+    let seed = |path: &str| {
+        command(&scratch)
+            .args(["order", "seed", path])
+            .output()
+            .unwrap()
+    };
+    let first = seed("products.json");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains(": Pu-erh 普洱") && stdout.contains(": Gaiwan 盖碗"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 of 2 product(s) added"), "{stdout}");
+    let again = seed("products.json");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 of 2 product(s) added"));
+
+    std::fs::write(&file, r#"[{"name": "", "price_fen": 1}]"#).unwrap();
+    let bad = seed("products.json");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("products.json: name must be 1 to 200 characters"),
+        "{stderr}"
+    );
+    let missing = seed("nowhere.json");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read nowhere.json"));
+}
+
 #[test]
 fn crypto_rotate_reports_counts() {
     let scratch = Scratch::new();
@@ -548,7 +594,8 @@ async fn session_key_and_tokens_never_reach_the_logs() {
 #[tokio::test]
 async fn audit_verify_finds_a_row_edited_in_the_database() {
     let scratch = Scratch::new();
-    let (child, address) = serve(&scratch, &[]);
+    // Three logins and nothing else: no demo products, whose additions are audited.
+    let (child, address) = serve(&scratch, &[("WEAPP__SHOP__SEED_DEMO_PRODUCTS", "false")]);
     let client = reqwest::Client::new();
     for openid in ["o_audit_a", "o_audit_b", "o_audit_c"] {
         let login: serde_json::Value = client

@@ -163,6 +163,10 @@ impl<'a> ApiRoutes<'a> {
         get => web::get(),
         /// `POST path`.
         post => web::post(),
+        /// `PUT path`.
+        put => web::put(),
+        /// `PATCH path`.
+        patch => web::patch(),
         /// `DELETE path`.
         delete => web::delete(),
     }

@@ -27,6 +27,11 @@ const SHOP_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/pay/notify"),
     ("get", "/wechat/push"),
     ("post", "/wechat/push"),
+    ("get", "/api/admin/products"),
+    ("post", "/api/admin/products"),
+    ("get", "/api/admin/products/{id}"),
+    ("patch", "/api/admin/products/{id}"),
+    ("put", "/api/admin/products/{id}/stock"),
     ("get", "/api/admin/message-templates"),
     ("post", "/api/admin/message-templates"),
     ("post", "/api/admin/message-templates/sync"),
@@ -71,6 +76,8 @@ async fn the_document_lists_every_route_and_each_is_served() {
             let request = match method.as_str() {
                 "get" => app.client.get(&url),
                 "post" => app.client.post(&url).body("{}"),
+                "put" => app.client.put(&url).body("{}"),
+                "patch" => app.client.patch(&url).body("{}"),
                 "delete" => app.client.delete(&url),
                 other => panic!("unexpected method {other}"),
             };

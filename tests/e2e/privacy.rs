@@ -37,14 +37,19 @@ async fn export_then_erase(app: TestApp) {
     assert_eq!(response.status(), 200);
     let orders = app.ctx.get::<Orders>().unwrap();
     let tea = orders
-        .add_product(&NewProduct {
-            name: "tea".into(),
-            description: String::new(),
-            price_fen: 100,
-            stock: 5,
-        })
+        .add_product(
+            &NewProduct {
+                name: "tea".into(),
+                description: String::new(),
+                price_fen: 100,
+                stock: 5,
+                active: true,
+            },
+            "test",
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let placed = app
         .client
         .post(app.url("/api/orders"))

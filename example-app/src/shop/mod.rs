@@ -47,6 +47,7 @@ fn demo_products() -> Vec<NewProduct> {
         description: description.to_owned(),
         price_fen,
         stock,
+        active: true,
     })
     .collect()
 }
@@ -69,11 +70,9 @@ impl Plugin for ShopPlugin {
         if !config.paid_template_title.is_empty() {
             paid_message::subscribe(ctx, config.paid_template_title.clone());
         }
-        if config.seed_demo_products {
-            let added = orders.seed_products(&demo_products()).await?;
-            if added > 0 {
-                tracing::info!(added, "demo products added to the empty catalogue");
-            }
+        if config.seed_demo_products && orders.catalog(1, 1).await?.items.is_empty() {
+            let added = orders.seed_products(&demo_products()).await?.len();
+            tracing::info!(added, "demo products added to the empty catalogue");
         }
         Ok(())
     }

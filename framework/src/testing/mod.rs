@@ -406,6 +406,15 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sql}: no row"))
     }
 
+    /// Runs one SQL statement on the app's database (e.g. to put a row in a state the
+    /// API refuses to create); returns the rows it changed, panics naming it if it fails.
+    pub async fn execute(&self, sql: &str) -> usize {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.ctx.db().conn().await.expect("a database connection");
+        crate::with_conn!(conn, |c| diesel::sql_query(sql).execute(c).await)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Runs one SQL query on the app's database that returns a single TEXT column
     /// named `t` (e.g. `SELECT details AS t FROM audit_log`); panics naming the query
     /// if it fails.

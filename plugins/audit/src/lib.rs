@@ -60,6 +60,10 @@ pub const DETAIL_KEYS: &[(&str, &[&str])] = &[
         &["order_status", "total_fen", "amount_fen"],
     ),
     ("order.", &["total_fen"]),
+    (
+        "catalog.",
+        &["price_fen", "qty", "delta", "active", "changed"],
+    ),
     ("request.rejected", &["route", "method", "field"]),
     ("wechat.push.", &["MsgType", "Event", "CreateTime", "List"]),
 ];

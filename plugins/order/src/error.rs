@@ -39,6 +39,20 @@ pub enum OrderError {
     /// The `Idempotency-Key` was already used: its stored response applies.
     #[error("idempotency key already used")]
     KeyTaken,
+    /// A catalogue change with a missing or unacceptable field.
+    #[error("{0}")]
+    InvalidProduct(String),
+    /// The product does not exist (on sale or not).
+    #[error("product not found")]
+    ProductNotFound,
+    /// A stock adjustment would leave fewer than no units, or too many.
+    #[error("the stock of product {product_id} ({qty}) cannot change by that much")]
+    StockOutOfRange {
+        /// The product.
+        product_id: i64,
+        /// Its units on hand, unchanged.
+        qty: i64,
+    },
 }
 
 /// Whether retrying the whole transaction may succeed: a deadlock, a serialization
@@ -89,6 +103,18 @@ impl From<OrderError> for weapp::Error {
             OrderError::KeyTaken => weapp::Error::conflict(
                 "request_in_progress",
                 "a request with this Idempotency-Key is in progress",
+            ),
+            OrderError::InvalidProduct(message) => {
+                weapp::Error::bad_request("invalid_product", message)
+            }
+            OrderError::ProductNotFound => weapp::Error::not_found("product not found"),
+            OrderError::StockOutOfRange { product_id, qty } => weapp::Error::conflict(
+                "stock_out_of_range",
+                format!(
+                    "product {product_id} has {qty} units; the change would leave fewer than 0 \
+                     or more than {}",
+                    crate::model::MAX_STOCK
+                ),
             ),
         }
     }

@@ -76,3 +76,58 @@ pub struct PaymentAnomaly {
 impl TypedEvent for PaymentAnomaly {
     const TOPIC: &'static str = "payment.anomaly";
 }
+
+/// `catalog.product_added`: an administrator (or `order seed`) added a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductAdded {
+    /// The product.
+    pub product_id: i64,
+    /// Its unit price in fen.
+    pub price_fen: i64,
+    /// Its initial units on hand.
+    pub qty: i64,
+    /// Whether it went on sale at once.
+    pub active: bool,
+    /// Who added it: the admin token's name in `auth.admin_tokens`, or `seed`.
+    pub admin: String,
+}
+
+impl TypedEvent for ProductAdded {
+    const TOPIC: &'static str = "catalog.product_added";
+}
+
+/// `catalog.product_changed`: an administrator changed a product's details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChanged {
+    /// The product.
+    pub product_id: i64,
+    /// The fields changed, e.g. `["price_fen", "active"]`.
+    pub changed: Vec<String>,
+    /// The unit price in fen after the change.
+    pub price_fen: i64,
+    /// Whether it is on sale after the change.
+    pub active: bool,
+    /// Who changed it.
+    pub admin: String,
+}
+
+impl TypedEvent for ProductChanged {
+    const TOPIC: &'static str = "catalog.product_changed";
+}
+
+/// `catalog.stock_changed`: an administrator set or adjusted a product's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockChanged {
+    /// The product.
+    pub product_id: i64,
+    /// Units on hand after the change.
+    pub qty: i64,
+    /// Units added (negative: removed), as the change found the stock.
+    pub delta: i64,
+    /// Who changed it.
+    pub admin: String,
+}
+
+impl TypedEvent for StockChanged {
+    const TOPIC: &'static str = "catalog.stock_changed";
+}

@@ -4,7 +4,9 @@
 //! Routes (JSON): `GET /api/products`, `GET /api/products/{id}` (public);
 //! `POST /api/orders` (with `Idempotency-Key`), `GET /api/orders`,
 //! `GET /api/orders/{id}`, `POST /api/orders/{id}/cancel` (authenticated);
-//! `POST /api/pay/notify` (signed by the payment provider, see [`payment`]).
+//! `POST /api/pay/notify` (signed by the payment provider, see [`payment`]);
+//! `/api/admin/products` (operators: add, change, put on or off sale, set stock).
+//! `app order seed <file.json>` adds the products of a file that the catalogue lacks.
 //!
 //! Correctness rests on three rules: stock is taken with a conditional update in the
 //! order's transaction ([`placing`], by the strategy `placement` chose for the
@@ -40,7 +42,7 @@ use weapp::{AppContext, BackgroundTask, Plugin};
 
 pub use config::OrderConfig;
 pub use error::OrderError;
-pub use model::{NewProduct, OrderStatus};
+pub use model::{CatalogEntry, NewProduct, OrderStatus, ProductChange, StockChange};
 pub use service::Orders;
 
 /// The order plugin; registered with the app at compile time.
@@ -105,12 +107,57 @@ impl Plugin for OrderPlugin {
         Ok(())
     }
 
+    fn commands(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "seed",
+            "<file.json>: add the products of a JSON list ({name, description, price_fen, \
+             stock}) whose names the catalogue lacks",
+        )]
+    }
+
+    async fn command(&self, ctx: &AppContext, args: &[String]) -> weapp::Result<()> {
+        match args {
+            [command, file] if command == "seed" => seed(ctx, file).await,
+            _ => Err(weapp::Error::internal(
+                "usage: order seed <file.json> (a JSON list of products)",
+            )),
+        }
+    }
+
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
         vec![
             BackgroundTask::new("order-outbox", run_outbox),
             BackgroundTask::new("order-expiry", run_expiry),
         ]
     }
+}
+
+/// `order seed <file>`: the file's products that the catalogue lacks, added.
+async fn seed(ctx: &AppContext, file: &str) -> weapp::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| weapp::Error::internal(format!("cannot read {file}: {e}")))?;
+    let products: Vec<NewProduct> = serde_json::from_str(&text).map_err(|e| {
+        weapp::Error::internal(format!(
+            "{file} is not a JSON list of products ({{name, description, price_fen, stock}}): {e}"
+        ))
+    })?;
+    let config = (*ctx.config().get::<OrderConfig>()?).clone();
+    let orders = Orders::new(config, ctx.db().clone());
+    let added = orders.seed_products(&products).await.map_err(|e| match e {
+        OrderError::InvalidProduct(message) => weapp::Error::internal(format!("{file}: {message}")),
+        e => weapp::Error::internal(format!(
+            "seeding failed: {e} (has the database been migrated? run `migrate` first)"
+        )),
+    })?;
+    for product in &added {
+        println!("added product {}: {}", product.id, product.name);
+    }
+    println!(
+        "{} of {} product(s) added; the others were in the catalogue already",
+        added.len(),
+        products.len()
+    );
+    Ok(())
 }
 
 /// Delivers the outbox's events until shutdown.

@@ -79,17 +79,80 @@ pub struct Product {
     pub stock: i64,
 }
 
-/// A product to add to the catalogue.
+/// Longest product name, in characters (MySQL's `VARCHAR(200)`).
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest product description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+/// Highest unit price, in fen (100 million yuan): totals stay far from overflow.
+pub const MAX_PRICE_FEN: i64 = 10_000_000_000;
+/// Most units on hand of one product.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+/// A product to add to the catalogue; also the body of `POST /api/admin/products`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// Name, 1 to 200 characters.
+    pub name: String,
+    /// Description, at most 2,000 characters.
+    #[serde(default)]
+    pub description: String,
+    /// Unit price in fen.
+    pub price_fen: i64,
+    /// Initial units on hand.
+    #[serde(default)]
+    pub stock: i64,
+    /// For sale at once (default `true`).
+    #[serde(default = "for_sale")]
+    pub active: bool,
+}
+
+fn for_sale() -> bool {
+    true
+}
+
+/// A product as an administrator sees it: inactive ones too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// Id.
+    pub id: i64,
     /// Name.
     pub name: String,
     /// Description.
     pub description: String,
     /// Unit price in fen.
     pub price_fen: i64,
-    /// Initial units on hand.
+    /// Units on hand.
     pub stock: i64,
+    /// Whether buyers see it and may order it.
+    pub active: bool,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+}
+
+/// Body of `PATCH /api/admin/products/{id}`: the fields to change; absent ones stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New unit price in fen; orders already placed keep theirs.
+    pub price_fen: Option<i64>,
+    /// Put on sale (`true`) or take off sale (`false`).
+    pub active: Option<bool>,
+}
+
+/// Body of `PUT /api/admin/products/{id}/stock`: exactly one of `qty` (units on hand
+/// from now) or `delta` (units to add, negative to remove; safe while orders take
+/// units concurrently).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockChange {
+    /// Units on hand from now.
+    pub qty: Option<i64>,
+    /// Units to add (or remove, if negative).
+    pub delta: Option<i64>,
 }
 
 /// A line of an order as shown to its buyer.

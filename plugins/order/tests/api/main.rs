@@ -3,6 +3,7 @@
 mod support;
 
 mod architecture;
+mod catalog_admin;
 mod concurrency;
 mod group_commit;
 mod idempotency;

@@ -139,7 +139,8 @@ async fn finished_events_are_purged_after_their_time() {
     let tea = product(&app, 100, 10).await;
     let (token, _) = app.login("o_outbox_purge").await;
     place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
-    eventually("the event is delivered", || {
+    // The product's `catalog.product_added` and the order's `order.created`.
+    eventually("the events are delivered", || {
         let app = &app;
         async move {
             count(
@@ -147,7 +148,7 @@ async fn finished_events_are_purged_after_their_time() {
                 "SELECT COUNT(*) AS n FROM order_outbox WHERE state = 'done'",
             )
             .await
-                == 1
+                == 2
         }
     })
     .await;
@@ -158,7 +159,7 @@ async fn finished_events_are_purged_after_their_time() {
         0,
         "kept for a minute"
     );
-    assert_eq!(orders.purge_outbox(now + 61_000).await.unwrap(), 1);
+    assert_eq!(orders.purge_outbox(now + 61_000).await.unwrap(), 2);
     assert_eq!(
         count(&app, "SELECT COUNT(*) AS n FROM order_outbox").await,
         0

@@ -32,14 +32,19 @@ pub fn orders(app: &TestApp) -> Arc<Orders> {
 /// Adds a product; returns its id.
 pub async fn product(app: &TestApp, price_fen: i64, stock: i64) -> i64 {
     orders(app)
-        .add_product(&NewProduct {
-            name: format!("product at {price_fen}"),
-            description: String::new(),
-            price_fen,
-            stock,
-        })
+        .add_product(
+            &NewProduct {
+                name: format!("product at {price_fen}"),
+                description: String::new(),
+                price_fen,
+                stock,
+                active: true,
+            },
+            "test",
+        )
         .await
         .expect("product added")
+        .id
 }
 
 /// Units left of a product, read through the public API.

@@ -131,7 +131,13 @@ async fn refusals_found_in_the_transaction_leave_nothing_open_on_postgres() {
         .spawn()
         .await;
     let tea = product(&app, 100, 10).await;
-    let gold = product(&app, i64::MAX / 2, 10).await;
+    // A price the admin API refuses, as rows written before its limit may hold.
+    let gold = product(&app, 100, 10).await;
+    let price = i64::MAX / 2;
+    app.execute(&format!(
+        "UPDATE products SET price_fen = {price} WHERE id = {gold}"
+    ))
+    .await;
     let (token, _) = app.login("o_refused_in_tx").await;
     let refusals = [
         (

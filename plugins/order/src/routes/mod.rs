@@ -1,5 +1,7 @@
 //! HTTP handlers; the work happens in [`Orders`].
 
+mod catalog_admin;
+
 use std::sync::Arc;
 
 use weapp::actix_web::http::StatusCode;
@@ -61,15 +63,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Signed,
             pay_notify,
         );
+    catalog_admin::configure(cfg);
 }
 
-fn orders(ctx: &AppContext) -> Result<Arc<Orders>, Error> {
+pub(super) fn orders(ctx: &AppContext) -> Result<Arc<Orders>, Error> {
     ctx.get::<Orders>()
         .ok_or_else(|| Error::unavailable("order_not_ready", "the order plugin has not started"))
 }
 
 /// `(page, per_page)` within the configured bounds.
-fn page_of(orders: &Orders, query: PageQuery) -> Result<(i64, i64), Error> {
+pub(super) fn page_of(orders: &Orders, query: PageQuery) -> Result<(i64, i64), Error> {
     let page = query.page.unwrap_or(1);
     let per_page = query.per_page.unwrap_or(orders.config().page_size);
     let max = orders.config().max_page_size;
