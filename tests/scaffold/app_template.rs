@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use crate::generate::{
     Scratch, assert_formatted, cargo_in, generate, generate_command, read, repo_root, target_dir,
 };
+use crate::image;
 
 /// Every file a generated app has, whatever the answers.
 const APP_FILES: &[&str] = &[
     ".gitignore",
+    ".dockerignore",
+    "plugins/README.md",
     "Cargo.toml",
     "README.md",
     "config/default.toml",
@@ -148,6 +151,39 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
         project.join("data/shop.db").is_file(),
         "the SQLite file was created"
     );
+
+    // CI: the workflow checks out the project and weapp side by side, as here, and
+    // its tests pass with the lock file the first build wrote.
+    let checkouts = image::run_ci_job(&project, "test", scratch.path(), &repo_root());
+    assert_eq!(checkouts, ["shop", "weapp"]);
+
+    // The image: the Dockerfile's build stage, from the project's folder with weapp
+    // as the named build context (`dev` to share this workspace's build output).
+    let image_root = scratch.path().join("image");
+    let weapp = scratch.path().join("weapp");
+    let built = image::build_image(
+        &project,
+        &[("weapp", weapp.as_path())],
+        &[("PROFILE", "dev")],
+        &image_root,
+    );
+    assert!(
+        !image_root.join("build/weapp/target").exists(),
+        "weapp's .dockerignore keeps its build output out of the image"
+    );
+    assert!(
+        image_root
+            .join("build/weapp/framework/Cargo.toml")
+            .is_file()
+    );
+    let help = Command::new(&built[0])
+        .arg("--help")
+        .output()
+        .expect("run the built binary");
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("audit verify"),
+        "the image's binary is the app with its plugins"
+    );
 }
 
 #[test]
@@ -212,18 +248,53 @@ fn a_git_source_makes_git_dependencies() {
     let project = generate("app", scratch.path(), "git-shop", &[("weapp_source", url)]);
     assert_fully_rendered(&project, APP_FILES);
     let manifest: toml::Table = read(&project, "Cargo.toml").parse().expect("valid TOML");
-    for (table, name) in [("dependencies", "weapp"), ("dependencies", "weapp-order")] {
-        let dependency = &manifest[table][name];
+    let shared = &manifest["workspace"]["dependencies"];
+    for name in ["weapp", "weapp-order", "weapp-message", "weapp-audit"] {
+        let dependency = &shared[name];
         assert_eq!(
             dependency["git"].as_str(),
             Some(url),
             "{name}: {dependency}"
         );
         assert!(dependency.get("path").is_none());
+        assert_eq!(
+            manifest["dependencies"][name]["workspace"].as_bool(),
+            Some(true)
+        );
     }
     let dev = &manifest["dev-dependencies"]["weapp"];
-    assert_eq!(dev["git"].as_str(), Some(url));
+    assert_eq!(dev["workspace"].as_bool(), Some(true));
     assert_eq!(dev["features"][0].as_str(), Some("testing"));
+    // Docker and CI need nothing beside the project: cargo fetches weapp.
+    let dockerfile = read(&project, "deploy/Dockerfile");
+    assert!(!dockerfile.contains("--from=weapp") && !dockerfile.contains("--build-context"));
+    let workflow = read(&project, ".github/workflows/ci.yml");
+    assert!(!workflow.contains("WEAPP_REPOSITORY"), "{workflow}");
+}
+
+#[test]
+fn a_weapp_source_without_the_framework_is_refused_before_anything_is_generated() {
+    let scratch = Scratch::new("no-weapp");
+    for source in ["../weapp", "/nonexistent/weapp", "../../templates"] {
+        let output = generate_command("app", scratch.path(), "lost", &[("weapp_source", source)])
+            .output()
+            .expect("run cargo generate");
+        assert!(
+            !output.status.success(),
+            "weapp_source={source} was accepted"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "weapp_source = \"{source}\" is not a weapp checkout"
+            )) && stderr.contains("framework/Cargo.toml does not exist"),
+            "{stderr}"
+        );
+        assert!(
+            !scratch.path().join("lost").exists(),
+            "nothing is left behind for weapp_source={source}"
+        );
+    }
 }
 
 #[test]

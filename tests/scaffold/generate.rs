@@ -79,7 +79,17 @@ pub fn generate_command(
         .arg("generate")
         .arg("--path")
         .arg(repo_root().join("templates").join(template))
-        .args(["--name", name, "--vcs", "none", "--silent", "--destination"])
+        // --allow-commands: with --silent, the one check of weapp_source (a shell
+        // `test -f`) may run.
+        .args([
+            "--name",
+            name,
+            "--vcs",
+            "none",
+            "--silent",
+            "--allow-commands",
+        ])
+        .arg("--destination")
         .arg(into);
     for (key, value) in defines {
         command.arg("--define").arg(format!("{key}={value}"));
@@ -113,14 +123,10 @@ pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)
     project
 }
 
-/// Runs `cargo <args>` in `project`, building into this workspace's target
-/// directory with this workspace's dependency versions; panics with the output if
-/// it fails.
+/// Runs `cargo <args>` in `project`, offline, building into this workspace's target
+/// directory; the project resolves its own dependency versions (its own
+/// `Cargo.lock`), as a team's does. Panics with the output if it fails.
 pub fn cargo_in(project: &Path, args: &[&str]) -> Output {
-    let lock = project.join("Cargo.lock");
-    if !lock.exists() {
-        std::fs::copy(repo_root().join("Cargo.lock"), &lock).expect("copy Cargo.lock");
-    }
     let output = cargo()
         .args(args)
         .arg("--offline")

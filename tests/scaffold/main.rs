@@ -8,4 +8,5 @@
 mod app_template;
 mod deployment;
 mod generate;
+mod image;
 mod plugin_template;

@@ -39,3 +39,53 @@ fn a_generated_plugin_builds_and_passes_its_tests() {
         "{stdout}"
     );
 }
+
+/// Generated inside an app's folder (`--destination plugins`), a plugin joins the
+/// app's workspace and takes weapp from it: nothing asks where weapp is, and the app
+/// links it with one dependency line and one `use`.
+#[test]
+fn a_plugin_generated_inside_an_app_joins_its_workspace() {
+    let scratch = Scratch::new("plugin-in-app");
+    let root = repo_root();
+    let app = generate(
+        "app",
+        scratch.path(),
+        "shop",
+        &[("weapp_source", root.to_str().expect("UTF-8 path"))],
+    );
+    let plugin = generate(
+        "plugin",
+        &app.join("plugins"),
+        "coupon",
+        &[("plugin_name", "coupon")],
+    );
+    let manifest = read(&plugin, "Cargo.toml");
+    assert!(manifest.contains("weapp.workspace = true"), "{manifest}");
+    assert!(!manifest.contains("[workspace]") && !manifest.contains("[profile"));
+
+    let app_manifest = read(&app, "Cargo.toml").replacen(
+        "[dependencies]\n",
+        "[dependencies]\ncoupon = { path = \"plugins/coupon\" }\n",
+        1,
+    );
+    std::fs::write(app.join("Cargo.toml"), app_manifest).expect("add the dependency");
+    let lib = read(&app, "src/lib.rs").replacen(
+        "use weapp_audit as _;",
+        "use coupon as _;\nuse weapp_audit as _;",
+        1,
+    );
+    std::fs::write(app.join("src/lib.rs"), lib).expect("link the plugin");
+    assert!(!plugin.join("Cargo.lock").exists());
+    let tested = cargo_in(&app, &["test", "--workspace"]);
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        stdout.contains("test the_plugin_is_registered ... ok")
+            && stdout.contains("test items_are_added_and_listed_for_their_owner ... ok"),
+        "{stdout}"
+    );
+    let built = cargo_in(&app, &["run", "--", "--help"]);
+    assert!(
+        String::from_utf8_lossy(&built.stdout).contains("Plugin commands:"),
+        "the app runs with the plugin linked"
+    );
+}
