@@ -14,6 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> weapp::Result<()> {
     weapp::App::from_env_with_defaults(example_app::DEFAULTS)?
         .version(env!("CARGO_PKG_VERSION"))
+        // The example lives in weapp's repository: its commit is the framework's.
+        .commit(weapp::FRAMEWORK_GIT_HASH)
         .run()
         .await
 }

@@ -65,8 +65,13 @@ pub struct Health {
     pub status: String,
     /// The app's version.
     pub version: String,
-    /// Commit the build came from.
+    /// Commit the app was built from (`unknown` unless the app says, with
+    /// `App::commit`).
     pub git_hash: String,
+    /// The weapp version the app was built on.
+    pub framework_version: String,
+    /// Commit weapp was built from.
+    pub framework_git_hash: String,
     /// RFC 3339 start time.
     pub started_at: String,
     /// Seconds since start.
@@ -117,6 +122,8 @@ pub(crate) async fn healthz(ctx: AppContext) -> HttpResponse {
             status: "ok".into(),
             version: build.version.clone(),
             git_hash: build.git_hash.clone(),
+            framework_version: build.framework_version.clone(),
+            framework_git_hash: build.framework_git_hash.clone(),
             started_at: started.to_rfc3339(),
             uptime_s: (chrono::Utc::now() - started).num_seconds(),
             qps_1m: ctx

@@ -38,7 +38,7 @@ pub mod testing;
 pub mod tls;
 pub mod wechat;
 
-pub use app::{App, Server};
+pub use app::{App, FRAMEWORK_GIT_HASH, Server};
 pub use weapp_kernel::{
     AppContext, BackgroundTask, Config, Error, Plugin, Result, Shutdown, config_section,
     insert_returning_id, migration, register_plugin, retrying, sealed_column, transaction,

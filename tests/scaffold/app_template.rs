@@ -18,6 +18,7 @@ const APP_FILES: &[&str] = &[
     ".dockerignore",
     "plugins/README.md",
     "Cargo.toml",
+    "build.rs",
     "README.md",
     "config/default.toml",
     "config/production.toml",
@@ -92,6 +93,29 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(answer)
 }
 
+/// Makes `project` a git repository with one commit; returns its short hash.
+fn git_commit(project: &Path) -> String {
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Newcomer",
+                "-c",
+                "user.email=newcomer@example.com",
+            ])
+            .args(args)
+            .current_dir(project)
+            .output()
+            .expect("run git");
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "Generated from weapp's app template"]);
+    git(&["rev-parse", "--short=12", "HEAD"])
+}
+
 #[test]
 fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts() {
     // The default weapp source is `../weapp`: a checkout beside the new project.
@@ -108,6 +132,8 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     }
     assert!(read(&project, "config/default.toml").contains("url = \"sqlite://data/shop.db\""));
     assert_formatted(&project);
+    // The team's repository: /healthz reports its commit, and weapp's apart.
+    let commit = git_commit(&project);
 
     let tested = cargo_in(&project, &["test"]);
     let passed = passed_tests(&String::from_utf8_lossy(&tested.stdout));
@@ -139,9 +165,15 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     let openapi = get(port, "/api/openapi.json");
     let _ = app.kill();
     let _ = app.wait();
-    assert!(
-        health.is_some(),
-        "the generated app did not answer /healthz within 60 s"
+    let health = health.expect("the generated app did not answer /healthz within 60 s");
+    let body: serde_json::Value =
+        serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap_or_default())
+            .expect("a JSON /healthz");
+    assert_eq!(body["git_hash"].as_str(), Some(commit.as_str()), "{body}");
+    assert_eq!(
+        body["framework_git_hash"].as_str(),
+        Some(weapp::FRAMEWORK_GIT_HASH),
+        "{body}"
     );
     assert!(
         openapi.is_some_and(|doc| doc.contains("/api/feedback") && doc.contains("/api/orders")),
@@ -157,16 +189,23 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     let checkouts = image::run_ci_job(&project, "test", scratch.path(), &repo_root());
     assert_eq!(checkouts, ["shop", "weapp"]);
 
-    // The image: the Dockerfile's build stage, from the project's folder with weapp
-    // as the named build context (`dev` to share this workspace's build output).
-    let image_root = scratch.path().join("image");
-    let weapp = scratch.path().join("weapp");
-    let built = image::build_image(
-        &project,
-        &[("weapp", weapp.as_path())],
-        &[("PROFILE", "dev")],
-        &image_root,
+    // The image: the Dockerfile's build stage, by the command the Dockerfile
+    // documents (weapp as the named build context, the commit as a build argument),
+    // in the `dev` profile to share this workspace's build output.
+    let (contexts, mut args) = image::documented_build(&project);
+    assert_eq!(contexts.len(), 1, "{contexts:?}");
+    assert!(
+        args.contains(&("GIT_HASH".to_owned(), commit.clone())),
+        "{args:?}"
     );
+    args.push(("PROFILE".to_owned(), "dev".to_owned()));
+    let image_root = scratch.path().join("image");
+    let contexts: Vec<(&str, &Path)> = contexts
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.as_path()))
+        .collect();
+    let args: Vec<(&str, &str)> = args.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let built = image::build_image(&project, &contexts, &args, &image_root);
     assert!(
         !image_root.join("build/weapp/target").exists(),
         "weapp's .dockerignore keeps its build output out of the image"

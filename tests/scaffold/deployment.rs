@@ -192,3 +192,42 @@ fn the_example_pipeline_tests_builds_and_rolls_out() {
     assert_eq!(jobs["deploy"]["needs"].as_str(), Some("test"));
     assert!(workflow.contains("docker build") && workflow.contains("kubectl set image"));
 }
+
+/// The Kubernetes guide builds the image with the command the generated Dockerfile
+/// documents (which `app_template` replays): the same Dockerfile, named build
+/// context and commit argument.
+#[test]
+fn the_guide_builds_the_image_as_the_dockerfile_says() {
+    let scratch = Scratch::new("guide-image");
+    std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
+    let project = generate("app", scratch.path(), "shop", &[]);
+    let dockerfile = read(&project, "deploy/Dockerfile");
+    let documented = dockerfile
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix('#')
+                .map(str::trim)
+                .filter(|l| l.starts_with("docker build "))
+        })
+        .expect("a documented docker build");
+    let guide = std::fs::read_to_string(repo_root().join("book/src/guides/kubernetes.md"))
+        .expect("the guide")
+        .replace("\\\n", " ");
+    let shown = guide
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("docker build "))
+        .expect("the guide shows docker build");
+    let flags = |command: &str| -> Vec<String> {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        words
+            .windows(2)
+            .filter(|w| ["-f", "--build-context", "--build-arg"].contains(&w[0]))
+            .map(|w| format!("{} {}", w[0], w[1].split('=').next().unwrap_or_default()))
+            .collect()
+    };
+    assert_eq!(flags(shown), flags(documented), "{shown}\nvs\n{documented}");
+    assert!(
+        shown.contains("--build-context weapp=../weapp") && documented.contains("weapp=../weapp")
+    );
+}

@@ -219,6 +219,51 @@ pub fn build_image(
     outputs
 }
 
+/// Named build contexts and build arguments of a `docker build`.
+pub type DockerBuild = (Vec<(String, PathBuf)>, Vec<(String, String)>);
+
+/// The `docker build` command the project's Dockerfile documents in its first lines:
+/// its `--build-context name=path` (paths relative to the project) and its
+/// `--build-arg NAME=value` (values as sh expands them in the project's folder).
+pub fn documented_build(project: &Path) -> DockerBuild {
+    let dockerfile =
+        std::fs::read_to_string(project.join("deploy/Dockerfile")).expect("Dockerfile");
+    let line = dockerfile
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("#")
+                .map(str::trim)
+                .filter(|l| l.starts_with("docker build "))
+        })
+        .expect("the Dockerfile documents its docker build command");
+    // Split as sh does; the command's `$(...)` expands in the project's folder.
+    let words = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for w in {}; do printf '%s\\n' \"$w\"; done",
+            line.trim_start_matches("docker build ")
+        ))
+        .current_dir(project)
+        .output()
+        .expect("run sh");
+    let words: Vec<String> = String::from_utf8_lossy(&words.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let (mut contexts, mut args) = (Vec::new(), Vec::new());
+    for pair in words.windows(2) {
+        let Some((name, value)) = pair[1].split_once('=') else {
+            continue;
+        };
+        match pair[0].as_str() {
+            "--build-context" => contexts.push((name.to_owned(), project.join(value))),
+            "--build-arg" => args.push((name.to_owned(), value.to_owned())),
+            _ => {}
+        }
+    }
+    (contexts, args)
+}
+
 /// Runs `job` of the project's CI workflow in `workspace` (standing for
 /// `$GITHUB_WORKSPACE`): each `actions/checkout` step must find its checkout there
 /// already (the project, or weapp for one naming a `repository`), and each `run` step

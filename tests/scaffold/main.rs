@@ -6,6 +6,7 @@
 //! once for all generated projects.
 
 mod app_template;
+mod book_run;
 mod deployment;
 mod generate;
 mod image;

@@ -21,14 +21,19 @@ use crate::events::EventBus;
 use crate::kv::KvStore;
 use crate::shutdown::Shutdown;
 
-/// Build facts reported by `/healthz`.
+/// Build facts reported by `/healthz`: the app's, and the framework's it was built on.
 #[derive(Debug, Clone)]
 pub struct BuildInfo {
     /// The app's version (its `CARGO_PKG_VERSION` when the app sets one, else the
     /// framework's).
     pub version: String,
-    /// Short git commit the framework was built from, or `unknown`.
+    /// Short git commit the app was built from, as the app says (`App::commit`), or
+    /// `unknown`.
     pub git_hash: String,
+    /// The framework's version.
+    pub framework_version: String,
+    /// Short git commit the framework was built from, or `unknown`.
+    pub framework_git_hash: String,
 }
 
 struct Inner {

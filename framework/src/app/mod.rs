@@ -32,6 +32,7 @@ pub struct App {
     config: Config,
     extra_plugins: Vec<&'static dyn Plugin>,
     version: Option<String>,
+    commit: Option<String>,
     kv: Option<Arc<dyn KvStore>>,
     source: Option<ConfigLoader>,
 }
@@ -43,6 +44,7 @@ impl App {
             config,
             extra_plugins: Vec::new(),
             version: None,
+            commit: None,
             kv: None,
             source: None,
         }
@@ -78,6 +80,13 @@ impl App {
     /// Sets the version `/healthz` reports, e.g. `env!("CARGO_PKG_VERSION")`.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = Some(version.into());
+        self
+    }
+
+    /// Sets the commit `/healthz` reports as the app's `git_hash`, e.g.
+    /// `env!("APP_GIT_HASH")` from the app's build script; empty means `unknown`.
+    pub fn commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = Some(commit.into()).filter(|c| !c.is_empty());
         self
     }
 
@@ -224,7 +233,7 @@ impl App {
             None => crate::kv::connect(&*self.config.get::<crate::kv::RedisConfig>()?)?,
         };
         let crypto = build_crypto(&self.config)?;
-        let build = build_info(self.version);
+        let build = build_info(self.version, self.commit);
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
         plugin.command(&ctx, &args[1..]).await
     }
@@ -267,7 +276,7 @@ impl App {
                 "migrations done"
             );
         }
-        let build = build_info(self.version);
+        let build = build_info(self.version, self.commit);
         let crypto = build_crypto(&self.config)?;
         let server = &self.config.server;
         let listener = std::net::TcpListener::bind((server.host.as_str(), server.port))?;
@@ -307,10 +316,16 @@ fn build_crypto(config: &Config) -> crate::Result<Option<Arc<FieldCrypto>>> {
 }
 
 /// The running build: the app's version if given, else the framework's.
-fn build_info(version: Option<String>) -> BuildInfo {
+/// The commit the framework was built from (its build script's `git rev-parse`, or
+/// `WEAPP_GIT_HASH`), or `unknown`.
+pub const FRAMEWORK_GIT_HASH: &str = env!("WEAPP_GIT_HASH");
+
+fn build_info(version: Option<String>, commit: Option<String>) -> BuildInfo {
     BuildInfo {
         version: version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
-        git_hash: env!("WEAPP_GIT_HASH").to_owned(),
+        git_hash: commit.unwrap_or_else(|| "unknown".to_owned()),
+        framework_version: env!("CARGO_PKG_VERSION").to_owned(),
+        framework_git_hash: FRAMEWORK_GIT_HASH.to_owned(),
     }
 }
 

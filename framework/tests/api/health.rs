@@ -13,7 +13,11 @@ async fn healthz_reports_build_and_uptime() {
     let health: Health = response.json().await.unwrap();
     assert_eq!(health.status, "ok");
     assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
-    assert!(!health.git_hash.is_empty());
+    // The app did not say its commit; the framework's is its own field.
+    assert_eq!(health.git_hash, "unknown");
+    assert_eq!(health.framework_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(health.framework_git_hash, weapp::FRAMEWORK_GIT_HASH);
+    assert!(!health.framework_git_hash.is_empty());
     assert!(chrono::DateTime::parse_from_rfc3339(&health.started_at).is_ok());
     assert!(health.uptime_s >= 0);
 

@@ -9,6 +9,8 @@ use {{crate_name}} as _;
 async fn main() -> weapp::Result<()> {
     weapp::App::from_env_with_defaults({{crate_name}}::DEFAULTS)?
         .version(env!("CARGO_PKG_VERSION"))
+        // Set by build.rs: this project's commit, for /healthz.
+        .commit(option_env!("APP_GIT_HASH").unwrap_or_default())
         .run()
         .await
 }
