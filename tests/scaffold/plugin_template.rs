@@ -89,3 +89,19 @@ fn a_plugin_generated_inside_an_app_joins_its_workspace() {
         "the app runs with the plugin linked"
     );
 }
+
+/// Both templates check `weapp_source` with the same hook; cargo-generate does not
+/// follow links, so each holds a copy, and the copies must not drift apart.
+#[test]
+fn both_templates_check_weapp_source_with_the_same_hook() {
+    let hook = |template: &str| {
+        std::fs::read_to_string(
+            repo_root()
+                .join("templates")
+                .join(template)
+                .join("check-weapp-source.rhai"),
+        )
+        .expect("the hook")
+    };
+    assert_eq!(hook("app"), hook("plugin"));
+}

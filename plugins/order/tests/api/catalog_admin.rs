@@ -454,3 +454,38 @@ async fn seeding_adds_only_the_products_the_catalogue_lacks() {
     );
     app.stop().await.unwrap();
 }
+
+/// Setting what is already there changes nothing and succeeds: MySQL counts only
+/// changed rows unless asked for found rows, which would read as "no such product".
+#[tokio::test]
+async fn setting_the_same_values_again_succeeds_on_mariadb() {
+    let app = spawn(Backend::Mysql).await;
+    let tea = product(&app, 100, 5).await;
+    for _ in 0..2 {
+        let (status, body) = admin(
+            &app,
+            Method::PATCH,
+            &format!("/api/admin/products/{tea}"),
+            Some(json!({"price_fen": 300, "active": true})),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), body["price_fen"].as_i64()),
+            (200, Some(300)),
+            "{body}"
+        );
+        let (status, body) = admin(
+            &app,
+            Method::PUT,
+            &format!("/api/admin/products/{tea}/stock"),
+            Some(json!({"qty": 9})),
+        )
+        .await;
+        assert_eq!(
+            (status.as_u16(), body["stock"].as_i64()),
+            (200, Some(9)),
+            "{body}"
+        );
+    }
+    app.stop().await.unwrap();
+}
