@@ -40,7 +40,7 @@ const APP_FILES: &[&str] = &[
 ];
 
 /// Checks the tree and that no template syntax was left behind.
-pub fn assert_fully_rendered(project: &Path, expected_files: &[&str]) {
+pub(crate) fn assert_fully_rendered(project: &Path, expected_files: &[&str]) {
     for file in expected_files {
         assert!(project.join(file).is_file(), "{file} is missing");
     }

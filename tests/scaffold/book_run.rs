@@ -192,7 +192,7 @@ fn quoted(text: &str) -> String {
 /// Runs `chapter` (a path under `book/src`) in `dir`, which holds a link to this
 /// checkout named `weapp` and nothing else of a previous chapter; the app it starts
 /// listens on a free port instead of 8080. Returns how long it took.
-pub fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
+pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
     let started = std::time::Instant::now();
     let text = std::fs::read_to_string(repo_root().join("book/src").join(chapter))
         .unwrap_or_else(|e| panic!("{chapter}: {e}"));

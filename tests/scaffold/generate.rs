@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// This repository's root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
@@ -14,7 +14,7 @@ pub fn repo_root() -> PathBuf {
 
 /// Where generated projects build: this workspace's target directory (or the one
 /// `CARGO_TARGET_DIR` names), so dependencies compile once for all of them.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace.
     std::env::var_os("CARGO_TARGET_DIR")
         .map(|dir| repo_root().join(dir))
@@ -22,11 +22,11 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// A folder under the system temp dir, removed with this value.
-pub struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
     /// A new, empty folder.
-    pub fn new(label: &str) -> Scratch {
+    pub(crate) fn new(label: &str) -> Scratch {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -42,7 +42,7 @@ impl Scratch {
     }
 
     /// Its path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -68,7 +68,7 @@ fn describe(output: &Output) -> String {
 
 /// `cargo generate` of `templates/<template>` into `into/<name>`, non-interactive:
 /// every placeholder not in `defines` takes its default.
-pub fn generate_command(
+pub(crate) fn generate_command(
     template: &str,
     into: &Path,
     name: &str,
@@ -99,7 +99,12 @@ pub fn generate_command(
 
 /// Runs [`generate_command`] and returns the new project's path; panics with the
 /// output if it fails.
-pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn generate(
+    template: &str,
+    into: &Path,
+    name: &str,
+    defines: &[(&str, &str)],
+) -> PathBuf {
     let output = generate_command(template, into, name, defines)
         .output()
         .expect("run cargo");
@@ -126,7 +131,7 @@ pub fn generate(template: &str, into: &Path, name: &str, defines: &[(&str, &str)
 /// Runs `cargo <args>` in `project`, offline, building into this workspace's target
 /// directory; the project resolves its own dependency versions (its own
 /// `Cargo.lock`), as a team's does. Panics with the output if it fails.
-pub fn cargo_in(project: &Path, args: &[&str]) -> Output {
+pub(crate) fn cargo_in(project: &Path, args: &[&str]) -> Output {
     let output = cargo()
         .args(args)
         .arg("--offline")
@@ -145,7 +150,7 @@ pub fn cargo_in(project: &Path, args: &[&str]) -> Output {
 }
 
 /// Checks that the generated code is as `cargo fmt` would write it.
-pub fn assert_formatted(project: &Path) {
+pub(crate) fn assert_formatted(project: &Path) {
     let output = cargo()
         .args(["fmt", "--check"])
         .current_dir(project)
@@ -159,7 +164,7 @@ pub fn assert_formatted(project: &Path) {
 }
 
 /// A file of a generated project.
-pub fn read(project: &Path, path: &str) -> String {
+pub(crate) fn read(project: &Path, path: &str) -> String {
     std::fs::read_to_string(project.join(path))
         .unwrap_or_else(|e| panic!("{}: {e}", project.join(path).display()))
 }

@@ -144,7 +144,7 @@ fn instructions(dockerfile: &str) -> Vec<(String, String)> {
 /// `image_root`: `named` are the `--build-context` folders, `args` the `--build-arg`s.
 /// Checks that every `COPY --from=build` of the final stage finds its file, and
 /// returns the final stage's `COPY --from=build` sources, in `image_root`.
-pub fn build_image(
+pub(crate) fn build_image(
     project: &Path,
     named: &[(&str, &Path)],
     args: &[(&str, &str)],
@@ -220,12 +220,12 @@ pub fn build_image(
 }
 
 /// Named build contexts and build arguments of a `docker build`.
-pub type DockerBuild = (Vec<(String, PathBuf)>, Vec<(String, String)>);
+pub(crate) type DockerBuild = (Vec<(String, PathBuf)>, Vec<(String, String)>);
 
 /// The `docker build` command the project's Dockerfile documents in its first lines:
 /// its `--build-context name=path` (paths relative to the project) and its
 /// `--build-arg NAME=value` (values as sh expands them in the project's folder).
-pub fn documented_build(project: &Path) -> DockerBuild {
+pub(crate) fn documented_build(project: &Path) -> DockerBuild {
     let dockerfile =
         std::fs::read_to_string(project.join("deploy/Dockerfile")).expect("Dockerfile");
     let line = dockerfile
@@ -268,7 +268,7 @@ pub fn documented_build(project: &Path) -> DockerBuild {
 /// `$GITHUB_WORKSPACE`): each `actions/checkout` step must find its checkout there
 /// already (the project, or weapp for one naming a `repository`), and each `run` step
 /// runs in its `working-directory`. Returns the checkout paths.
-pub fn run_ci_job(project: &Path, job: &str, workspace: &Path, weapp: &Path) -> Vec<String> {
+pub(crate) fn run_ci_job(project: &Path, job: &str, workspace: &Path, weapp: &Path) -> Vec<String> {
     let workflow =
         std::fs::read_to_string(project.join(".github/workflows/ci.yml")).expect("workflow");
     let docs = YamlLoader::load_from_str(&workflow).expect("valid YAML");

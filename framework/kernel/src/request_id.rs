@@ -1,7 +1,7 @@
 //! The id of the request being handled, visible to everything that runs inside it
 //! (error responses, logs) without passing it down every call.
 //!
-//! The HTTP middleware ([`crate::http::request_context`]) sets it; this lives below
+//! The HTTP middleware (`weapp::http::request_context`) sets it; this lives below
 //! the HTTP layer so the kernel's error type can read it.
 
 use std::future::Future;

@@ -6,7 +6,7 @@
 //! only the keys allowed for its topic ([`DETAIL_KEYS`]), and
 //! [`record::PERSONAL_KEYS`] are redacted from whatever a plugin records itself.
 //!
-//! Other plugins record with [`record`]; every event on the app's bus
+//! Other plugins record with [`record()`]; every event on the app's bus
 //! ([`weapp::events`]) is recorded too (`order.*`, `payment.anomaly`, `auth.*`...),
 //! once per event id.
 //!

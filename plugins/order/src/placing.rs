@@ -1,5 +1,5 @@
 //! Placing an order as `POST /api/orders` asks: validated, placed by the app's
-//! strategy ([`crate::placement`]), and answered the same way every time its
+//! strategy (the private `placement` module), and answered the same way every time its
 //! `Idempotency-Key` comes back.
 
 use diesel::prelude::*;

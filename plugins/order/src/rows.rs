@@ -81,7 +81,7 @@ pub(crate) struct Transition<'a> {
 
 impl<'a> Transition<'a> {
     /// Moves `row` to `status` at `now`, one version on.
-    pub fn to(status: OrderStatus, row: &OrderRow, now: i64) -> Transition<'a> {
+    pub(crate) fn to(status: OrderStatus, row: &OrderRow, now: i64) -> Transition<'a> {
         Transition {
             status: status.as_str(),
             version: row.version + 1,

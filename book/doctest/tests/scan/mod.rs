@@ -75,7 +75,7 @@ fn is_code(text: &str) -> bool {
 /// Error codes with the statuses they are sent with where the call site says so.
 /// Sources: `Error::<constructor>(...)` calls, the signing guard's `rejected(...)`,
 /// hand-written `"code": "..."` / `code: Some("...")` bodies, and the `=> "code"` arms of every `fn code` and `fn default_code`.
-pub fn error_codes(root: &Path) -> BTreeMap<String, BTreeSet<u16>> {
+pub(crate) fn error_codes(root: &Path) -> BTreeMap<String, BTreeSet<u16>> {
     let constructors = [
         ("Error::bad_request(", Some(400)),
         ("Error::conflict(", Some(409)),
@@ -139,7 +139,7 @@ pub fn error_codes(root: &Path) -> BTreeMap<String, BTreeSet<u16>> {
 
 /// Names of Prometheus families: the first literal of `Opts::new`,
 /// `HistogramOpts::new`, `IntGauge::new`, `IntCounter::new`, `Gauge::new`.
-pub fn metric_names(root: &Path) -> BTreeSet<String> {
+pub(crate) fn metric_names(root: &Path) -> BTreeSet<String> {
     let calls = [
         "Opts::new(",
         "IntGauge::new(",

@@ -10,7 +10,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::{Config, ConfigError};
 
 /// Prefix of configuration environment variables; `__` separates nesting levels.
-pub const ENV_PREFIX: &str = "WEAPP__";
+pub(super) const ENV_PREFIX: &str = "WEAPP__";
 
 /// The table of an app's embedded defaults that applies only in development.
 const DEVELOPMENT_TABLE: &str = "development";

@@ -176,7 +176,7 @@ impl Config {
 
     /// Replaces section `T` in this configuration only (its clones made before keep
     /// theirs), e.g. to try a changed configuration with
-    /// [`AppContext::reload`](crate::AppContext::reload). Checked by
+    /// `AppContext::reload` (in `weapp`). Checked by
     /// [`Config::validate`] like a loaded one.
     pub fn set_section<T: ConfigSection>(&mut self, section: T) {
         let mut detached = self

@@ -30,11 +30,12 @@ use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 
-/// A query the connection may keep prepared; see the [module docs](self).
+/// A query the connection prepares on first use and then reuses, keyed by its SQL
+/// text and bind types.
 #[derive(Debug, Clone, Copy)]
 pub struct PreparedOnce<Q>(Q);
 
-/// Marks a raw SQL query with a fixed text as cacheable; see the [module docs](self).
+/// Marks a raw SQL query with a fixed text as cacheable: [`PreparedOnce`].
 pub trait PrepareOnce: Sized {
     /// Wraps the query so the connection prepares it once and reuses it.
     fn prepare_once(self) -> PreparedOnce<Self> {

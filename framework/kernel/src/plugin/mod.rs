@@ -5,7 +5,7 @@
 //! registry at compile time. The app collects every registered plugin, drops those named
 //! in `plugins.disabled`, and orders the rest by [`Plugin::dependencies`]
 //! (see [`resolve`]). Registration holds only a `&'static` unit struct; state is built
-//! in [`Plugin::on_start`] and stored in the [`AppContext`](crate::AppContext).
+//! in [`Plugin::on_start`] and stored in the [`crate::AppContext`].
 //!
 //! The linker drops a crate that nothing references, registration included, so an app
 //! must mention each plugin crate it wants: `use weapp_order as _;`.

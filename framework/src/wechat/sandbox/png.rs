@@ -2,7 +2,7 @@
 
 /// A `size`×`size` grayscale PNG whose pattern depends on `seed`, encoded with
 /// stored (uncompressed) deflate blocks so no compressor is needed.
-pub fn code_image(seed: &str, size: u32) -> Vec<u8> {
+pub(super) fn code_image(seed: &str, size: u32) -> Vec<u8> {
     let hash = seed.bytes().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });

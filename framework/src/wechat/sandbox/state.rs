@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Seconds a `wx.login` code stays valid.
-pub const CODE_TTL_S: i64 = 300;
+pub(super) const CODE_TTL_S: i64 = 300;
 /// Seconds an access token stays valid.
-pub const TOKEN_TTL_S: i64 = 7200;
+pub(super) const TOKEN_TTL_S: i64 = 7200;
 /// A replaced token keeps working this long, as on WeChat.
-pub const TOKEN_GRACE_S: i64 = 300;
+pub(super) const TOKEN_GRACE_S: i64 = 300;
 
 /// A simulated WeChat user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ pub(super) fn random_session_key() -> String {
 }
 
 impl State {
-    pub fn new(appid: &str, secret: &str, risky_words: Vec<String>) -> Self {
+    pub(super) fn new(appid: &str, secret: &str, risky_words: Vec<String>) -> Self {
         State {
             appid: appid.to_owned(),
             secret: secret.to_owned(),
@@ -163,7 +163,7 @@ impl State {
     }
 
     /// Unix seconds on the sandbox's (adjustable) clock.
-    pub fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -172,7 +172,7 @@ impl State {
     }
 
     /// Issues a new token valid for [`TOKEN_TTL_S`]; earlier ones keep a grace period.
-    pub fn issue_token(&mut self) -> (String, i64) {
+    pub(super) fn issue_token(&mut self) -> (String, i64) {
         let now = self.now();
         for expires in self.tokens.values_mut() {
             *expires = (*expires).min(now + TOKEN_GRACE_S);
@@ -183,7 +183,7 @@ impl State {
     }
 
     /// Checks an `access_token` query value: 41001 missing, 40001 unknown, 42001 expired.
-    pub fn check_token(&self, token: Option<&str>) -> Result<(), (i64, &'static str)> {
+    pub(super) fn check_token(&self, token: Option<&str>) -> Result<(), (i64, &'static str)> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or((41001, "access_token missing"))?;
@@ -198,7 +198,11 @@ impl State {
     }
 
     /// Checks appid and secret: 40013 or 40125.
-    pub fn check_credentials(&self, appid: &str, secret: &str) -> Result<(), (i64, &'static str)> {
+    pub(super) fn check_credentials(
+        &self,
+        appid: &str,
+        secret: &str,
+    ) -> Result<(), (i64, &'static str)> {
         if appid != self.appid {
             return Err((40013, "invalid appid"));
         }
@@ -209,7 +213,7 @@ impl State {
     }
 
     /// Takes a single-use code: 40029 unknown or expired, 40163 used.
-    pub fn take_code(
+    pub(super) fn take_code(
         codes: &mut HashMap<String, Code>,
         code: &str,
         now: i64,

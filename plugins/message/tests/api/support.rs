@@ -9,14 +9,14 @@ use weapp::testing::{TestApp, TestAppBuilder};
 use weapp_message::{Messages, SendRequest};
 
 /// The admin token of these tests.
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
 /// Push settings of these tests (a 43-character EncodingAESKey).
-pub const PUSH_TOKEN: &str = "pushtoken";
-pub const PUSH_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub(crate) const PUSH_TOKEN: &str = "pushtoken";
+pub(crate) const PUSH_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 /// An app with the message plugin, an admin token and push settings; the worker
 /// polls quickly and WeChat calls are not retried by the client (the queue retries).
-pub fn builder(backend: Backend) -> TestAppBuilder {
+pub(crate) fn builder(backend: Backend) -> TestAppBuilder {
     TestApp::builder()
         .database(backend)
         .set("auth.admin_tokens.ops", ADMIN)
@@ -28,7 +28,7 @@ pub fn builder(backend: Backend) -> TestAppBuilder {
 }
 
 /// The plugin's service.
-pub fn messages(app: &TestApp) -> Arc<Messages> {
+pub(crate) fn messages(app: &TestApp) -> Arc<Messages> {
     app.ctx
         .get::<Messages>()
         .expect("the message plugin started")
@@ -36,7 +36,7 @@ pub fn messages(app: &TestApp) -> Arc<Messages> {
 
 /// Adds library template 1001 (thing1, character_string2, time3, amount4) through
 /// the admin route; returns its id.
-pub async fn add_template(app: &TestApp) -> String {
+pub(crate) async fn add_template(app: &TestApp) -> String {
     let response = app
         .client
         .post(app.url("/api/admin/message-templates"))
@@ -51,7 +51,7 @@ pub async fn add_template(app: &TestApp) -> String {
 }
 
 /// Valid data for template 1001.
-pub fn shipping_data() -> serde_json::Map<String, Value> {
+pub(crate) fn shipping_data() -> serde_json::Map<String, Value> {
     json!({
         "thing1": "茉莉绿茶",
         "character_string2": "SF1234567890",
@@ -64,7 +64,7 @@ pub fn shipping_data() -> serde_json::Map<String, Value> {
 }
 
 /// A send request to `user_id` with template `template`.
-pub fn request(user_id: i64, template: &str) -> SendRequest {
+pub(crate) fn request(user_id: i64, template: &str) -> SendRequest {
     SendRequest {
         touser: user_id,
         template_id: template.to_owned(),
@@ -76,7 +76,13 @@ pub fn request(user_id: i64, template: &str) -> SendRequest {
 
 /// Grants quota both at WeChat (the sandbox) and in the plugin, as a user accepting
 /// the prompt would.
-pub async fn subscribe(app: &TestApp, openid: &str, user_id: i64, template: &str, count: i32) {
+pub(crate) async fn subscribe(
+    app: &TestApp,
+    openid: &str,
+    user_id: i64,
+    template: &str,
+    count: i32,
+) {
     app.sandbox_post(
         "/__sandbox/subscriptions",
         json!({"openid": openid, "template_id": template, "count": count}),
@@ -89,7 +95,7 @@ pub async fn subscribe(app: &TestApp, openid: &str, user_id: i64, template: &str
 }
 
 /// Messages the sandbox accepted.
-pub async fn sandbox_messages(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn sandbox_messages(app: &TestApp) -> Vec<Value> {
     let answer: Value = app
         .client
         .get(app.url("/__sandbox/messages"))
@@ -103,7 +109,7 @@ pub async fn sandbox_messages(app: &TestApp) -> Vec<Value> {
 }
 
 /// Polls until the queued message reaches a final state; returns it.
-pub async fn settled(app: &TestApp, id: i64) -> weapp_message::QueuedMessage {
+pub(crate) async fn settled(app: &TestApp, id: i64) -> weapp_message::QueuedMessage {
     for _ in 0..500 {
         let message = messages(app).queued(id).await.unwrap().expect("queued");
         if message.state == "sent" || message.state == "failed" {

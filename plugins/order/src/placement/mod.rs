@@ -40,7 +40,7 @@ pub(crate) struct OrderRequest<'a> {
 
 impl OrderRequest<'_> {
     /// The ordered products' ids, sorted.
-    pub fn product_ids(&self) -> Vec<i64> {
+    pub(crate) fn product_ids(&self) -> Vec<i64> {
         self.lines.iter().map(|l| l.product_id).collect()
     }
 }
@@ -71,7 +71,7 @@ pub(crate) struct Written {
 impl<'a> Placement<'a> {
     /// Prices the request's lines: the order's total, or which product is not for
     /// sale, or that the total does not fit.
-    pub fn priced(
+    pub(crate) fn priced(
         request: &'a OrderRequest<'a>,
         prices: &'a HashMap<i64, i64>,
         unpaid_timeout_s: u64,
@@ -110,7 +110,7 @@ impl<'a> Placement<'a> {
     }
 
     /// The order's lines, event and answer, as order `order_id`.
-    pub fn written(&self, order_id: i64) -> Result<Written, OrderError> {
+    pub(crate) fn written(&self, order_id: i64) -> Result<Written, OrderError> {
         let items = self
             .request
             .lines

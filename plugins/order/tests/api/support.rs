@@ -10,11 +10,11 @@ use weapp::testing::{TestApp, TestAppBuilder};
 use weapp_order::{NewProduct, Orders};
 
 /// The payment provider's secret in these tests.
-pub const PAY_SECRET: &str = "test-payment-secret";
+pub(crate) const PAY_SECRET: &str = "test-payment-secret";
 
 /// A test app with the order plugin and a payment secret. One test user may hold
 /// any number of unpaid orders (the cap has its own test).
-pub fn builder(backend: Backend) -> TestAppBuilder {
+pub(crate) fn builder(backend: Backend) -> TestAppBuilder {
     TestApp::builder()
         .database(backend)
         .set("order.max_pending_orders", 0)
@@ -25,12 +25,12 @@ pub fn builder(backend: Backend) -> TestAppBuilder {
 }
 
 /// The plugin's service inside the app.
-pub fn orders(app: &TestApp) -> Arc<Orders> {
+pub(crate) fn orders(app: &TestApp) -> Arc<Orders> {
     app.ctx.get::<Orders>().expect("the order plugin started")
 }
 
 /// Adds a product; returns its id.
-pub async fn product(app: &TestApp, price_fen: i64, stock: i64) -> i64 {
+pub(crate) async fn product(app: &TestApp, price_fen: i64, stock: i64) -> i64 {
     orders(app)
         .add_product(
             &NewProduct {
@@ -48,14 +48,14 @@ pub async fn product(app: &TestApp, price_fen: i64, stock: i64) -> i64 {
 }
 
 /// Units left of a product, read through the public API.
-pub async fn stock(app: &TestApp, product_id: i64) -> i64 {
+pub(crate) async fn stock(app: &TestApp, product_id: i64) -> i64 {
     let (status, body) = get(app, &format!("/api/products/{product_id}"), None).await;
     assert_eq!(status, 200, "{body}");
     body["stock"].as_i64().expect("stock")
 }
 
 /// GET with an optional bearer token: `(status, JSON body)`.
-pub async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
     let mut request = app.client.get(app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -66,7 +66,7 @@ pub async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode,
 }
 
 /// `POST /api/orders`: `(status, body, replayed)`.
-pub async fn place(
+pub(crate) async fn place(
     app: &TestApp,
     token: &str,
     key: impl AsRef<str>,
@@ -91,12 +91,12 @@ pub async fn place(
 }
 
 /// A fresh key.
-pub fn key() -> String {
+pub(crate) fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 /// POSTs a notification signed as the payment provider does.
-pub async fn notify(app: &TestApp, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn notify(app: &TestApp, body: &Value) -> (StatusCode, Value) {
     notify_raw(
         app,
         body.to_string().as_bytes(),
@@ -107,7 +107,7 @@ pub async fn notify(app: &TestApp, body: &Value) -> (StatusCode, Value) {
 }
 
 /// POSTs raw notification bytes signed with `secret` at `timestamp`.
-pub async fn notify_raw(
+pub(crate) async fn notify_raw(
     app: &TestApp,
     body: &[u8],
     secret: &str,
@@ -131,7 +131,7 @@ pub async fn notify_raw(
 }
 
 /// `POST /api/orders/{id}/cancel` as the buyer: the status.
-pub async fn cancel(app: &TestApp, token: &str, order_id: i64) -> StatusCode {
+pub(crate) async fn cancel(app: &TestApp, token: &str, order_id: i64) -> StatusCode {
     app.client
         .post(app.url(&format!("/api/orders/{order_id}/cancel")))
         .bearer_auth(token)
@@ -142,7 +142,7 @@ pub async fn cancel(app: &TestApp, token: &str, order_id: i64) -> StatusCode {
 }
 
 /// Polls `check` every 20 ms until it holds, failing after 10 s with `what`.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -157,6 +157,6 @@ where
 }
 
 /// Runs one SQL query returning a single BIGINT on the app's database.
-pub async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     app.count(sql).await
 }

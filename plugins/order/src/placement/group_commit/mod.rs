@@ -44,7 +44,7 @@ pub(crate) struct Queued<J, R> {
 impl<J, R> Queued<J, R> {
     /// Answers the submitter. Dropping a `Queued` unanswered sends it `None`: the
     /// submitter then does the job on its own.
-    pub fn answer(self, result: R) {
+    pub(crate) fn answer(self, result: R) {
         // The submitter may have gone; then nobody is waiting for the answer.
         let _ = self.reply.send(result);
     }
@@ -66,7 +66,7 @@ struct Waiting<J, R> {
 impl<J: Send + 'static, R: Send + 'static> Combiner<J, R> {
     /// A combiner running up to `lanes` batches of up to `max_batch` jobs at once
     /// (both at least 1).
-    pub fn new(lanes: usize, max_batch: usize) -> Combiner<J, R> {
+    pub(crate) fn new(lanes: usize, max_batch: usize) -> Combiner<J, R> {
         Combiner {
             lanes: Arc::new(Semaphore::new(lanes.max(1))),
             max_batch: max_batch.max(1),
@@ -81,7 +81,7 @@ impl<J: Send + 'static, R: Send + 'static> Combiner<J, R> {
     /// takes the front of the queue (its own job or others') and hands it to `run` on
     /// a spawned task, which answers each job. `None`: the batch that took the job
     /// dropped it unanswered.
-    pub async fn submit<F, Fut>(&self, job: J, run: F) -> Option<R>
+    pub(crate) async fn submit<F, Fut>(&self, job: J, run: F) -> Option<R>
     where
         F: Fn(Vec<Queued<J, R>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
