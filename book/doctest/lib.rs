@@ -55,6 +55,9 @@ pub mod guides_production {}
 #[doc = include_str!("../src/guides/migrating-from-gin.md")]
 pub mod guides_migrating_from_gin {}
 
+#[doc = include_str!("../src/guides/upgrading.md")]
+pub mod guides_upgrading {}
+
 #[doc = include_str!("../src/reference/config.md")]
 pub mod reference_config {}
 
@@ -66,3 +69,6 @@ pub mod reference_metrics {}
 
 #[doc = include_str!("../src/reference/cli.md")]
 pub mod reference_cli {}
+
+#[doc = include_str!("../src/changelog.md")]
+pub mod changelog {}
