@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh machine, idempotently: PostgreSQL,
-# MariaDB and Redis on 127.0.0.1 (started if they are down), and the tools the
-# template and book tests run (cargo-nextest, cargo-generate, mdbook; installed
-# with `cargo install` if they are missing). `tests/run.sh` calls it first.
+# MariaDB and Redis on 127.0.0.1 (started if they are down), and the tools the tests
+# run (cargo-nextest, cargo-generate, mdbook, cargo-deny; installed with
+# `cargo install` if they are missing). `tests/run.sh` calls it first.
 set -euo pipefail
 
 wait_for() {
@@ -61,3 +61,4 @@ install_tool cargo-nextest cargo-nextest
 # Newer cargo-generate releases need a newer rustc than this machine's.
 install_tool cargo-generate cargo-generate@0.23.5
 install_tool mdbook mdbook
+install_tool cargo-deny cargo-deny@0.20.2
