@@ -119,7 +119,7 @@ fn git_commit(project: &Path) -> String {
 #[test]
 fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts() {
     // The default weapp source is `../weapp`: a checkout beside the new project.
-    let scratch = Scratch::new("default");
+    let scratch = Scratch::fixed("default");
     std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
     let project = generate("app", scratch.path(), "shop", &[]);
     assert_fully_rendered(&project, APP_FILES);
@@ -227,7 +227,7 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
 
 #[test]
 fn a_postgres_project_with_every_plugin_passes_its_tests() {
-    let scratch = Scratch::new("postgres");
+    let scratch = Scratch::fixed("postgres");
     let root = repo_root();
     let project = generate(
         "app",
@@ -254,7 +254,7 @@ fn a_postgres_project_with_every_plugin_passes_its_tests() {
 
 #[test]
 fn a_mysql_project_without_the_framework_plugins_passes_its_tests() {
-    let scratch = Scratch::new("mysql");
+    let scratch = Scratch::fixed("mysql");
     let root = repo_root();
     let project = generate(
         "app",

@@ -330,7 +330,7 @@ pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
 /// linked, tested and serving).
 #[test]
 fn the_newcomer_chapters_run_as_written() {
-    let scratch = Scratch::new("book");
+    let scratch = Scratch::fixed("book");
     for chapter in [
         "quick-start.md",
         "tutorial/shop.md",

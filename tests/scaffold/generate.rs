@@ -41,6 +41,21 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The same folder on every run of this checkout's tests (emptied first), for a
+    /// test that builds there: cargo keys build output by the paths of the crates, so
+    /// a new folder on every run would leave a new copy of weapp's build in the
+    /// shared target directory each time, gigabytes after a few dozen runs.
+    pub(crate) fn fixed(label: &str) -> Scratch {
+        use std::hash::{Hash, Hasher};
+        let mut checkout = std::collections::hash_map::DefaultHasher::new();
+        repo_root().hash(&mut checkout);
+        let dir =
+            std::env::temp_dir().join(format!("weapp-scaffold-{label}-{:016x}", checkout.finish()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a scratch folder");
+        Scratch(dir)
+    }
+
     /// Its path.
     pub(crate) fn path(&self) -> &Path {
         &self.0

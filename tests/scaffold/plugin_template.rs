@@ -5,7 +5,7 @@ use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_
 
 #[test]
 fn a_generated_plugin_builds_and_passes_its_tests() {
-    let scratch = Scratch::new("plugin");
+    let scratch = Scratch::fixed("plugin");
     let root = repo_root();
     let project = generate(
         "plugin",
@@ -45,7 +45,7 @@ fn a_generated_plugin_builds_and_passes_its_tests() {
 /// links it with one dependency line and one `use`.
 #[test]
 fn a_plugin_generated_inside_an_app_joins_its_workspace() {
-    let scratch = Scratch::new("plugin-in-app");
+    let scratch = Scratch::fixed("plugin-in-app");
     let root = repo_root();
     let app = generate(
         "app",
