@@ -2,13 +2,14 @@
 //! database and with or without the framework's plugins.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::generate::{
-    Scratch, assert_formatted, cargo_in, generate, generate_command, read, repo_root, target_dir,
+    Scratch, assert_formatted, cargo_in, free_port, generate, generate_command, read, repo_root,
+    target_dir,
 };
 use crate::image;
 
@@ -75,13 +76,6 @@ fn passed_tests(stdout: &str) -> usize {
         .filter(|l| l.starts_with("test result: ok."))
         .filter_map(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
         .sum()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn get(port: u16, path: &str) -> Option<String> {

@@ -23,7 +23,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::generate::{Scratch, repo_root, target_dir};
+use crate::generate::{Scratch, free_port, repo_root, target_dir};
 
 /// How a fenced block takes part.
 #[derive(Debug, PartialEq)]
@@ -207,10 +207,7 @@ pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
     }
     let out = dir.join(".book-run");
     std::fs::create_dir_all(&out).expect("output folder");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
 
     let mut script = String::from("set -euo pipefail\n");
     // Stops what runs in the background and waits until its port is free again, so

@@ -201,15 +201,7 @@ fn the_guide_builds_the_image_as_the_dockerfile_says() {
     let scratch = Scratch::new("guide-image");
     std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
     let project = generate("app", scratch.path(), "shop", &[]);
-    let dockerfile = read(&project, "deploy/Dockerfile");
-    let documented = dockerfile
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix('#')
-                .map(str::trim)
-                .filter(|l| l.starts_with("docker build "))
-        })
-        .expect("a documented docker build");
+    let documented = crate::image::documented_command(&project);
     let guide = std::fs::read_to_string(repo_root().join("book/src/guides/kubernetes.md"))
         .expect("the guide")
         .replace("\\\n", " ");
@@ -226,7 +218,11 @@ fn the_guide_builds_the_image_as_the_dockerfile_says() {
             .map(|w| format!("{} {}", w[0], w[1].split('=').next().unwrap_or_default()))
             .collect()
     };
-    assert_eq!(flags(shown), flags(documented), "{shown}\nvs\n{documented}");
+    assert_eq!(
+        flags(shown),
+        flags(&documented),
+        "{shown}\nvs\n{documented}"
+    );
     assert!(
         shown.contains("--build-context weapp=../weapp") && documented.contains("weapp=../weapp")
     );

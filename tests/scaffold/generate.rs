@@ -21,6 +21,14 @@ pub(crate) fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// A port nothing listens on now, for an app a test starts.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A folder under the system temp dir, removed with this value.
 pub(crate) struct Scratch(PathBuf);
 

@@ -222,20 +222,26 @@ pub(crate) fn build_image(
 /// Named build contexts and build arguments of a `docker build`.
 pub(crate) type DockerBuild = (Vec<(String, PathBuf)>, Vec<(String, String)>);
 
-/// The `docker build` command the project's Dockerfile documents in its first lines:
-/// its `--build-context name=path` (paths relative to the project) and its
-/// `--build-arg NAME=value` (values as sh expands them in the project's folder).
-pub(crate) fn documented_build(project: &Path) -> DockerBuild {
+/// The `docker build` command the project's Dockerfile documents in its first lines.
+pub(crate) fn documented_command(project: &Path) -> String {
     let dockerfile =
         std::fs::read_to_string(project.join("deploy/Dockerfile")).expect("Dockerfile");
-    let line = dockerfile
+    dockerfile
         .lines()
         .find_map(|l| {
-            l.strip_prefix("#")
+            l.strip_prefix('#')
                 .map(str::trim)
                 .filter(|l| l.starts_with("docker build "))
         })
-        .expect("the Dockerfile documents its docker build command");
+        .expect("the Dockerfile documents its docker build command")
+        .to_owned()
+}
+
+/// The [`documented_command`]'s `--build-context name=path` (paths relative to the
+/// project) and `--build-arg NAME=value` (values as sh expands them in the project's
+/// folder).
+pub(crate) fn documented_build(project: &Path) -> DockerBuild {
+    let line = documented_command(project);
     // Split as sh does; the command's `$(...)` expands in the project's folder.
     let words = Command::new("sh")
         .arg("-c")

@@ -202,6 +202,31 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// Rows to skip before page `page` of `per_page`.
+pub(crate) fn page_offset(page: i64, per_page: i64) -> i64 {
+    (page - 1).saturating_mul(per_page)
+}
+
+impl<T> Page<T> {
+    /// Page `page` from `rows` loaded with `LIMIT per_page + 1` at [`page_offset`]:
+    /// the extra row, if it came, only says that a next page exists.
+    pub(crate) fn from_rows<R>(
+        rows: Vec<R>,
+        page: i64,
+        per_page: i64,
+        item: impl FnMut(R) -> T,
+    ) -> Page<T> {
+        let has_more = rows.len() as i64 > per_page;
+        let items = rows.into_iter().take(per_page as usize).map(item).collect();
+        Page {
+            items,
+            page,
+            per_page,
+            has_more,
+        }
+    }
+}
+
 /// `?page=&per_page=` of list endpoints.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

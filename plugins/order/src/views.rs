@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use weapp::with_conn;
 
 use crate::error::OrderError;
-use crate::model::{OrderItem, OrderStatus, OrderView, Page, rfc3339};
+use crate::model::{OrderItem, OrderStatus, OrderView, Page, page_offset, rfc3339};
 use crate::schema::{order_items, orders};
 use crate::service::Orders;
 
@@ -58,7 +58,7 @@ impl Orders {
         per_page: i64,
     ) -> Result<Page<OrderView>, OrderError> {
         let mut conn = self.db.conn().await?;
-        let offset = (page - 1).saturating_mul(per_page);
+        let offset = page_offset(page, per_page);
         let rows: Vec<ViewRow> = with_conn!(conn, |c| {
             orders::table
                 .filter(orders::user_id.eq(user_id))
@@ -70,13 +70,12 @@ impl Orders {
                 .await
         })?;
         drop(conn);
-        let has_more = rows.len() as i64 > per_page;
-        let rows = rows.into_iter().take(per_page as usize).collect();
+        let rows = Page::from_rows(rows, page, per_page, |row| row);
         Ok(Page {
-            items: self.with_items(rows).await?,
+            items: self.with_items(rows.items).await?,
             page,
             per_page,
-            has_more,
+            has_more: rows.has_more,
         })
     }
 

@@ -12,6 +12,14 @@ struct Entry {
 }
 
 impl Entry {
+    /// `value`, living `ttl` from `now` (for ever without one).
+    fn new(value: Vec<u8>, ttl: Option<Duration>, now: Instant) -> Entry {
+        Entry {
+            value,
+            expires_at: ttl.map(|t| now + t),
+        }
+    }
+
     fn live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|t| t > now)
     }
@@ -76,13 +84,7 @@ impl KvStore for MemoryStore {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
         self.with_map(true, |map, now| {
-            map.insert(
-                key.to_owned(),
-                Entry {
-                    value: value.to_vec(),
-                    expires_at: ttl.map(|t| now + t),
-                },
-            );
+            map.insert(key.to_owned(), Entry::new(value.to_vec(), ttl, now));
         });
         Ok(())
     }
@@ -97,13 +99,7 @@ impl KvStore for MemoryStore {
             if live_entry(map, key, now).is_some() {
                 return false;
             }
-            map.insert(
-                key.to_owned(),
-                Entry {
-                    value: value.to_vec(),
-                    expires_at: ttl.map(|t| now + t),
-                },
-            );
+            map.insert(key.to_owned(), Entry::new(value.to_vec(), ttl, now));
             true
         }))
     }
@@ -136,13 +132,7 @@ impl KvStore for MemoryStore {
             if live_entry(map, key, now).is_none_or(|e| e.value != expected) {
                 return false;
             }
-            map.insert(
-                key.to_owned(),
-                Entry {
-                    value: value.to_vec(),
-                    expires_at: ttl.map(|t| now + t),
-                },
-            );
+            map.insert(key.to_owned(), Entry::new(value.to_vec(), ttl, now));
             true
         }))
     }
@@ -164,10 +154,7 @@ impl KvStore for MemoryStore {
             items.drain(..excess);
             map.insert(
                 key.to_owned(),
-                Entry {
-                    value: serde_json::to_vec(&items).unwrap_or_default(),
-                    expires_at: ttl.map(|t| now + t),
-                },
+                Entry::new(serde_json::to_vec(&items).unwrap_or_default(), ttl, now),
             );
         });
         Ok(())

@@ -11,7 +11,7 @@ use crate::error::OrderError;
 use crate::events::{ProductAdded, ProductChanged, StockChanged};
 use crate::model::{
     CatalogEntry, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PRICE_FEN, MAX_STOCK, NewProduct,
-    Page, ProductChange, StockChange, now_ms, rfc3339,
+    Page, ProductChange, StockChange, now_ms, page_offset, rfc3339,
 };
 use crate::outbox::NewEvent;
 use crate::schema::{products, stock};
@@ -21,37 +21,49 @@ use crate::statements::InsertEvent;
 /// Attempts at setting an absolute stock while orders keep changing it.
 const STOCK_SET_ATTEMPTS: usize = 20;
 
-type EntryRow = (i64, String, String, i64, i64, bool, i64);
+/// A row of [`catalog_rows`], in its column order.
+#[derive(Debug, Queryable)]
+struct EntryRow {
+    id: i64,
+    name: String,
+    description: String,
+    price_fen: i64,
+    qty: i64,
+    active: bool,
+    created_at: i64,
+}
 
-type EntryColumns = (
-    products::id,
-    products::name,
-    products::description,
-    products::price_fen,
-    stock::qty,
-    products::active,
-    products::created_at,
-);
+/// The catalogue, products joined with their stock, as administrators see it.
+#[diesel::dsl::auto_type]
+fn catalog_rows() -> _ {
+    products::table
+        .inner_join(stock::table.on(stock::product_id.eq(products::id)))
+        .select((
+            products::id,
+            products::name,
+            products::description,
+            products::price_fen,
+            stock::qty,
+            products::active,
+            products::created_at,
+        ))
+}
 
-const ENTRY_COLUMNS: EntryColumns = (
-    products::id,
-    products::name,
-    products::description,
-    products::price_fen,
-    stock::qty,
-    products::active,
-    products::created_at,
-);
+/// One product's row of [`catalog_rows`].
+#[diesel::dsl::auto_type]
+fn catalog_row(id: i64) -> _ {
+    catalog_rows().filter(products::id.eq(id))
+}
 
-fn entry((id, name, description, price_fen, stock, active, created_at): EntryRow) -> CatalogEntry {
+fn entry(row: EntryRow) -> CatalogEntry {
     CatalogEntry {
-        id,
-        name,
-        description,
-        price_fen,
-        stock,
-        active,
-        created_at: rfc3339(created_at),
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        price_fen: row.price_fen,
+        stock: row.qty,
+        active: row.active,
+        created_at: rfc3339(row.created_at),
     }
 }
 
@@ -152,43 +164,22 @@ impl Orders {
         per_page: i64,
     ) -> Result<Page<CatalogEntry>, OrderError> {
         let mut conn = self.db.conn().await?;
-        let offset = (page - 1).saturating_mul(per_page);
+        let offset = page_offset(page, per_page);
         let rows: Vec<EntryRow> = with_conn!(conn, |c| {
-            products::table
-                .inner_join(stock::table.on(stock::product_id.eq(products::id)))
+            catalog_rows()
                 .order(products::id)
-                .select(ENTRY_COLUMNS)
                 .limit(per_page + 1)
                 .offset(offset)
                 .load(c)
                 .await
         })?;
-        let has_more = rows.len() as i64 > per_page;
-        let items = rows
-            .into_iter()
-            .take(per_page as usize)
-            .map(entry)
-            .collect();
-        Ok(Page {
-            items,
-            page,
-            per_page,
-            has_more,
-        })
+        Ok(Page::from_rows(rows, page, per_page, entry))
     }
 
     /// One product, on sale or not.
     pub async fn catalog_entry(&self, id: i64) -> Result<CatalogEntry, OrderError> {
         let mut conn = self.db.conn().await?;
-        let row = with_conn!(conn, |c| {
-            products::table
-                .inner_join(stock::table.on(stock::product_id.eq(products::id)))
-                .filter(products::id.eq(id))
-                .select(ENTRY_COLUMNS)
-                .first(c)
-                .await
-                .optional()
-        })?;
+        let row = with_conn!(conn, |c| catalog_row(id).first(c).await.optional())?;
         row.map(entry).ok_or(OrderError::ProductNotFound)
     }
 
@@ -230,7 +221,15 @@ impl Orders {
         })?;
         drop(conn);
         self.outbox.hint([event_id]);
-        self.catalog_entry(id).await
+        Ok(entry(EntryRow {
+            id,
+            name: row.name.to_owned(),
+            description: row.description.to_owned(),
+            price_fen: row.price_fen,
+            qty: new.stock,
+            active: row.active,
+            created_at: row.created_at,
+        }))
     }
 
     /// Changes the fields `change` gives of product `id`; orders already placed keep
@@ -250,7 +249,7 @@ impl Orders {
         };
         let now = now_ms();
         let mut conn = self.db.conn().await?;
-        let event_id = transaction!(conn, self.config.isolation, |c| {
+        let (event_id, row) = transaction!(conn, self.config.isolation, |c| {
             let updated = diesel::update(products::table.find(id))
                 .set(&columns)
                 .execute(c)
@@ -258,23 +257,20 @@ impl Orders {
             if updated == 0 {
                 return Err(OrderError::ProductNotFound);
             }
-            let (price_fen, active): (i64, bool) = products::table
-                .find(id)
-                .select((products::price_fen, products::active))
-                .first(c)
-                .await?;
+            let row: EntryRow = catalog_row(id).first(c).await?;
             let event = ProductChanged {
                 product_id: id,
                 changed: changed.clone(),
-                price_fen,
-                active,
+                price_fen: row.price_fen,
+                active: row.active,
                 admin: admin.to_owned(),
             };
-            Ok::<_, OrderError>(c.insert_event(&NewEvent::new(&event, now)).await?)
+            let event_id = c.insert_event(&NewEvent::new(&event, now)).await?;
+            Ok::<_, OrderError>((event_id, row))
         })?;
         drop(conn);
         self.outbox.hint([event_id]);
-        self.catalog_entry(id).await
+        Ok(entry(row))
     }
 
     /// Sets (`qty`) or adjusts (`delta`) product `id`'s units on hand. An adjustment
@@ -289,7 +285,7 @@ impl Orders {
         match (change.qty, change.delta) {
             (Some(qty), None) => {
                 check_stock(qty)?;
-                self.set_stock(id, qty, admin).await?;
+                self.set_stock(id, qty, admin).await
             }
             (None, Some(delta)) => {
                 if delta.unsigned_abs() > MAX_STOCK as u64 {
@@ -297,20 +293,19 @@ impl Orders {
                         "delta must be -{MAX_STOCK} to {MAX_STOCK}"
                     )));
                 }
-                self.adjust_stock(id, delta, admin).await?;
+                self.adjust_stock(id, delta, admin).await
             }
-            _ => return Err(invalid("give exactly one of qty and delta")),
+            _ => Err(invalid("give exactly one of qty and delta")),
         }
-        self.catalog_entry(id).await
     }
 
     /// Sets the stock to `qty` with a compare-and-set on the units it found, so the
     /// recorded delta is exact even while orders take units.
-    async fn set_stock(&self, id: i64, qty: i64, admin: &str) -> Result<(), OrderError> {
+    async fn set_stock(&self, id: i64, qty: i64, admin: &str) -> Result<CatalogEntry, OrderError> {
         for _ in 0..STOCK_SET_ATTEMPTS {
             let now = now_ms();
             let mut conn = self.db.conn().await?;
-            let event_id = transaction!(conn, self.config.isolation, |c| {
+            let written = transaction!(conn, self.config.isolation, |c| {
                 let found: Option<i64> = stock::table
                     .find(id)
                     .select(stock::qty)
@@ -333,21 +328,28 @@ impl Orders {
                     delta: qty - found,
                     admin: admin.to_owned(),
                 };
-                Ok::<_, OrderError>(Some(c.insert_event(&NewEvent::new(&event, now)).await?))
+                let event_id = c.insert_event(&NewEvent::new(&event, now)).await?;
+                let row: EntryRow = catalog_row(id).first(c).await?;
+                Ok::<_, OrderError>(Some((event_id, row)))
             })?;
-            if let Some(event_id) = event_id {
+            if let Some((event_id, row)) = written {
                 self.outbox.hint([event_id]);
-                return Ok(());
+                return Ok(entry(row));
             }
         }
         Err(OrderError::Concurrent)
     }
 
     /// Adds `delta` units in one guarded statement.
-    async fn adjust_stock(&self, id: i64, delta: i64, admin: &str) -> Result<(), OrderError> {
+    async fn adjust_stock(
+        &self,
+        id: i64,
+        delta: i64,
+        admin: &str,
+    ) -> Result<CatalogEntry, OrderError> {
         let now = now_ms();
         let mut conn = self.db.conn().await?;
-        let event_id = transaction!(conn, self.config.isolation, |c| {
+        let (event_id, row) = transaction!(conn, self.config.isolation, |c| {
             let updated = diesel::update(
                 stock::table
                     .find(id)
@@ -357,15 +359,11 @@ impl Orders {
             .set(stock::qty.eq(stock::qty + delta))
             .execute(c)
             .await?;
-            let qty: Option<i64> = stock::table
-                .find(id)
-                .select(stock::qty)
-                .first(c)
-                .await
-                .optional()?;
-            let Some(qty) = qty else {
+            let row: Option<EntryRow> = catalog_row(id).first(c).await.optional()?;
+            let Some(row) = row else {
                 return Err(OrderError::ProductNotFound);
             };
+            let qty = row.qty;
             if updated == 0 {
                 return Err(OrderError::StockOutOfRange {
                     product_id: id,
@@ -378,11 +376,12 @@ impl Orders {
                 delta,
                 admin: admin.to_owned(),
             };
-            Ok::<_, OrderError>(c.insert_event(&NewEvent::new(&event, now)).await?)
+            let event_id = c.insert_event(&NewEvent::new(&event, now)).await?;
+            Ok::<_, OrderError>((event_id, row))
         })?;
         drop(conn);
         self.outbox.hint([event_id]);
-        Ok(())
+        Ok(entry(row))
     }
 
     /// Adds the `products` whose names the catalogue does not have yet (demo data,

@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use weapp::with_conn;
 
 use crate::error::OrderError;
-use crate::model::{Page, Product};
+use crate::model::{Page, Product, page_offset};
 use crate::schema::{products, stock};
 use crate::service::Orders;
 
@@ -42,7 +42,7 @@ impl Orders {
     /// Products for sale, by id.
     pub async fn products(&self, page: i64, per_page: i64) -> Result<Page<Product>, OrderError> {
         let mut conn = self.db.conn().await?;
-        let offset = (page - 1).saturating_mul(per_page);
+        let offset = page_offset(page, per_page);
         let rows: Vec<(i64, String, String, i64, i64)> = with_conn!(conn, |c| {
             products::table
                 .inner_join(stock::table.on(stock::product_id.eq(products::id)))
@@ -54,18 +54,7 @@ impl Orders {
                 .load(c)
                 .await
         })?;
-        let has_more = rows.len() as i64 > per_page;
-        let items = rows
-            .into_iter()
-            .take(per_page as usize)
-            .map(product)
-            .collect();
-        Ok(Page {
-            items,
-            page,
-            per_page,
-            has_more,
-        })
+        Ok(Page::from_rows(rows, page, per_page, product))
     }
 
     /// One product for sale.
