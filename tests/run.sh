@@ -9,7 +9,7 @@ source tests/setup.sh
 cargo test --workspace --doc
 cargo nextest run --workspace "$@"
 # The API docs as docs.rs renders them: no broken or private links.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --features weapp/testing
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 # The publishable crates package, in dependency order (manifests, include lists,
 # versions on path dependencies). Not verified by a build from the packages here: the
 # workspace build above compiles the same sources.

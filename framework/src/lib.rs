@@ -13,7 +13,7 @@
 //! 3. the features in this crate, each with its own config section: [`http`],
 //!    [`observe`], [`content`], [`tls`], then [`auth`], [`wechat`], [`guard`],
 //!    [`api`], [`health`];
-//! 4. the application: [`app`], [`cli`], `testing` (the `testing` feature).
+//! 4. the application: [`app`], [`cli`], [`testing`] (with the `sandbox` feature).
 //!
 //! Plugins and apps sit on top. The compiler holds the crate boundaries; the
 //! architecture test (`tests/api/architecture.rs`) holds the order inside this crate.
@@ -33,7 +33,7 @@ pub mod health;
 pub mod http;
 pub mod observe;
 pub mod profiling;
-#[cfg(feature = "testing")]
+#[cfg(feature = "sandbox")]
 pub mod testing;
 pub mod tls;
 pub mod wechat;

@@ -112,16 +112,16 @@ fn git_commit(project: &Path) -> String {
 
 #[test]
 fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts() {
-    // The default weapp source is `../weapp`: a checkout beside the new project.
-    let scratch = Scratch::fixed("default");
-    std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
+    // By default weapp comes from crates.io, by version; this checkout stands in.
+    let scratch = Scratch::fixed("default").with_weapp_on_crates_io();
     let project = generate("app", scratch.path(), "shop", &[]);
     assert_fully_rendered(&project, APP_FILES);
-    let manifest = read(&project, "Cargo.toml");
-    for dependency in ["weapp-order", "weapp-message", "weapp-audit"] {
-        assert!(
-            manifest.contains(&format!("{dependency} = {{ path = \"../weapp/plugins/")),
-            "{dependency} is a path dependency on the checkout: {manifest}"
+    let manifest: toml::Table = read(&project, "Cargo.toml").parse().expect("valid TOML");
+    for name in ["weapp", "weapp-order", "weapp-message", "weapp-audit"] {
+        assert_eq!(
+            manifest["workspace"]["dependencies"][name].as_str(),
+            Some(env!("CARGO_PKG_VERSION")),
+            "{name} is weapp's current version, from crates.io"
         );
     }
     assert!(read(&project, "config/default.toml").contains("url = \"sqlite://data/shop.db\""));
@@ -178,28 +178,79 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
         "the SQLite file was created"
     );
 
-    // CI: the workflow checks out the project and weapp side by side, as here, and
-    // its tests pass with the lock file the first build wrote.
+    // CI checks out the project alone, and its tests pass with the lock file the
+    // first build wrote.
     let checkouts = image::run_ci_job(&project, "test", scratch.path(), &repo_root());
-    assert_eq!(checkouts, ["shop", "weapp"]);
+    assert_eq!(checkouts, ["shop"]);
 
     // The image: the Dockerfile's build stage, by the command the Dockerfile
-    // documents (weapp as the named build context, the commit as a build argument),
-    // in the `dev` profile to share this workspace's build output.
+    // documents (no build context but the project's, the commit as a build
+    // argument), in the `dev` profile to share this workspace's build output.
     let (contexts, mut args) = image::documented_build(&project);
-    assert_eq!(contexts.len(), 1, "{contexts:?}");
+    assert!(contexts.is_empty(), "{contexts:?}");
     assert!(
         args.contains(&("GIT_HASH".to_owned(), commit.clone())),
         "{args:?}"
     );
     args.push(("PROFILE".to_owned(), "dev".to_owned()));
-    let image_root = scratch.path().join("image");
+    assert_image_runs_the_app(&project, &[], &args, &scratch.path().join("image"));
+}
+
+/// Replays the image's build stage and checks its binary is the app with its plugins.
+fn assert_image_runs_the_app(
+    project: &Path,
+    contexts: &[(String, std::path::PathBuf)],
+    args: &[(String, String)],
+    image_root: &Path,
+) {
     let contexts: Vec<(&str, &Path)> = contexts
         .iter()
         .map(|(n, p)| (n.as_str(), p.as_path()))
         .collect();
     let args: Vec<(&str, &str)> = args.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let built = image::build_image(&project, &contexts, &args, &image_root);
+    let built = image::build_image(project, &contexts, &args, image_root);
+    let help = Command::new(&built[0])
+        .arg("--help")
+        .output()
+        .expect("run the built binary");
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("audit verify"),
+        "the image's binary is the app with its plugins"
+    );
+}
+
+/// A team building on an unreleased weapp: a checkout beside the project
+/// (`weapp_source = "../weapp"`) makes path dependencies; CI checks out both side by
+/// side, and the image build takes the checkout as a named build context.
+#[test]
+fn a_project_beside_a_weapp_checkout_builds_in_ci_and_in_its_image() {
+    let scratch = Scratch::fixed("beside");
+    std::os::unix::fs::symlink(repo_root(), scratch.path().join("weapp")).expect("symlink");
+    let project = generate(
+        "app",
+        scratch.path(),
+        "shop",
+        &[("weapp_source", "../weapp")],
+    );
+    assert_fully_rendered(&project, APP_FILES);
+    let manifest = read(&project, "Cargo.toml");
+    for dependency in ["weapp-order", "weapp-message", "weapp-audit"] {
+        assert!(
+            manifest.contains(&format!("{dependency} = {{ path = \"../weapp/plugins/")),
+            "{dependency} is a path dependency on the checkout: {manifest}"
+        );
+    }
+    // CI: the workflow checks out the project and weapp side by side, as here, and
+    // runs the tests with the lock file committed beside the project.
+    cargo_in(&project, &["generate-lockfile"]);
+    let checkouts = image::run_ci_job(&project, "test", scratch.path(), &repo_root());
+    assert_eq!(checkouts, ["shop", "weapp"]);
+
+    let (contexts, mut args) = image::documented_build(&project);
+    assert_eq!(contexts.len(), 1, "{contexts:?}");
+    args.push(("PROFILE".to_owned(), "dev".to_owned()));
+    let image_root = scratch.path().join("image");
+    assert_image_runs_the_app(&project, &contexts, &args, &image_root);
     assert!(
         !image_root.join("build/weapp/target").exists(),
         "weapp's .dockerignore keeps its build output out of the image"
@@ -208,14 +259,6 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
         image_root
             .join("build/weapp/framework/Cargo.toml")
             .is_file()
-    );
-    let help = Command::new(&built[0])
-        .arg("--help")
-        .output()
-        .expect("run the built binary");
-    assert!(
-        String::from_utf8_lossy(&help.stdout).contains("audit verify"),
-        "the image's binary is the app with its plugins"
     );
 }
 
@@ -295,9 +338,8 @@ fn a_git_source_makes_git_dependencies() {
             Some(true)
         );
     }
-    let dev = &manifest["dev-dependencies"]["weapp"];
-    assert_eq!(dev["workspace"].as_bool(), Some(true));
-    assert_eq!(dev["features"][0].as_str(), Some("testing"));
+    // The test helpers come with weapp itself: no second build with other features.
+    assert!(manifest["dev-dependencies"].get("weapp").is_none());
     // Docker and CI need nothing beside the project: cargo fetches weapp.
     let dockerfile = read(&project, "deploy/Dockerfile");
     assert!(!dockerfile.contains("--from=weapp") && !dockerfile.contains("--build-context"));

@@ -190,7 +190,8 @@ fn quoted(text: &str) -> String {
 }
 
 /// Runs `chapter` (a path under `book/src`) in `dir`, which holds a link to this
-/// checkout named `weapp` and nothing else of a previous chapter; the app it starts
+/// checkout named `weapp` (and the `.cargo` folder standing in for crates.io) and
+/// nothing else of a previous chapter; the app it starts
 /// listens on a free port instead of 8080. Returns how long it took.
 pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
     let started = std::time::Instant::now();
@@ -198,7 +199,10 @@ pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
         .unwrap_or_else(|e| panic!("{chapter}: {e}"));
     for entry in std::fs::read_dir(dir).expect("read the chapter's folder") {
         let path = entry.expect("entry").path();
-        if path.file_name().is_some_and(|n| n != "weapp") {
+        if path
+            .file_name()
+            .is_some_and(|n| n != "weapp" && n != ".cargo")
+        {
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
     }
@@ -327,7 +331,8 @@ pub(crate) fn run_chapter(dir: &Path, chapter: &str) -> std::time::Duration {
 /// linked, tested and serving).
 #[test]
 fn the_newcomer_chapters_run_as_written() {
-    let scratch = Scratch::fixed("book");
+    // The reader's weapp comes from crates.io; this checkout stands in for it.
+    let scratch = Scratch::fixed("book").with_weapp_on_crates_io();
     for chapter in [
         "quick-start.md",
         "tutorial/shop.md",

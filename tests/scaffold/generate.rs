@@ -68,7 +68,35 @@ impl Scratch {
     pub(crate) fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Makes this checkout's crates stand in for weapp's releases on crates.io for
+    /// every project under this folder (a `[patch.crates-io]` in its
+    /// `.cargo/config.toml`, which cargo reads from the folders above a project), so a
+    /// project that depends on weapp by version builds offline against the working
+    /// tree. The generated files stay as a team gets them.
+    pub(crate) fn with_weapp_on_crates_io(self) -> Scratch {
+        let root = repo_root();
+        let mut config = String::from("[patch.crates-io]\n");
+        for (name, folder) in PUBLISHED {
+            let path = root.join(folder);
+            config.push_str(&format!(
+                "{name} = {{ path = {:?} }}\n",
+                path.display().to_string()
+            ));
+        }
+        std::fs::create_dir_all(self.0.join(".cargo")).expect("create .cargo");
+        std::fs::write(self.0.join(".cargo/config.toml"), config).expect("write the patch");
+        self
+    }
 }
+
+/// The crates a generated project may name, with their folders in this checkout.
+const PUBLISHED: [(&str, &str); 4] = [
+    ("weapp", "framework"),
+    ("weapp-order", "plugins/order"),
+    ("weapp-message", "plugins/message"),
+    ("weapp-audit", "plugins/audit"),
+];
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -102,18 +130,18 @@ pub(crate) fn generate_command(
         .arg("generate")
         .arg("--path")
         .arg(repo_root().join("templates").join(template))
-        // --allow-commands: with --silent, the one check of weapp_source (a shell
-        // `test -f`) may run.
-        .args([
-            "--name",
-            name,
-            "--vcs",
-            "none",
-            "--silent",
-            "--allow-commands",
-        ])
+        .args(["--name", name, "--vcs", "none", "--silent"])
         .arg("--destination")
         .arg(into);
+    // A checkout as weapp_source is checked by the templates' hook with one shell
+    // `test -f`, which --silent runs only with --allow-commands; the default
+    // (crates.io) needs no command, as the templates' README says.
+    if defines
+        .iter()
+        .any(|(key, value)| *key == "weapp_source" && *value != "crates.io")
+    {
+        command.arg("--allow-commands");
+    }
     for (key, value) in defines {
         command.arg("--define").arg(format!("{key}={value}"));
     }

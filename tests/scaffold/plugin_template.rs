@@ -5,16 +5,13 @@ use crate::generate::{Scratch, assert_formatted, cargo_in, generate, read, repo_
 
 #[test]
 fn a_generated_plugin_builds_and_passes_its_tests() {
-    let scratch = Scratch::fixed("plugin");
-    let root = repo_root();
+    // Outside an app, weapp comes from crates.io by default; this checkout stands in.
+    let scratch = Scratch::fixed("plugin").with_weapp_on_crates_io();
     let project = generate(
         "plugin",
         scratch.path(),
         "weapp-coupon",
-        &[
-            ("plugin_name", "coupon"),
-            ("weapp_source", root.to_str().expect("UTF-8 path")),
-        ],
+        &[("plugin_name", "coupon")],
     );
     crate::app_template::assert_fully_rendered(
         &project,
@@ -27,6 +24,11 @@ fn a_generated_plugin_builds_and_passes_its_tests() {
             "migrations/mysql/0001_create_coupon_items.sql",
             "migrations/sqlite/0001_create_coupon_items.sql",
         ],
+    );
+    let manifest: toml::Table = read(&project, "Cargo.toml").parse().expect("valid TOML");
+    assert_eq!(
+        manifest["dependencies"]["weapp"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
     );
     assert!(read(&project, "src/lib.rs").contains("\"/api/coupon/items\""));
     assert!(read(&project, "README.md").contains("WEAPP__COUPON__MAX_TITLE_CHARS"));
@@ -45,14 +47,8 @@ fn a_generated_plugin_builds_and_passes_its_tests() {
 /// links it with one dependency line and one `use`.
 #[test]
 fn a_plugin_generated_inside_an_app_joins_its_workspace() {
-    let scratch = Scratch::fixed("plugin-in-app");
-    let root = repo_root();
-    let app = generate(
-        "app",
-        scratch.path(),
-        "shop",
-        &[("weapp_source", root.to_str().expect("UTF-8 path"))],
-    );
+    let scratch = Scratch::fixed("plugin-in-app").with_weapp_on_crates_io();
+    let app = generate("app", scratch.path(), "shop", &[]);
     let plugin = generate(
         "plugin",
         &app.join("plugins"),

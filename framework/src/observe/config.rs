@@ -20,7 +20,8 @@ pub struct ObserveConfig {
     /// then answers 404 there), e.g. to keep it off the public ingress; `0` picks a
     /// free port.
     pub metrics_port: Option<u16>,
-    /// Serve the admin-only CPU profiler at `/debug/pprof/profile` (off by default).
+    /// Serve the admin-only CPU profiler at `/debug/pprof/profile` (off by default;
+    /// needs weapp built with the `profiling` feature).
     pub profiling_enabled: bool,
     /// OpenTelemetry spans and sampling.
     pub otel: super::otel::OtelConfig,
@@ -63,6 +64,12 @@ impl ConfigSection for ObserveConfig {
             .into_iter()
             .map(|problem| ConfigIssue::new("observe.otel", problem))
             .collect();
+        if self.profiling_enabled && !cfg!(feature = "profiling") {
+            issues.push(ConfigIssue::new(
+                "observe.profiling_enabled",
+                "needs weapp built with the `profiling` feature",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             issues.push(ConfigIssue::new(
                 "observe.log_level",

@@ -1,5 +1,5 @@
-//! Test helpers for apps and plugins (feature `testing`): throwaway databases and an
-//! app spawned on a free port.
+//! Test helpers for apps and plugins: throwaway databases and an app spawned on a
+//! free port, with the WeChat sandbox (so only with the default `sandbox` feature).
 //!
 //! Service locations come from `WEAPP_TEST_POSTGRES_URL`, `WEAPP_TEST_MYSQL_URL` and
 //! `WEAPP_TEST_REDIS_URL` (defaults: the local services on their standard ports). A
