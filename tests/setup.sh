@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh machine, idempotently: PostgreSQL,
 # MariaDB and Redis on 127.0.0.1 (started if they are down), and the tools the tests
-# run (cargo-nextest, cargo-generate, mdbook, cargo-deny; installed with
-# `cargo install` if they are missing). `tests/run.sh` calls it first.
+# run (cargo-nextest, cargo-generate, mdbook, cargo-deny, cargo-semver-checks;
+# installed with `cargo install` if they are missing). `tests/run.sh` calls it first.
 set -euo pipefail
 
 wait_for() {
@@ -62,3 +62,5 @@ install_tool cargo-nextest cargo-nextest
 install_tool cargo-generate cargo-generate@0.23.5
 install_tool mdbook mdbook
 install_tool cargo-deny cargo-deny@0.20.2
+# Reads the rustdoc JSON of this toolchain (1.95); a newer rustc may need a newer one.
+install_tool cargo-semver-checks cargo-semver-checks@0.51.0

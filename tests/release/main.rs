@@ -32,8 +32,8 @@ fn metadata() -> Value {
     serde_json::from_slice(&output.stdout).expect("cargo metadata JSON")
 }
 
-/// A `1.89` or `1.89.0` version as comparable numbers.
-fn rust_version(text: &str) -> (u64, u64, u64) {
+/// A version (`1.89`, `1.89.0`, `0.42.0`) as comparable numbers.
+fn version_triple(text: &str) -> (u64, u64, u64) {
     let mut parts = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
     (
         parts.next().unwrap_or(0),
@@ -155,7 +155,7 @@ fn no_dependency_needs_a_newer_rust_than_the_declared_msrv() {
         .filter(|p| resolved.contains(&p["id"].as_str().unwrap_or_default()))
         .filter_map(|p| {
             let needs = p["rust_version"].as_str()?;
-            (rust_version(needs) > rust_version(&declared))
+            (version_triple(needs) > version_triple(&declared))
                 .then(|| format!("{} {} needs {needs}", p["name"], p["version"]))
         })
         .collect();
@@ -166,8 +166,39 @@ fn no_dependency_needs_a_newer_rust_than_the_declared_msrv() {
     );
 }
 
+/// tests/deny.toml ignores two quick-xml advisories by id, for the old quick-xml
+/// inside pprof's flamegraph renderer; an id ignore would hide them for weapp's own
+/// quick-xml (which parses pushes from the network) too, so this keeps that one at a
+/// fixed version (0.41 and later).
+#[test]
+fn the_quick_xml_weapp_parses_pushes_with_has_the_advisory_fixes() {
+    let meta = metadata();
+    let weapp = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve")
+        .iter()
+        .find(|n| {
+            n["id"]
+                .as_str()
+                .is_some_and(|id| id.contains("/framework#weapp@"))
+        })
+        .expect("weapp in the resolve graph");
+    let quick_xml = weapp["deps"]
+        .as_array()
+        .expect("deps")
+        .iter()
+        .find(|d| d["name"] == "quick_xml")
+        .and_then(|d| d["pkg"].as_str())
+        .expect("weapp depends on quick-xml");
+    let version = quick_xml.rsplit('@').next().unwrap_or_default();
+    assert!(
+        version_triple(version) >= (0, 41, 0),
+        "weapp's quick-xml is {version}: RUSTSEC-2026-0194/0195 are fixed in 0.41"
+    );
+}
+
 #[test]
 fn versions_compare_as_numbers() {
-    assert!(rust_version("1.100") > rust_version("1.89.0"));
-    assert_eq!(rust_version("1.89"), rust_version("1.89.0"));
+    assert!(version_triple("1.100") > version_triple("1.89.0"));
+    assert_eq!(version_triple("1.89"), version_triple("1.89.0"));
 }

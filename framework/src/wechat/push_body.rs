@@ -37,10 +37,18 @@ fn insert(map: &mut Map<String, Value>, key: String, value: Value) {
     }
 }
 
+fn append_text(stack: &mut [(String, Map<String, Value>, String)], text: &str) {
+    if let Some((_, _, acc)) = stack.last_mut() {
+        acc.push_str(text);
+    }
+}
+
 fn parse_xml(body: &[u8]) -> Result<Value, PushError> {
     let bad = |e: &dyn std::fmt::Display| PushError::Parse(e.to_string());
+    // Text is kept as written: an entity splits it into separate events, and trimming
+    // each one would eat the spaces around `&amp;`. Whitespace between child elements
+    // is dropped with their parent's text below.
     let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
     // Stack of (element name, child fields, text).
     let mut stack: Vec<(String, Map<String, Value>, String)> = Vec::new();
     let mut root: Option<Value> = None;
@@ -51,27 +59,27 @@ fn parse_xml(body: &[u8]) -> Result<Value, PushError> {
                 if stack.len() >= 16 {
                     return Err(PushError::Parse("XML nested too deeply".into()));
                 }
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let name = e.name().as_ref().to_owned();
                 stack.push((name, Map::new(), String::new()));
             }
             Event::Empty(e) => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let name = e.name().as_ref().to_owned();
                 if let Some((_, fields, _)) = stack.last_mut() {
                     insert(fields, name, Value::String(String::new()));
                 }
             }
-            Event::Text(t) => {
-                let text = t.decode().map_err(|e| bad(&e))?;
-                let text = quick_xml::escape::unescape(&text).map_err(|e| bad(&e))?;
-                if let Some((_, _, acc)) = stack.last_mut() {
-                    acc.push_str(&text);
-                }
-            }
-            Event::CData(t) => {
-                let text = String::from_utf8(t.into_inner().into_owned()).map_err(|e| bad(&e))?;
-                if let Some((_, _, acc)) = stack.last_mut() {
-                    acc.push_str(&text);
-                }
+            Event::Text(t) => append_text(&mut stack, &t.xml10_content()),
+            Event::CData(t) => append_text(&mut stack, &t.xml10_content()),
+            // `&amp;`, `&#20320;`, `&#x597D;`: the five XML entities and character
+            // references; WeChat's pushes declare no others.
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref().map_err(|e| bad(&e))? {
+                    Some(c) => c.to_string(),
+                    None => quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                        .ok_or_else(|| bad(&format!("unknown entity &{};", r.xml10_content())))?
+                        .to_owned(),
+                };
+                append_text(&mut stack, &resolved);
             }
             Event::End(_) => {
                 let (name, fields, text) = stack.pop().ok_or_else(|| bad(&"unbalanced XML"))?;
@@ -92,7 +100,9 @@ fn parse_xml(body: &[u8]) -> Result<Value, PushError> {
     }
     match root {
         Some(Value::Object(map)) if stack.is_empty() => Ok(Value::Object(map)),
-        Some(Value::String(s)) if s.is_empty() && stack.is_empty() => Ok(Value::Object(Map::new())),
+        Some(Value::String(s)) if s.trim().is_empty() && stack.is_empty() => {
+            Ok(Value::Object(Map::new()))
+        }
         _ => Err(PushError::Parse(
             "expected <xml> with child elements".into(),
         )),

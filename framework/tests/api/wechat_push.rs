@@ -83,6 +83,25 @@ fn json_and_xml_pushes_round_trip() {
     );
 }
 
+/// Text outside CDATA keeps its escaped characters: the five predefined entities
+/// and character references, decimal and hex (WeChat escapes user text that way).
+#[test]
+fn xml_entities_and_character_references_are_decoded() {
+    let xml = "<xml><Content>Tea &amp; cake &lt;3 &quot;hi&quot; &apos;x&apos; &gt; &#20320;&#x597D;</Content><Mixed>a<![CDATA[ & ]]>b&amp;c</Mixed></xml>";
+    let parsed = parse_push_body(xml.as_bytes()).unwrap();
+    assert_eq!(parsed["Content"], "Tea & cake <3 \"hi\" 'x' > 你好");
+    assert_eq!(parsed["Mixed"], "a & b&c");
+    for bad in [
+        "<xml><A>&unknown;</A></xml>",
+        "<xml><A>&#xFFFFFFFF;</A></xml>",
+    ] {
+        assert!(
+            matches!(parse_push_body(bad.as_bytes()), Err(PushError::Parse(_))),
+            "{bad} is refused"
+        );
+    }
+}
+
 #[test]
 fn bad_pushes_are_refused_with_wechat_codes() {
     let crypto = sample();
