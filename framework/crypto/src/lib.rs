@@ -10,12 +10,14 @@
 //!   rotating key ring, plus blind indexes (HMAC-SM3) to look them up.
 //! - [`legacy`]: reading SM4-ECB/CBC data that older backends stored.
 //! - [`mask`]: masking for display, e.g. `138****8000`.
+//! - [`wechatpay`]: WeChat Pay API v3 signatures and resource decryption.
 
 mod blind;
 mod field;
 pub mod legacy;
 pub mod mask;
 pub mod wechat;
+pub mod wechatpay;
 
 pub use blind::{BLIND_INDEX_LEN, BlindIndexer, normalize_id, normalize_phone};
 pub use field::{Algorithm, CryptoKeyError, FieldContext, FieldError, KeyRing, OVERHEAD};
