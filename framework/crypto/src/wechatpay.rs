@@ -149,6 +149,50 @@ impl PlatformKey {
     }
 }
 
+/// A WeChat Pay platform certificate (handed out encrypted by `GET
+/// /v3/certificates`): its serial, as `Wechatpay-Serial` names it, its validity and
+/// its key.
+#[derive(Debug, Clone)]
+pub struct PlatformCertificate {
+    /// The serial number in upper-case hex, as WeChat Pay writes it.
+    pub serial_no: String,
+    /// Valid from, Unix seconds.
+    pub not_before: i64,
+    /// Valid until, Unix seconds.
+    pub not_after: i64,
+    /// The key its signatures verify with.
+    pub key: PlatformKey,
+}
+
+impl PlatformCertificate {
+    /// Reads an X.509 certificate PEM with an RSA key.
+    pub fn from_pem(pem: &str) -> Result<PlatformCertificate, PayCryptoError> {
+        use x509_cert::der::{DecodePem, Encode};
+        let invalid = |_| PayCryptoError::InvalidKey("certificate");
+        let certificate = x509_cert::Certificate::from_pem(pem).map_err(invalid)?;
+        let tbs = &certificate.tbs_certificate;
+        let spki = tbs.subject_public_key_info.to_der().map_err(invalid)?;
+        let key = RsaPublicKey::from_public_key_der(&spki)
+            .map_err(|_| PayCryptoError::InvalidKey("certificate"))?;
+        // DER integers carry a leading zero byte when the top bit is set; the serial
+        // WeChat Pay writes is the number's hex.
+        let bytes = tbs.serial_number.as_bytes();
+        let significant = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .map_or(&bytes[bytes.len().saturating_sub(1)..], |i| &bytes[i..]);
+        let seconds = |t: x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+        };
+        Ok(PlatformCertificate {
+            serial_no: significant.iter().map(|b| format!("{b:02X}")).collect(),
+            not_before: seconds(tbs.validity.not_before),
+            not_after: seconds(tbs.validity.not_after),
+            key: PlatformKey(VerifyingKey::new(key)),
+        })
+    }
+}
+
 /// The APIv3 key, a 32-character secret set on the merchant platform, which
 /// encrypts notification and certificate resources.
 pub struct ApiV3Key(Zeroizing<[u8; 32]>);
@@ -182,16 +226,12 @@ impl ApiV3Key {
         nonce: &str,
         ciphertext: &str,
     ) -> Result<Zeroizing<Vec<u8>>, PayCryptoError> {
-        let nonce: [u8; 12] = nonce
-            .as_bytes()
-            .try_into()
-            .map_err(|_| PayCryptoError::Undecryptable)?;
         let sealed = STANDARD
             .decode(ciphertext)
             .map_err(|_| PayCryptoError::Undecryptable)?;
         self.cipher()
             .decrypt(
-                &Nonce::from(nonce),
+                &gcm_nonce(nonce)?,
                 Payload {
                     msg: &sealed,
                     aad: associated_data.as_bytes(),
@@ -209,14 +249,10 @@ impl ApiV3Key {
         nonce: &str,
         plaintext: &[u8],
     ) -> Result<String, PayCryptoError> {
-        let nonce: [u8; 12] = nonce
-            .as_bytes()
-            .try_into()
-            .map_err(|_| PayCryptoError::Undecryptable)?;
         let sealed = self
             .cipher()
             .encrypt(
-                &Nonce::from(nonce),
+                &gcm_nonce(nonce)?,
                 Payload {
                     msg: plaintext,
                     aad: associated_data.as_bytes(),
@@ -225,6 +261,15 @@ impl ApiV3Key {
             .map_err(|_| PayCryptoError::Undecryptable)?;
         Ok(STANDARD.encode(sealed))
     }
+}
+
+/// A resource's nonce, 12 characters, as the GCM IV.
+fn gcm_nonce(nonce: &str) -> Result<Nonce<aes_gcm::aead::array::typenum::U12>, PayCryptoError> {
+    let bytes: [u8; 12] = nonce
+        .as_bytes()
+        .try_into()
+        .map_err(|_| PayCryptoError::Undecryptable)?;
+    Ok(Nonce::from(bytes))
 }
 
 #[cfg(test)]

@@ -251,3 +251,63 @@ fn resources_decrypt_as_node_encrypts_them_and_nothing_else_does() {
         );
     }
 }
+
+#[test]
+fn platform_certificates_give_serial_validity_and_key_as_openssl_does() {
+    let dir = Scratch::new("x509");
+    openssl_key(&dir);
+    // A serial with its top bit set (DER pads it with a zero byte) and one without.
+    for serial in [
+        "9F4C2D7E8A1B3C5D6E7F8091A2B3C4D5E6F70819",
+        "1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C",
+    ] {
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-key",
+                "key.pem",
+                "-subj",
+                "/CN=Tenpay.com Root CA",
+                "-days",
+                "3",
+                "-set_serial",
+                &format!("0x{serial}"),
+                "-out",
+                "cert.pem",
+            ],
+            &dir.0,
+        );
+        let shown = String::from_utf8(run(
+            "openssl",
+            &["x509", "-in", "cert.pem", "-noout", "-serial"],
+            &dir.0,
+        ))
+        .unwrap();
+        assert_eq!(shown.trim(), format!("serial={serial}"));
+
+        let pem = std::fs::read_to_string(dir.file("cert.pem")).unwrap();
+        let certificate = PlatformCertificate::from_pem(&pem).unwrap();
+        assert_eq!(certificate.serial_no, serial);
+        assert_eq!(certificate.not_after - certificate.not_before, 3 * 86_400);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            (certificate.not_before - now).abs() < 600,
+            "{certificate:?}"
+        );
+
+        let message = response_message("1554209980", "c5ac7061fccab6bf3e254dcf98995b8c", b"{}");
+        let signature = openssl_sign(&dir, "key.pem", &message);
+        assert_eq!(certificate.key.verify(&message, &signature), Ok(()));
+    }
+    assert!(matches!(
+        PlatformCertificate::from_pem(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        ),
+        Err(PayCryptoError::InvalidKey("certificate"))
+    ));
+}
