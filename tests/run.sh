@@ -14,7 +14,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 # versions on path dependencies). Not verified by a build from the packages here: the
 # workspace build above compiles the same sources.
 cargo package --offline --no-verify --allow-dirty \
-    -p weapp-crypto -p weapp-kernel -p weapp -p weapp-audit -p weapp-message -p weapp-order
+    -p weapp-crypto -p weapp-kernel -p weapp -p weapp-audit -p weapp-message -p weapp-order \
+    -p weapp-pay
 # The public API against the last release (tests/last-release): a breaking change
 # needs the next minor version and an upgrade note.
 tests/semver.sh

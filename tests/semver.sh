@@ -9,6 +9,8 @@
 # and the baseline's sources are unpacked once (target/semver/baseline-<commit>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Crates published in the last release; a crate first published by the next one
+# (weapp-pay) joins the list after that release.
 crates=(weapp-crypto weapp-kernel weapp weapp-order weapp-message weapp-audit)
 
 read -r tag commit < tests/last-release

@@ -8,6 +8,7 @@ mod scan;
 use weapp_audit as _;
 use weapp_message as _;
 use weapp_order as _;
+use weapp_pay as _;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -119,12 +119,26 @@ impl MerchantKey {
             .to_bytes();
         STANDARD.encode(signature)
     }
+
+    /// The public half, which WeChat Pay (or the pay sandbox) verifies with; also
+    /// how a published sample key is recognised whatever its PEM encoding.
+    pub fn public_key(&self) -> PlatformKey {
+        PlatformKey(VerifyingKey::new(self.0.as_ref().to_public_key()))
+    }
 }
 
 /// A key WeChat Pay signs with: a platform certificate's public key, or the WeChat
 /// Pay public key (`PUB_KEY_ID_…`).
 #[derive(Debug, Clone)]
 pub struct PlatformKey(VerifyingKey<Sha256>);
+
+impl PartialEq for PlatformKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_ref() == other.0.as_ref()
+    }
+}
+
+impl Eq for PlatformKey {}
 
 impl PlatformKey {
     /// Reads a public key PEM (`BEGIN PUBLIC KEY`, as the WeChat Pay public key is

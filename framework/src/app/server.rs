@@ -63,6 +63,13 @@ impl Server {
                     .app_data(request_rate.clone())
                     .configure(|c| crate::http::configure_extractors(c, cfg.body_limit_bytes))
                     .configure(framework_routes)
+                    .configure(|c| {
+                        if sandbox.is_some() {
+                            for plugin in &plugins {
+                                plugin.sandbox_routes(c);
+                            }
+                        }
+                    })
                     .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
                     .configure(move |c| {
                         for plugin in &plugins {

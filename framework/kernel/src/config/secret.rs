@@ -85,6 +85,7 @@ pub const SAMPLE_SECRETS: &[&str] = &[
     "sandbox-only-payment-secret",
     "sandbox-test-secret",
     "sandbox-payment-secret",
+    "sandbox-only-apiv3-key-000000000",
     "change-me",
     "changeme",
     "secret",

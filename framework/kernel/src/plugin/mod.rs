@@ -37,6 +37,12 @@ pub trait Plugin: Send + Sync + 'static {
     /// shared state belongs in [`Plugin::on_start`].
     fn routes(&self, _cfg: &mut web::ServiceConfig) {}
 
+    /// Registers this plugin's part of the offline WeChat sandbox (WeChat Pay's paths,
+    /// say). Called, like [`Plugin::routes`], once per worker, and only when the app
+    /// mounts the embedded sandbox (`wechat.sandbox`, development only); the
+    /// sandbox's state belongs in [`Plugin::on_start`].
+    fn sandbox_routes(&self, _cfg: &mut web::ServiceConfig) {}
+
     /// Migrations owned by this plugin, in order; see [`migration!`](crate::migration).
     fn migrations(&self) -> &'static [Migration] {
         &[]

@@ -1,0 +1,184 @@
+//! Sending notifications as WeChat Pay does: the resource encrypted with the
+//! merchant's APIv3 key, the envelope signed with the platform key, posted to the
+//! `notify_url` — with the faults tests ask for.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weapp::crypto::wechatpay::ApiV3Key;
+
+use super::PaySandbox;
+use super::api::now_rfc3339;
+use super::state::{Delivery, Pending};
+use crate::merchant::nonce;
+
+impl PaySandbox {
+    /// Marks a refund done with `status` and notifies.
+    pub(super) async fn complete_refund(&self, key: &(String, String), status: &str) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pending = {
+            let mut state = self.lock();
+            let Some(refund) = state.refunds.get_mut(key) else {
+                return;
+            };
+            refund.status = status.to_owned();
+            if status == "SUCCESS" {
+                refund.success_time = Some(now_rfc3339());
+            }
+            Pending {
+                url: refund.notify_url.clone(),
+                mchid: refund.mchid.clone(),
+                event_type: format!("REFUND.{status}"),
+                out_trade_no: refund.out_trade_no.clone(),
+                resource: refund.notice(),
+            }
+        };
+        self.notify(pending).await;
+    }
+
+    /// Delivers (or holds, or loses) one notification under the current faults.
+    pub(super) async fn notify(&self, pending: Pending) {
+        let faults = {
+            let mut state = self.lock();
+            if state.faults.hold {
+                state.held.push(pending);
+                return;
+            }
+            state.faults.clone()
+        };
+        if faults.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
+        }
+        if faults.lost {
+            self.record(&pending, "lost".into(), None, "never sent".into());
+            return;
+        }
+        let mut resource = pending.resource.clone();
+        if let Some(mchid) = &faults.other_mchid {
+            resource["mchid"] = mchid.clone().into();
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let Some(body) = self.envelope(&id, &pending, &resource, faults.wrong_apiv3_key) else {
+            return;
+        };
+        let copies = faults.copies.max(1);
+        let sends = (0..copies).map(|_| self.post(&id, &pending, &body, &faults));
+        futures_util::future::join_all(sends).await;
+    }
+
+    /// Sends the held notifications, last first unless `in_order`.
+    pub(super) async fn release(&self, in_order: bool) -> usize {
+        let mut held = {
+            let mut state = self.lock();
+            state.faults.hold = false;
+            std::mem::take(&mut state.held)
+        };
+        if !in_order {
+            held.reverse();
+        }
+        let count = held.len();
+        for pending in held {
+            self.notify(pending).await;
+        }
+        count
+    }
+
+    fn envelope(
+        &self,
+        id: &str,
+        pending: &Pending,
+        resource: &Value,
+        wrong_key: bool,
+    ) -> Option<String> {
+        let merchant = self.merchant(&pending.mchid)?;
+        let original_type = if pending.event_type.starts_with("REFUND.") {
+            "refund"
+        } else {
+            "transaction"
+        };
+        let gcm_nonce: String = nonce().chars().take(12).collect();
+        let plaintext = resource.to_string();
+        let ciphertext = if wrong_key {
+            let other = ApiV3Key::new(b"not-the-merchants-apiv3-key-0000").ok()?;
+            other.encrypt(original_type, &gcm_nonce, plaintext.as_bytes())
+        } else {
+            merchant
+                .apiv3_key()
+                .encrypt(original_type, &gcm_nonce, plaintext.as_bytes())
+        }
+        .ok()?;
+        let summary = if original_type == "refund" {
+            "退款状态变更"
+        } else {
+            "支付成功"
+        };
+        Some(
+            json!({
+                "id": id,
+                "create_time": now_rfc3339(),
+                "resource_type": "encrypt-resource",
+                "event_type": pending.event_type,
+                "summary": summary,
+                "resource": {
+                    "original_type": original_type,
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "ciphertext": ciphertext,
+                    "associated_data": original_type,
+                    "nonce": gcm_nonce
+                }
+            })
+            .to_string(),
+        )
+    }
+
+    async fn post(
+        &self,
+        id: &str,
+        pending: &Pending,
+        body: &str,
+        faults: &super::state::DeliveryFaults,
+    ) {
+        let url = self.target(&pending.url);
+        let mut request = self
+            .inner
+            .http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in self.signature_headers(
+            body.as_bytes(),
+            faults.timestamp_offset_s,
+            faults.bad_signature,
+        ) {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let answer = response.text().await.unwrap_or_default();
+                self.record(pending, id.to_owned(), Some(status), answer);
+            }
+            Err(e) => self.record(pending, id.to_owned(), None, e.without_url().to_string()),
+        }
+    }
+
+    /// The embedded app's address with the `notify_url`'s path (WeChat Pay would
+    /// reach the public address; offline, the app is here).
+    fn target(&self, notify_url: &str) -> String {
+        let path = notify_url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/");
+        format!("{}{path}", self.inner.app_base_url)
+    }
+
+    fn record(&self, pending: &Pending, id: String, status: Option<u16>, answer: String) {
+        self.lock().deliveries.push(Delivery {
+            notification_id: id,
+            event_type: pending.event_type.clone(),
+            out_trade_no: pending.out_trade_no.clone(),
+            status,
+            answer: answer.chars().take(500).collect(),
+        });
+    }
+}
