@@ -43,6 +43,9 @@ pub mod guides_phone_number {}
 #[doc = include_str!("../src/guides/stale-session-key.md")]
 pub mod guides_stale_session_key {}
 
+#[doc = include_str!("../src/guides/payments.md")]
+pub mod guides_payments {}
+
 #[doc = include_str!("../src/guides/writing-a-plugin.md")]
 pub mod guides_writing_a_plugin {}
 

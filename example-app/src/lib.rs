@@ -8,6 +8,7 @@ pub mod shop;
 use weapp_audit as _;
 use weapp_message as _;
 use weapp_order as _;
+use weapp_pay as _;
 
 /// The shop's defaults, embedded so the binary runs from any directory.
 pub const DEFAULTS: &str = include_str!("../config/default.toml");

@@ -263,38 +263,85 @@ const PRODUCTION_SECRETS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The shop's sample payment secret (and sandbox) exist only in development: a
-/// production start without the real secret, or with the sample, is refused.
+/// The shop's sample WeChat Pay keys (and sandbox) exist only in development: a
+/// production start without the merchant's own keys, or with the samples, is refused.
 #[test]
-fn production_refuses_the_shops_sample_payment_secret() {
-    let check = |environment: &str, payment: Option<&str>| {
+fn production_refuses_the_shops_sample_pay_keys() {
+    let check = |environment: &str, keys: &[(&str, String)]| {
         let scratch = Scratch::new();
         let mut command = command(&scratch);
         command
             .args(["config", "check"])
             .env("WEAPP_ENV", environment)
-            .envs(PRODUCTION_SECRETS.iter().copied());
-        if let Some(secret) = payment {
-            command.env("WEAPP__ORDER__PAYMENT__SECRET", secret);
-        }
+            .envs(PRODUCTION_SECRETS.iter().copied())
+            .envs(keys.iter().map(|(k, v)| (k, v)));
         let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         (output.status.success(), stderr)
     };
+    let keys = |private_key: &str, apiv3_key: &str| {
+        vec![
+            (
+                "WEAPP__PAY__MERCHANTS__SHOP__SERIAL_NO",
+                "7A1B2C3D4E5F60718293A4B5C6D7E8F901234567".to_owned(),
+            ),
+            (
+                "WEAPP__PAY__MERCHANTS__SHOP__PRIVATE_KEY",
+                private_key.to_owned(),
+            ),
+            (
+                "WEAPP__PAY__MERCHANTS__SHOP__APIV3_KEY",
+                apiv3_key.to_owned(),
+            ),
+            (
+                "WEAPP__PAY__MERCHANTS__SHOP__PLATFORM_CERTIFICATES",
+                "true".to_owned(),
+            ),
+            (
+                "WEAPP__PAY__MERCHANTS__SHOP__NOTIFY_URL",
+                "https://shop.example.com/api/pay/notify/shop".to_owned(),
+            ),
+        ]
+    };
     for environment in ["production", "staging", "Production"] {
-        let (ok, stderr) = check(environment, None);
-        assert!(!ok, "{environment}: started without a payment secret");
-        assert!(stderr.contains("order.payment.secret"), "{stderr}");
+        let (ok, stderr) = check(environment, &[]);
+        assert!(!ok, "{environment}: started without the merchant's keys");
+        assert!(
+            stderr.contains("pay.merchants.shop.private_key"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("pay.merchants.shop.apiv3_key"), "{stderr}");
         assert!(
             !stderr.contains("wechat.sandbox"),
             "no sandbox outside development: {stderr}"
         );
-        let (ok, stderr) = check(environment, Some("sandbox-only-payment-secret"));
-        assert!(!ok, "{environment}: started with the sample payment secret");
-        assert!(stderr.contains("order.payment.secret"), "{stderr}");
+        let samples = keys(
+            weapp_pay::samples::MERCHANT_KEY_PEM,
+            weapp_pay::samples::APIV3_KEY,
+        );
+        let (ok, stderr) = check(environment, &samples);
+        assert!(!ok, "{environment}: started with the sample keys");
+        assert!(stderr.contains("pay.merchants.shop.apiv3_key"), "{stderr}");
     }
-    let (ok, stderr) = check("production", Some("a-payment-secret-from-the-provider"));
+    let own = keys(&own_private_key(), "an-apiv3-key-from-the-merchant-0");
+    let (ok, stderr) = check("production", &own);
     assert!(ok, "{stderr}");
+}
+
+/// A merchant key of its own, as the merchant platform issues it (PKCS#8).
+fn own_private_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -229,7 +229,10 @@ pub fn document(operations: &[Operation], title: &str, version: &str) -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "admin": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
-                "signature": {"type": "apiKey", "in": "header", "name": "X-Pay-Signature"},
+                "signature": {
+                    "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
+                    "description": "signed by WeChat itself: Wechatpay-* headers over the raw body (WeChat Pay), or the signature query parameters (message push)"
+                },
             },
             "schemas": {
                 "Error": {

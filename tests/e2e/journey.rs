@@ -1,5 +1,7 @@
-//! The shop end to end: wx.login → login → phone → browse → subscribe → order → pay
-//! notification → paid → subscribe message at (sandbox) WeChat → audit trail.
+//! The shop end to end: wx.login → login → phone → browse → subscribe → order →
+//! WeChat Pay (parameters, the sandbox pays, signed notification) → paid → subscribe
+//! message at (sandbox) WeChat → refund → audit trail; and the payment faults a
+//! real WeChat Pay has (lost and duplicated notifications).
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use weapp::testing::{SANDBOX_APPID, TestApp, TestAppBuilder};
 use weapp::wechat::PushCrypto;
 
 const ADMIN: &str = "journey-admin-token-0123456789";
-const PAY_SECRET: &str = "journey-payment-secret";
+const MCHID: &str = "1900000109";
 const PUSH_TOKEN: &str = "journeytoken";
 const PUSH_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const PAID_TITLE: &str = "订单支付成功通知";
@@ -17,7 +19,9 @@ const PAID_TITLE: &str = "订单支付成功通知";
 fn shop(builder: TestAppBuilder) -> TestAppBuilder {
     builder
         .set("auth.admin_tokens.ops", ADMIN)
-        .set("order.payment.secret", PAY_SECRET)
+        .set("pay.merchants.shop.mchid", MCHID)
+        .set("order.pay.reconcile_after_s", 0)
+        .set("order.pay.reconcile_interval_ms", 100)
         .set("order.outbox.poll_interval_ms", 20)
         .set("message.poll_interval_ms", 20)
         .set("wechat.push.token", PUSH_TOKEN)
@@ -129,23 +133,28 @@ async fn journey(app: TestApp) {
     let order_id = order["order_id"].as_i64().unwrap();
     assert_eq!(order["total_fen"], 2 * price);
 
-    // The payment provider notifies.
-    let body =
-        json!({"order_id": order_id, "transaction_id": "4200000123", "amount_fen": 2 * price})
-            .to_string();
-    let timestamp = chrono::Utc::now().timestamp();
-    let paid = client
-        .post(app.url("/api/pay/notify"))
-        .header("X-Pay-Timestamp", timestamp.to_string())
-        .header(
-            "X-Pay-Signature",
-            weapp_order::payment::sign(PAY_SECRET, timestamp, body.as_bytes()),
-        )
-        .body(body)
+    // The mini program asks for wx.requestPayment's parameters; the buyer pays in
+    // (sandbox) WeChat, which notifies the app, signed and encrypted.
+    let params = client
+        .post(app.url(&format!("/api/orders/{order_id}/pay")))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
-    assert_eq!(json_of(paid, 200).await["code"], "SUCCESS");
+    let params = json_of(params, 200).await;
+    assert!(
+        params["package"]
+            .as_str()
+            .unwrap()
+            .starts_with("prepay_id=wx"),
+        "{params}"
+    );
+    assert_eq!(params["signType"], "RSA");
+    sandbox_pays(&app, order_id).await;
+    eventually("the notification is applied", async || {
+        order_status(&app, &token, order_id).await == "paid"
+    })
+    .await;
     let view = client
         .get(app.url(&format!("/api/orders/{order_id}")))
         .bearer_auth(&token)
@@ -180,6 +189,20 @@ async fn journey(app: TestApp) {
         format!("{}.{:02}元", 2 * price / 100, 2 * price % 100)
     );
 
+    // An operator refunds it; WeChat Pay confirms with a refund notification.
+    let refund = client
+        .post(app.url(&format!("/api/admin/orders/{order_id}/refund")))
+        .header("X-Admin-Token", ADMIN)
+        .json(&json!({"reason": "the buyer changed their mind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(refund, 202).await["status"], "PROCESSING");
+    eventually("the refund is confirmed", async || {
+        order_status(&app, &token, order_id).await == "refunded"
+    })
+    .await;
+
     // The audit trail holds every step and verifies.
     let about_user = format!("user:{user_id}");
     let order_target = format!("order:{order_id}");
@@ -198,9 +221,16 @@ async fn journey(app: TestApp) {
             .collect();
         actions.sort();
         actions.dedup();
-        ["auth.login", "auth.phone", "order.created", "order.paid"]
-            .iter()
-            .all(|a| actions.iter().any(|x| x == a))
+        [
+            "auth.login",
+            "auth.phone",
+            "order.created",
+            "order.paid",
+            "order.refund_requested",
+            "order.refunded",
+        ]
+        .iter()
+        .all(|a| actions.iter().any(|x| x == a))
     })
     .await;
     weapp_audit::flush(&app.ctx).await.unwrap();
@@ -218,6 +248,107 @@ async fn the_shop_journey_on_the_embedded_default() {
 #[tokio::test]
 async fn the_shop_journey_on_postgres_and_redis() {
     journey(
+        shop(TestApp::builder().database(Backend::Postgres).redis())
+            .spawn()
+            .await,
+    )
+    .await;
+}
+
+/// The sandbox's buyer pays the order's prepay.
+async fn sandbox_pays(app: &TestApp, order_id: i64) {
+    app.sandbox_post(
+        "/__sandbox/pay/pay",
+        json!({"out_trade_no": format!("wa{order_id:010}")}),
+    )
+    .await;
+}
+
+async fn order_status(app: &TestApp, token: &str, order_id: i64) -> String {
+    let view: Value = app
+        .client
+        .get(app.url(&format!("/api/orders/{order_id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    view["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A lost notification is found by reconciliation; twenty copies of one pay once.
+async fn payment_faults(app: TestApp) {
+    let client = &app.client;
+    let (token, _) = app.login("o_journey_faults").await;
+    let products = json_of(
+        client.get(app.url("/api/products")).send().await.unwrap(),
+        200,
+    )
+    .await;
+    let product_id = products["items"][0]["id"].as_i64().unwrap();
+    let mut orders = Vec::new();
+    for key in ["faults-1", "faults-2"] {
+        let placed = client
+            .post(app.url("/api/orders"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
+            .send()
+            .await
+            .unwrap();
+        let order_id = json_of(placed, 201).await["order_id"].as_i64().unwrap();
+        let params = client
+            .post(app.url(&format!("/api/orders/{order_id}/pay")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        json_of(params, 200).await;
+        orders.push(order_id);
+    }
+    app.sandbox_post("/__sandbox/pay/faults", json!({"lost": true}))
+        .await;
+    sandbox_pays(&app, orders[0]).await;
+    eventually(
+        "reconciliation pays the order whose notification was lost",
+        async || order_status(&app, &token, orders[0]).await == "paid",
+    )
+    .await;
+
+    app.sandbox_post("/__sandbox/pay/faults", json!({"copies": 20}))
+        .await;
+    sandbox_pays(&app, orders[1]).await;
+    eventually("all twenty copies are answered", async || {
+        let answer: Value = client
+            .get(app.url("/__sandbox/pay/notifications"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
+        deliveries.iter().filter(|d| d["status"] == 204).count() == 20
+    })
+    .await;
+    assert_eq!(order_status(&app, &token, orders[1]).await, "paid");
+    let paid_events = app
+        .count("SELECT COUNT(*) AS n FROM order_outbox WHERE topic = 'order.paid'")
+        .await;
+    assert_eq!(paid_events, 2, "one transition per order");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn payment_faults_on_the_embedded_default() {
+    payment_faults(shop(TestApp::builder()).spawn().await).await;
+}
+
+#[tokio::test]
+async fn payment_faults_on_postgres_and_redis() {
+    payment_faults(
         shop(TestApp::builder().database(Backend::Postgres).redis())
             .spawn()
             .await,

@@ -6,6 +6,7 @@ use example_app as _;
 use weapp_audit as _;
 use weapp_message as _;
 use weapp_order as _;
+use weapp_pay as _;
 use weapp_probe_plugin as _;
 
 mod audit;

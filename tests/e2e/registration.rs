@@ -11,6 +11,7 @@ fn a_plugin_crate_referenced_with_use_as_underscore_is_registered() {
     assert!(names.contains(&"order"), "registered plugins: {names:?}");
     assert!(names.contains(&"audit"), "registered plugins: {names:?}");
     assert!(names.contains(&"message"), "registered plugins: {names:?}");
+    assert!(names.contains(&"pay"), "registered plugins: {names:?}");
 }
 
 /// The registered plugin's routes are mounted and its embedded migration ran.

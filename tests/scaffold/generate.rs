@@ -91,8 +91,9 @@ impl Scratch {
 }
 
 /// The crates a generated project may name, with their folders in this checkout.
-const PUBLISHED: [(&str, &str); 4] = [
+const PUBLISHED: [(&str, &str); 5] = [
     ("weapp", "framework"),
+    ("weapp-pay", "plugins/pay"),
     ("weapp-order", "plugins/order"),
     ("weapp-message", "plugins/message"),
     ("weapp-audit", "plugins/audit"),

@@ -1,7 +1,7 @@
 //! The `[order]` config section.
 
 use serde::{Deserialize, Serialize};
-use weapp::config::{Config, ConfigIssue, ConfigSection, Secret};
+use weapp::config::{Config, ConfigIssue, ConfigSection};
 use weapp::db::{Isolation, RetryPolicy};
 
 /// Settings of the order plugin (`[order]`, env `WEAPP__ORDER__*`).
@@ -37,8 +37,8 @@ pub struct OrderConfig {
     pub page_size: i64,
     /// Largest `per_page` a client may ask for.
     pub max_page_size: i64,
-    /// The payment provider's notifications.
-    pub payment: PaymentConfig,
+    /// Paying orders with WeChat Pay (the pay plugin).
+    pub pay: OrderPayConfig,
     /// The outbox worker.
     pub outbox: OutboxConfig,
     /// Orders placed at the same time sharing one transaction (PostgreSQL).
@@ -60,7 +60,7 @@ impl Default for OrderConfig {
             max_pending_units: 1_000,
             page_size: 20,
             max_page_size: 100,
-            payment: PaymentConfig::default(),
+            pay: OrderPayConfig::default(),
             outbox: OutboxConfig::default(),
             group_commit: GroupCommitConfig::default(),
         }
@@ -91,22 +91,38 @@ impl Default for GroupCommitConfig {
     }
 }
 
-/// `[order.payment]`: how payment notifications are authenticated.
+/// `[order.pay]`: paying orders with WeChat Pay, through `[pay.merchants]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PaymentConfig {
-    /// HMAC-SHA256 secret shared with the payment provider; notifications are refused
-    /// (503 `payment_not_configured`) while it is empty.
-    pub secret: Secret,
-    /// Accepted clock difference for `X-Pay-Timestamp`, in seconds.
-    pub max_skew_s: i64,
+pub struct OrderPayConfig {
+    /// The `[pay.merchants.<name>]` orders are paid to; empty: the only merchant
+    /// configured.
+    pub merchant: String,
+    /// An order's `out_trade_no` is this prefix and its id in 10 digits
+    /// (`wa0000000042`); apps or environments sharing a merchant need different
+    /// prefixes.
+    pub out_trade_no_prefix: String,
+    /// What the payer sees on the payment sheet (at most 127 characters).
+    pub description: String,
+    /// Pending orders whose prepay is older than this are looked up at WeChat Pay:
+    /// a notification can be lost.
+    pub reconcile_after_s: u64,
+    /// How often that reconciliation runs.
+    pub reconcile_interval_ms: u64,
+    /// Put a refunded order's units back on sale (off: refunds leave stock alone,
+    /// as when the goods were shipped and are not coming back).
+    pub restock_on_refund: bool,
 }
 
-impl Default for PaymentConfig {
+impl Default for OrderPayConfig {
     fn default() -> Self {
-        PaymentConfig {
-            secret: Secret::default(),
-            max_skew_s: 300,
+        OrderPayConfig {
+            merchant: String::new(),
+            out_trade_no_prefix: "wa".into(),
+            description: "weapp order".into(),
+            reconcile_after_s: 60,
+            reconcile_interval_ms: 30_000,
+            restock_on_refund: false,
         }
     }
 }
@@ -156,14 +172,27 @@ weapp::config_section!(OrderConfig);
 impl ConfigSection for OrderConfig {
     const NAME: &'static str = "order";
 
-    fn issues(&self, config: &Config) -> Vec<ConfigIssue> {
+    fn issues(&self, _config: &Config) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         let mut bad = |key: &str, reason: &str| out.push(ConfigIssue::new(key, reason));
-        // Anyone who knows the payment secret marks orders paid.
-        if !config.is_development()
-            && let Some(reason) = self.payment.secret.production_issue()
+        let prefix = &self.pay.out_trade_no_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 20
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            bad("order.payment.secret", reason);
+            bad(
+                "order.pay.out_trade_no_prefix",
+                "must be 1 to 20 letters, digits, - or _",
+            );
+        }
+        let description = self.pay.description.chars().count();
+        if description == 0 || description > 127 {
+            bad("order.pay.description", "must be 1 to 127 characters");
+        }
+        if self.pay.reconcile_interval_ms == 0 {
+            bad("order.pay.reconcile_interval_ms", "must be positive");
         }
         if self.max_items == 0 {
             bad("order.max_items", "must be at least 1");

@@ -53,8 +53,46 @@ impl TypedEvent for Cancelled {
     const TOPIC: &'static str = "order.cancelled";
 }
 
-/// `payment.anomaly`: a payment notification that could not be applied (wrong
-/// amount, order not payable, a second transaction); for reconciliation.
+/// `order.refund_requested`: an administrator asked WeChat Pay to refund a paid
+/// order in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequested {
+    /// The order.
+    pub order_id: i64,
+    /// The buyer; `None` once the account is erased.
+    pub user_id: Option<i64>,
+    /// What is refunded, in fen.
+    pub total_fen: i64,
+    /// WeChat Pay's refund id.
+    pub refund_id: String,
+    /// The name of the admin token used.
+    pub admin: String,
+}
+
+impl TypedEvent for RefundRequested {
+    const TOPIC: &'static str = "order.refund_requested";
+}
+
+/// `order.refunded`: WeChat Pay confirmed the refund of a paid order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refunded {
+    /// The order.
+    pub order_id: i64,
+    /// The buyer; `None` once the account is erased.
+    pub user_id: Option<i64>,
+    /// What was refunded, in fen.
+    pub total_fen: i64,
+    /// Whether its units were put back on sale (`order.pay.restock_on_refund`).
+    pub restocked: bool,
+}
+
+impl TypedEvent for Refunded {
+    const TOPIC: &'static str = "order.refunded";
+}
+
+/// `payment.anomaly`: a payment that could not be applied (wrong amount, another
+/// payer, order not payable, a second transaction) or a refund WeChat Pay could not
+/// make (`refund_abnormal`, `refund_closed`); for an operator to settle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentAnomaly {
     /// The order.

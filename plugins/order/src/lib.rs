@@ -1,11 +1,14 @@
-//! `weapp-order`: products, stock, idempotent orders, payment notifications, and the
+//! `weapp-order`: products, stock, idempotent orders paid with WeChat Pay, and the
 //! events they cause.
 //!
 //! Routes (JSON): `GET /api/products`, `GET /api/products/{id}` (public);
 //! `POST /api/orders` (with `Idempotency-Key`), `GET /api/orders`,
-//! `GET /api/orders/{id}`, `POST /api/orders/{id}/cancel` (authenticated);
-//! `POST /api/pay/notify` (signed by the payment provider, see [`payment`]);
-//! `/api/admin/products` (operators: add, change, put on or off sale, set stock).
+//! `GET /api/orders/{id}`, `POST /api/orders/{id}/cancel`,
+//! `POST /api/orders/{id}/pay` (authenticated; the `wx.requestPayment` parameters,
+//! see [`payment`]); `/api/admin/products` (operators: add, change, put on or off
+//! sale, set stock) and `POST /api/admin/orders/{id}/refund`. Payment and refund
+//! notifications arrive through the pay plugin (`weapp-pay`), which hands them to
+//! this plugin's [`payment::Checkout`].
 //! `app order seed <file.json>` adds the products of a file that the catalogue lacks.
 //!
 //! Correctness rests on three rules: stock is taken with a conditional update in the
@@ -13,7 +16,7 @@
 //! database); every state change locks the order and checks its
 //! `version` ([`transitions`]); side effects go through the [`outbox`] and are published
 //! on the app's event bus (`order.created`, `order.paid`, `order.cancelled`,
-//! `payment.anomaly`) only after commit.
+//! `order.refund_requested`, `order.refunded`, `payment.anomaly`) only after commit.
 //!
 //! An app enables the plugin by linking it: `use weapp_order as _;`.
 
@@ -53,6 +56,7 @@ weapp::register_plugin!(OrderPlugin);
 const MIGRATIONS: &[weapp::db::Migration] = &[
     weapp::migration!("0001_create_order_tables"),
     weapp::migration!("0002_index_pending_outbox_events"),
+    weapp::migration!("0003_add_wechat_pay_columns"),
 ];
 
 /// Unpaid orders cancelled per sweep at most.
@@ -65,7 +69,7 @@ impl Plugin for OrderPlugin {
     }
 
     fn dependencies(&self) -> &'static [&'static str] {
-        &["auth"]
+        &["auth", "pay"]
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
@@ -78,13 +82,10 @@ impl Plugin for OrderPlugin {
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
         let config = (*ctx.config().get::<OrderConfig>()?).clone();
-        if config.payment.secret.is_empty() {
-            tracing::warn!("order.payment.secret is not set; /api/pay/notify answers 503");
-        }
         let orders = Orders::new(config, ctx.db().clone());
         tracing::info!(strategy = orders.placement_strategy(), "order placement");
         ctx.insert(orders);
-        Ok(())
+        install_checkout(ctx)
     }
 
     async fn export_user(
@@ -128,8 +129,57 @@ impl Plugin for OrderPlugin {
         vec![
             BackgroundTask::new("order-outbox", run_outbox),
             BackgroundTask::new("order-expiry", run_expiry),
+            BackgroundTask::new("order-reconcile", run_reconcile),
         ]
     }
+}
+
+/// Pays orders to the merchant `order.pay.merchant` names (or the only one), and
+/// takes that merchant's notifications. Without a merchant, paying answers 503.
+fn install_checkout(ctx: &AppContext) -> weapp::Result<()> {
+    let (Some(orders), Some(payments)) = (ctx.get::<Orders>(), ctx.get::<weapp_pay::Payments>())
+    else {
+        return Ok(());
+    };
+    let wanted = &orders.config().pay.merchant;
+    let merchant = if wanted.is_empty() {
+        let mut all = payments.merchants();
+        match (all.next(), all.next()) {
+            (Some(only), None) => only.clone(),
+            (None, _) => {
+                tracing::warn!("no WeChat Pay merchant (pay.merchants); orders cannot be paid");
+                return Ok(());
+            }
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    "order.pay.merchant",
+                    "several pay.merchants are configured: name the one orders are paid to",
+                ));
+            }
+        }
+    } else {
+        payments.merchant(wanted).cloned().ok_or_else(|| {
+            config_error("order.pay.merchant", "names no merchant of pay.merchants")
+        })?
+    };
+    tracing::info!(merchant = %merchant.name, "orders are paid with WeChat Pay");
+    ctx.insert(payment::Checkout::new(
+        ctx,
+        orders,
+        payments.clone(),
+        merchant,
+    ));
+    let checkout = ctx.get::<payment::Checkout>().expect("inserted just now");
+    if !payments.set_sink(checkout) {
+        return Err(weapp::Error::internal(
+            "another plugin already takes WeChat Pay notifications",
+        ));
+    }
+    Ok(())
+}
+
+fn config_error(key: &str, reason: &str) -> weapp::Error {
+    weapp::config::ConfigError::Invalid(vec![weapp::config::ConfigIssue::new(key, reason)]).into()
 }
 
 /// `order seed <file>`: the file's products that the catalogue lacks, added.
@@ -180,6 +230,11 @@ async fn run_expiry(ctx: AppContext, shutdown: weapp::Shutdown) {
             _ = tokio::time::sleep(interval) => {}
         }
         let now = model::now_ms();
+        if let Some(checkout) = ctx.get::<payment::Checkout>()
+            && let Err(e) = checkout.release_due_prepays(now, EXPIRY_BATCH).await
+        {
+            tracing::warn!(error = %e, "closing the prepays of expired orders failed");
+        }
         match orders.expire_unpaid(now, EXPIRY_BATCH).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(cancelled = n, "unpaid orders cancelled"),
@@ -190,6 +245,29 @@ async fn run_expiry(ctx: AppContext, shutdown: weapp::Shutdown) {
         }
         if let Err(e) = orders.purge_outbox(now).await {
             tracing::warn!(error = %e, "purging finished outbox events failed");
+        }
+    }
+}
+
+/// Looks up pending orders with an old prepay at WeChat Pay, so a lost
+/// notification does not leave a paid order pending.
+async fn run_reconcile(ctx: AppContext, shutdown: weapp::Shutdown) {
+    let Some(checkout) = ctx.get::<payment::Checkout>() else {
+        return;
+    };
+    let Some(orders) = ctx.get::<Orders>() else {
+        return;
+    };
+    let interval = std::time::Duration::from_millis(orders.config().pay.reconcile_interval_ms);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match checkout.reconcile(model::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(paid = n, "payments found by reconciliation"),
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
         }
     }
 }

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 pub enum OrderStatus {
     /// Placed, stock taken, waiting for payment.
     Pending,
-    /// Paid; final.
+    /// Paid.
     Paid,
     /// Cancelled by the buyer or for lack of payment; stock returned; final.
     Cancelled,
+    /// Paid, then refunded in full (WeChat Pay confirmed the refund); final.
+    Refunded,
 }
 
 impl OrderStatus {
@@ -21,6 +23,7 @@ impl OrderStatus {
             OrderStatus::Pending => "pending",
             OrderStatus::Paid => "paid",
             OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Refunded => "refunded",
         }
     }
 
@@ -30,6 +33,7 @@ impl OrderStatus {
             "pending" => Some(OrderStatus::Pending),
             "paid" => Some(OrderStatus::Paid),
             "cancelled" => Some(OrderStatus::Cancelled),
+            "refunded" => Some(OrderStatus::Refunded),
             _ => None,
         }
     }
@@ -237,16 +241,25 @@ pub struct PageQuery {
     pub per_page: Option<i64>,
 }
 
-/// Body of `POST /api/pay/notify` from the payment provider.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A verified payment of an order (from a WeChat Pay notification or query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentNotice {
     /// Our order id.
     pub order_id: i64,
-    /// The provider's transaction id.
+    /// WeChat Pay's transaction id.
     pub transaction_id: String,
-    /// Amount paid in fen.
+    /// Amount paid in fen (the order total WeChat Pay charged).
     pub amount_fen: i64,
+    /// Whether the payer is the order's buyer (their openid in the app).
+    pub payer_matches: bool,
+}
+
+/// Body of `POST /api/admin/orders/{id}/refund`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundOrder {
+    /// Shown to the buyer by WeChat Pay (at most 80 characters).
+    pub reason: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -77,6 +77,7 @@ pub(crate) struct Transition<'a> {
     pub payment_id: Option<&'a str>,
     pub paid_at: Option<i64>,
     pub cancel_reason: Option<&'a str>,
+    pub refunded_at: Option<i64>,
 }
 
 impl<'a> Transition<'a> {
@@ -89,6 +90,7 @@ impl<'a> Transition<'a> {
             payment_id: None,
             paid_at: None,
             cancel_reason: None,
+            refunded_at: None,
         }
     }
 }

@@ -35,7 +35,7 @@ diesel::table! {
         id -> BigInt,
         /// The buyer; `NULL` once anonymised.
         user_id -> Nullable<BigInt>,
-        /// `pending`, `paid` or `cancelled`.
+        /// `pending`, `paid`, `cancelled` or `refunded`.
         status -> Text,
         /// Sum of the items in fen.
         total_fen -> BigInt,
@@ -53,6 +53,16 @@ diesel::table! {
         expires_at -> BigInt,
         /// Unix milliseconds.
         paid_at -> Nullable<BigInt>,
+        /// WeChat Pay's prepay for this order.
+        prepay_id -> Nullable<Text>,
+        /// When the prepay was made (Unix milliseconds).
+        prepay_at -> Nullable<BigInt>,
+        /// WeChat Pay's refund id, once requested.
+        refund_id -> Nullable<Text>,
+        /// When the refund was requested (Unix milliseconds).
+        refund_requested_at -> Nullable<BigInt>,
+        /// When WeChat Pay confirmed the refund (Unix milliseconds).
+        refunded_at -> Nullable<BigInt>,
     }
 }
 

@@ -37,6 +37,10 @@ pub(crate) trait OrderStatements {
         from: OrderStatus,
         change: &Transition<'_>,
     ) -> Result<(), OrderError>;
+
+    /// Puts an order's units back on hand, in product order (as orders take them,
+    /// so two transactions never wait on each other's rows in opposite orders).
+    async fn restock(&mut self, order_id: i64) -> QueryResult<()>;
 }
 
 /// Implements [`OrderStatements`]; `lock` is how the order's row is locked.
@@ -67,6 +71,22 @@ macro_rules! order_statements {
                     1 => Ok(()),
                     _ => Err(OrderError::Concurrent),
                 }
+            }
+
+            async fn restock(&mut self, order_id: i64) -> QueryResult<()> {
+                let lines: Vec<(i64, i64)> = order_items::table
+                    .filter(order_items::order_id.eq(order_id))
+                    .order(order_items::product_id)
+                    .select((order_items::product_id, order_items::qty))
+                    .load(self)
+                    .await?;
+                for (product_id, qty) in lines {
+                    diesel::update(stock::table.find(product_id))
+                        .set(stock::qty.eq(stock::qty + qty))
+                        .execute(self)
+                        .await?;
+                }
+                Ok(())
             }
         }
     };

@@ -15,7 +15,7 @@ use crate::events;
 use crate::model::{OrderStatus, PaymentNotice, now_ms};
 use crate::outbox::NewEvent;
 use crate::rows::{OrderRow, Transition};
-use crate::schema::{order_items, orders, stock};
+use crate::schema::orders;
 use crate::service::Orders;
 use crate::statements::{InsertEvent, OrderStatements};
 
@@ -39,6 +39,8 @@ pub enum PaymentAnomaly {
     PaidTwice,
     /// The order was cancelled before the payment arrived.
     PaidAfterCancel,
+    /// Someone other than the buyer paid (another openid).
+    PayerMismatch,
 }
 
 impl PaymentAnomaly {
@@ -48,6 +50,7 @@ impl PaymentAnomaly {
             PaymentAnomaly::AmountMismatch => "amount_mismatch",
             PaymentAnomaly::PaidTwice => "already_paid",
             PaymentAnomaly::PaidAfterCancel => "order_not_payable",
+            PaymentAnomaly::PayerMismatch => "payer_mismatch",
         }
     }
 }
@@ -90,16 +93,17 @@ impl Orders {
                     .await?
                     .ok_or(OrderError::OrderNotFound)?;
                 let anomaly = match status_of(&row) {
-                    OrderStatus::Paid
+                    OrderStatus::Paid | OrderStatus::Refunded
                         if row.payment_id.as_deref() == Some(&notice.transaction_id) =>
                     {
                         return Ok((PaymentOutcome::AlreadyPaid, None));
                     }
-                    OrderStatus::Paid => PaymentAnomaly::PaidTwice,
+                    OrderStatus::Paid | OrderStatus::Refunded => PaymentAnomaly::PaidTwice,
                     OrderStatus::Cancelled => PaymentAnomaly::PaidAfterCancel,
                     OrderStatus::Pending if notice.amount_fen != row.total_fen => {
                         PaymentAnomaly::AmountMismatch
                     }
+                    OrderStatus::Pending if !notice.payer_matches => PaymentAnomaly::PayerMismatch,
                     OrderStatus::Pending => {
                         let change = Transition {
                             payment_id: Some(&notice.transaction_id),
@@ -157,6 +161,7 @@ impl Orders {
                 match status_of(&row) {
                     OrderStatus::Cancelled => return Ok(None),
                     OrderStatus::Paid => return Err(OrderError::WrongState("paid")),
+                    OrderStatus::Refunded => return Err(OrderError::WrongState("refunded")),
                     OrderStatus::Pending => {}
                 }
                 let change = Transition {
@@ -164,18 +169,7 @@ impl Orders {
                     ..Transition::to(OrderStatus::Cancelled, &row, now)
                 };
                 c.advance(&row, OrderStatus::Pending, &change).await?;
-                let lines: Vec<(i64, i64)> = order_items::table
-                    .filter(order_items::order_id.eq(row.id))
-                    .order(order_items::product_id)
-                    .select((order_items::product_id, order_items::qty))
-                    .load(c)
-                    .await?;
-                for (product_id, qty) in lines {
-                    diesel::update(stock::table.find(product_id))
-                        .set(stock::qty.eq(stock::qty + qty))
-                        .execute(c)
-                        .await?;
-                }
+                c.restock(row.id).await?;
                 let cancelled = events::Cancelled {
                     order_id: row.id,
                     user_id: row.user_id,
@@ -191,6 +185,81 @@ impl Orders {
         Ok(())
     }
 
+    /// Applies WeChat Pay's confirmation of an order's refund exactly once: paid →
+    /// refunded, with the stock put back if `order.pay.restock_on_refund`. `false`
+    /// if the order was refunded already.
+    pub async fn complete_refund(&self, order_id: i64) -> Result<bool, OrderError> {
+        let restock = self.config.pay.restock_on_refund;
+        let mut conn = self.db.conn().await?;
+        let event_id = weapp::retrying!(self.config.retry, "complete refund", {
+            transaction!(conn, self.config.isolation, |c| {
+                let now = now_ms();
+                let row = c
+                    .lock_order(order_id)
+                    .await?
+                    .ok_or(OrderError::OrderNotFound)?;
+                match status_of(&row) {
+                    OrderStatus::Refunded => return Ok(None),
+                    OrderStatus::Paid => {}
+                    OrderStatus::Pending => return Err(OrderError::WrongState("pending")),
+                    OrderStatus::Cancelled => return Err(OrderError::WrongState("cancelled")),
+                }
+                let change = Transition {
+                    refunded_at: Some(now),
+                    ..Transition::to(OrderStatus::Refunded, &row, now)
+                };
+                c.advance(&row, OrderStatus::Paid, &change).await?;
+                if restock {
+                    c.restock(row.id).await?;
+                }
+                let refunded = events::Refunded {
+                    order_id: row.id,
+                    user_id: row.user_id,
+                    total_fen: row.total_fen,
+                    restocked: restock,
+                };
+                let event_id = c.insert_event(&NewEvent::new(&refunded, now)).await?;
+                Ok::<_, OrderError>(Some(event_id))
+            })
+        })?;
+        self.outbox.hint(event_id);
+        Ok(event_id.is_some())
+    }
+
+    /// Records that WeChat Pay could not refund a paid order (`REFUND.ABNORMAL` or
+    /// `REFUND.CLOSED`) as a `payment.anomaly` for an operator; the order stays paid.
+    pub async fn record_refund_failure(
+        &self,
+        order_id: i64,
+        refund_status: &str,
+        refund_id: &str,
+    ) -> Result<(), OrderError> {
+        let reason = match refund_status {
+            "CLOSED" => "refund_closed",
+            _ => "refund_abnormal",
+        };
+        let mut conn = self.db.conn().await?;
+        let event_id = transaction!(conn, self.config.isolation, |c| {
+            let row = c
+                .lock_order(order_id)
+                .await?
+                .ok_or(OrderError::OrderNotFound)?;
+            let anomalous = events::PaymentAnomaly {
+                order_id: row.id,
+                user_id: row.user_id,
+                reason: reason.to_owned(),
+                order_status: row.status.clone(),
+                total_fen: row.total_fen,
+                amount_fen: 0,
+                transaction_id: refund_id.to_owned(),
+            };
+            let event_id = c.insert_event(&NewEvent::new(&anomalous, now_ms())).await?;
+            Ok::<_, OrderError>(Some(event_id))
+        })?;
+        self.outbox.hint(event_id);
+        Ok(())
+    }
+
     /// Cancels (and restocks) up to `limit` pending orders whose time ran out by
     /// `now`; returns how many.
     pub async fn expire_unpaid(&self, now: i64, limit: i64) -> Result<usize, OrderError> {
@@ -199,6 +268,9 @@ impl Orders {
             orders::table
                 .filter(orders::status.eq(OrderStatus::Pending.as_str()))
                 .filter(orders::expires_at.le(now))
+                // An order with a prepay may be paid at any moment: the checkout
+                // closes its prepay first (or finds it paid) and clears it.
+                .filter(orders::prepay_id.is_null())
                 .order(orders::expires_at)
                 .select(orders::id)
                 .limit(limit)

@@ -105,9 +105,8 @@ impl Merchant {
         }
         let key = MerchantKey::from_pem(&private_pem)
             .map_err(|e| invalid(name, "private_key", e.to_string()))?;
-        let sample_merchant = sample_key(samples::MERCHANT_KEY_PEM)?;
         let sample_platform = sample_key(samples::PLATFORM_A_KEY_PEM)?.public_key();
-        if !defaults.development && key.public_key() == sample_merchant.public_key() {
+        if !defaults.development && is_sample(&key.public_key())? {
             return Err(invalid(
                 name,
                 "private_key",
@@ -130,7 +129,7 @@ impl Merchant {
             Some(pem) => {
                 let key = PlatformKey::from_public_key_pem(&pem)
                     .map_err(|e| invalid(name, "public_key", e.to_string()))?;
-                if !defaults.development && key == sample_platform {
+                if !defaults.development && is_sample(&key)? {
                     return Err(invalid(
                         name,
                         "public_key",
@@ -209,6 +208,20 @@ impl Merchant {
     pub fn public_key(&self) -> PlatformKey {
         self.key.public_key()
     }
+}
+
+/// Whether `key` is one of the sandbox's published key pairs (merchant or platform).
+fn is_sample(key: &PlatformKey) -> Result<bool, SampleKeyError> {
+    for pem in [
+        samples::MERCHANT_KEY_PEM,
+        samples::PLATFORM_A_KEY_PEM,
+        samples::PLATFORM_B_KEY_PEM,
+    ] {
+        if sample_key(pem)?.public_key() == *key {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One of the sandbox's sample private keys (the samples ship only private keys;

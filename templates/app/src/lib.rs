@@ -12,6 +12,7 @@ use weapp_message as _;
 {%- endif %}
 {%- if with_order %}
 use weapp_order as _;
+use weapp_pay as _;
 {%- endif %}
 
 /// The defaults in `config/default.toml`, compiled in so the binary runs from any

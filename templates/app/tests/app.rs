@@ -119,6 +119,39 @@ async fn the_openapi_document_lists_the_feedback_routes() {
     app.stop().await.unwrap();
 }
 
+{%- if with_order %}
+/// A merchant API key made for this test alone (not one of the pay sandbox's
+/// published samples, which production refuses); never a real merchant's.
+const TEST_MERCHANT_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCXrssnu6jOh8O2
+u7C1CtFrhDIZbBL2QwJBD/QHe4UijWLRtpIwSauuojrmxavKBYjrMGwM5OoDtMpd
+0MnYKA8qVnG3xsaw9hHIJp2LONoZMvJY3PVhy1j79K9hn4ZyLGW91CdjkWcHKSTY
+lHINtAukNVUKRRt+knMhljI9WVdk2BvlhPu4AgGTro3V6WD4uvWtIEmFgxKqwt7A
+MYVnM22GTS/QFPq8JHCwvQfAqcEuKy8f38Luo8KoGdWgapE1RIZ+13Eaz0jLuDs4
+ZFK+rIwyDAV4je53UL9rXuaaaw2IDQt3ksRk02TZ5rgEh4qPYoPut6SxhZmeDbMr
+BRMaU9glAgMBAAECggEAJH6RsoWcH9TaaeTOp0BrEotD4on2JfoJWM4V0JcPeTi7
+Rem/Uo7nF6VAtrVol7qtLqj/1jpdc3bUGa5aYf+BZpZV1fmlZH5P2PAxh4WuM9Hm
+LSs8fsMGLdi5OavAFUhJUlrw/yvEthxYGSPeLR3cjy2lwErQSqvBt5sDi28rb7+Q
+NGqO/RD9cpScHwuxIRNSKBBM0SFjInORZ3Wl7gS8RAV9iwRvULAevXljDoPVQwDr
+nCh/jS+059W4drnZu2JRMboPr62gN3uHOZYc69xCLbLpQ3mVc4myQMKYQ6rL2H1q
+BxjfhajZ5gFCPfuoJRzq1V0eQv92HIiTy8CXaYxoAQKBgQDRxxLnQmbFLVLmFfkp
+F0KlhJ7hJS6CByDBllxvcFq9ra05ZdNfkZGwiXLQUlZAFH6q9x52OQLhcEYe6m/s
+rJLUq4FmLWTIKWBTjbmoKFgLvRZOmIdgppvu9JJppC1GfoCLvLeF9O2Ob/okGeUX
+pxu3j4m6gJ27TSt9a5WmUSItwQKBgQC5GsOXY0sOn3ko7J8J0xxNoq+RIuy4D7ec
+qN+mEz9jM+eAu4f3Cl8Q+t4lHndKcDSoDe6y1dn+lELjlAq9pXZkvTP9hWxSkpET
+GDOWbFvOnWaZjDRjQqC34FCxVUQmUXvVP/CRMlO526aREkh4WZUea8dgxcn6LQ6f
+7As7yQCLZQKBgEUVyYztmkjPb2Ck1eSJa4J1FZnSE+nwjQIUEacFmmyjGMwxU5ZC
+q3c3HN+sbgk2dqy5K4gFqIQz5HPkAy4vez+cp8XNp0YgEkASCZVui+h5wjHqG5Nh
+6zKbyugNkHeJy625Xbs4+U8SY4+mE4NhnkgqdlI8bzWy6WKpnqQiTh5BAoGBAJDe
+3Y2ybJ/5N/5Lkv1BeLlaRkY1K0ezJWU61i9IiSe/C8S5AOTb/SNw9EPg4EQmJVAR
+92uH66FPsDolN3LN+SdG3VXiArFtfJWRL27fR8shbZdnH+k/0EGZEg54SWokA+MW
+s9Uvqk+gFXEc+hMXKZoxiE24/ycJ9JQ9TV1xJzfxAoGBAI1ZZk1gJid+Qa+/cLP3
+5Nqgpjz7It1DM5QUozLkWDRHQ7mvmHurwEK7qcJVc7GEICSkB7Xmg3dU0xwytCRF
+YGGgVv6M0hat4uUIImL8LfHAQfleG9LR/e95qWk1kpHEnN3cytCHh/pxcsRu6/pf
+Rp0E36faT9dt26rx2TxDDY4O
+-----END PRIVATE KEY-----";
+
+{%- endif %}
 /// Every secret production needs, as a deployment sets them (deploy/k8s).
 fn production_secrets() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -134,8 +167,16 @@ fn production_secrets() -> Vec<(&'static str, &'static str)> {
         ),
 {%- if with_order %}
         (
-            "WEAPP__ORDER__PAYMENT__SECRET",
-            "a-payment-secret-from-the-provider",
+            "WEAPP__PAY__MERCHANTS__SHOP__SERIAL_NO",
+            "7A1B2C3D4E5F60718293A4B5C6D7E8F901234567",
+        ),
+        (
+            "WEAPP__PAY__MERCHANTS__SHOP__PRIVATE_KEY",
+            TEST_MERCHANT_KEY,
+        ),
+        (
+            "WEAPP__PAY__MERCHANTS__SHOP__APIV3_KEY",
+            "an-apiv3-key-from-the-merchant-0",
         ),
 {%- endif %}
         ("WEAPP__DATABASE__URL", "postgres://app@db:5432/app"),

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use weapp::actix_web::http::StatusCode;
 use weapp::actix_web::{HttpRequest, HttpResponse, web};
 use weapp::api::{Access, ApiRoutes};
-use weapp::auth::AuthUser;
+use weapp::auth::{AdminCaller, AuthUser};
 use weapp::error::JSON_UTF8;
 use weapp::{AppContext, Error};
 
-use crate::error::OrderError;
 use crate::idempotency::{IdempotencyKey, StoredResponse};
-use crate::model::{CreateOrder, PageQuery, PaymentNotice};
-use crate::payment;
+use crate::model::{CreateOrder, PageQuery, RefundOrder};
+use crate::payment::Checkout;
 use crate::service::Orders;
-use crate::transitions::{CancelReason, PaymentOutcome};
+use crate::transitions::CancelReason;
 
 /// Mounts the plugin's routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -58,10 +57,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             cancel_order,
         )
         .post(
-            "/api/pay/notify",
-            "Payment notification (X-Pay-Timestamp, X-Pay-Signature)",
-            Access::Signed,
-            pay_notify,
+            "/api/orders/{id}/pay",
+            "The wx.requestPayment parameters of a pending order (WeChat Pay)",
+            Access::User,
+            pay_order,
+        )
+        .post(
+            "/api/admin/orders/{id}/refund",
+            "Refund a paid order in full through WeChat Pay",
+            Access::Admin,
+            refund_order,
         );
     catalog_admin::configure(cfg);
 }
@@ -161,54 +166,50 @@ async fn cancel_order(
 ) -> Result<HttpResponse, Error> {
     let orders = orders(&ctx)?;
     let id = id.into_inner();
+    // Only the owner's order: someone else's is 404 like any unknown one.
+    orders.order(user.user_id, id).await?;
+    if let Some(checkout) = ctx.get::<Checkout>() {
+        checkout.before_cancel(id).await?;
+    }
     orders
         .cancel_order(Some(user.user_id), id, CancelReason::User)
         .await?;
     Ok(HttpResponse::Ok().json(orders.order(user.user_id, id).await?))
 }
 
-/// `POST /api/pay/notify`: the body is read raw, because the signature covers its bytes.
-async fn pay_notify(
+fn checkout(ctx: &AppContext) -> Result<Arc<Checkout>, Error> {
+    ctx.get::<Checkout>().ok_or_else(|| {
+        Error::unavailable(
+            "pay_not_configured",
+            "no WeChat Pay merchant is configured (pay.merchants)",
+        )
+    })
+}
+
+async fn pay_order(
     ctx: AppContext,
-    req: HttpRequest,
-    body: web::Bytes,
+    user: AuthUser,
+    id: web::Path<i64>,
 ) -> Result<HttpResponse, Error> {
-    let orders = orders(&ctx)?;
-    let now_s = chrono::Utc::now().timestamp();
-    payment::verify(&orders.config().payment, req.headers(), &body, now_s)?;
-    let notice: PaymentNotice = serde_json::from_slice(&body)
-        .map_err(|e| Error::bad_request("invalid_body", format!("invalid notification: {e}")))?;
-    if notice.transaction_id.is_empty() || notice.transaction_id.len() > 64 {
-        return Err(Error::bad_request(
-            "invalid_body",
-            "transaction_id must be 1 to 64 characters",
-        ));
-    }
-    let outcome = orders.apply_payment(&notice).await.map_err(|e| match e {
-        OrderError::OrderNotFound => Error::not_found("order not found"),
-        e => e.into(),
-    })?;
-    match outcome {
-        PaymentOutcome::Paid | PaymentOutcome::AlreadyPaid => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({"code": "SUCCESS", "message": "OK"})))
-        }
-        PaymentOutcome::Anomaly(anomaly) => {
-            tracing::warn!(
-                order_id = notice.order_id,
-                reason = anomaly.code(),
-                "payment refused"
-            );
-            let status = match anomaly {
-                crate::transitions::PaymentAnomaly::AmountMismatch => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                _ => StatusCode::CONFLICT,
-            };
-            Err(Error::http(
-                status,
-                anomaly.code(),
-                format!("payment not applied: {}", anomaly.code().replace('_', " ")),
-            ))
-        }
-    }
+    let params = checkout(&ctx)?.pay(user.user_id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(params))
+}
+
+async fn refund_order(
+    ctx: AppContext,
+    admin: AdminCaller,
+    id: web::Path<i64>,
+    body: Option<web::Json<RefundOrder>>,
+) -> Result<HttpResponse, Error> {
+    let id = id.into_inner();
+    let reason = body.and_then(|b| b.into_inner().reason);
+    let refund = checkout(&ctx)?.refund(id, reason, &admin.name).await?;
+    tracing::info!(order_id = id, admin = %admin.name, refund_id = %refund.refund_id, "refund requested");
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "order_id": id,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "status": refund.status,
+        "amount_fen": refund.amount.refund,
+    })))
 }

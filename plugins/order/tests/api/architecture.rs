@@ -15,7 +15,6 @@ const ORDER_LAYERS: &[&[&str]] = &[
         "events",
         "idempotency",
         "gate",
-        "payment",
     ],
     &["outbox"],
     &["rows"],
@@ -23,6 +22,7 @@ const ORDER_LAYERS: &[&[&str]] = &[
     &["placement"],
     &["service"],
     &["catalog", "placing", "transitions", "views", "privacy"],
+    &["payment"],
     &["routes"],
     &["lib"],
 ];

@@ -65,12 +65,17 @@ async fn journey(backend: Backend) {
     let (status, _) = get(&app, "/api/orders", None).await;
     assert_eq!(status, 401);
 
-    let pay = json!({"order_id": order_id, "transaction_id": "4200000001", "amount_fen": 5_500});
-    let (status, ack) = notify(&app, &pay).await;
-    assert_eq!(
-        (status.as_u16(), ack["code"].as_str()),
-        (200, Some("SUCCESS"))
+    // Only the buyer gets the payment parameters.
+    let (status, _) = pay_params(&app, &other, order_id).await;
+    assert_eq!(status, 404);
+    let params = pay(&app, &token, order_id).await;
+    assert!(
+        params["package"]
+            .as_str()
+            .unwrap()
+            .starts_with("prepay_id=")
     );
+    assert_eq!(params["signType"], "RSA");
     let (_, view) = get(&app, &format!("/api/orders/{order_id}"), Some(&token)).await;
     assert_eq!(view["status"], "paid");
     assert!(view["paid_at"].is_string());
@@ -192,15 +197,19 @@ async fn unpaid_orders_expire_and_restock() {
     let (_, view) = get(&app, &format!("/api/orders/{order_id}"), Some(&token)).await;
     assert_eq!(view["cancel_reason"], "timeout");
     assert_eq!(stock(&app, tea).await, 3);
-    // Paying it now is an anomaly, not a payment.
-    let (status, body) = notify(
-        &app,
-        &json!({"order_id": order_id, "transaction_id": "late", "amount_fen": 200}),
-    )
-    .await;
+    // It cannot be paid now; a payment that arrives anyway is an anomaly on record,
+    // acknowledged (no retry would change it), not a payment.
+    let (status, body) = pay_params(&app, &token, order_id).await;
     assert_eq!(
         (status.as_u16(), body["code"].as_str()),
         (409, Some("order_not_payable"))
     );
+    let (status, _) = notify(&app, order_id, "4200000000late", 200, "o_expiry").await;
+    assert_eq!(status, 204);
+    assert_eq!(status_of(&app, order_id).await, "cancelled");
+    let anomaly = app
+        .texts("SELECT payload AS t FROM order_outbox WHERE topic = 'payment.anomaly'")
+        .await;
+    assert!(anomaly[0].contains("order_not_payable"), "{anomaly:?}");
     app.stop().await.unwrap();
 }

@@ -1,5 +1,8 @@
 //! Integration tests of the order plugin against real databases, one binary.
 
+// The pay plugin the order plugin depends on registers itself only when linked.
+use weapp_pay as _;
+
 mod support;
 
 mod architecture;

@@ -309,8 +309,12 @@ async fn subscribers_get_the_plugins_events_as_types() {
         first["order_id"].as_i64().unwrap(),
         second["order_id"].as_i64().unwrap(),
     );
-    let paid = json!({"order_id": first, "transaction_id": "t-typed", "amount_fen": 1_400});
-    assert_eq!(notify(&app, &paid).await.0, 200);
+    assert_eq!(
+        notify(&app, first, "4200000000typed", 1_400, "o_typed")
+            .await
+            .0,
+        204
+    );
     assert_eq!(cancel(&app, &token, second).await, 200);
 
     let expected = [

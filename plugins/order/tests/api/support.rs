@@ -9,17 +9,17 @@ use weapp::db::Backend;
 use weapp::testing::{TestApp, TestAppBuilder};
 use weapp_order::{NewProduct, Orders};
 
-/// The payment provider's secret in these tests.
-pub(crate) const PAY_SECRET: &str = "test-payment-secret";
+/// The WeChat Pay merchant id in these tests (on the pay sandbox's sample keys).
+pub(crate) const MCHID: &str = "1900000109";
 
-/// A test app with the order plugin and a payment secret. One test user may hold
-/// any number of unpaid orders (the cap has its own test).
+/// A test app with the order plugin paid through the pay sandbox. One test user may
+/// hold any number of unpaid orders (the cap has its own test).
 pub(crate) fn builder(backend: Backend) -> TestAppBuilder {
     TestApp::builder()
         .database(backend)
         .set("order.max_pending_orders", 0)
         .set("order.max_pending_units", 0)
-        .set("order.payment.secret", PAY_SECRET)
+        .set("pay.merchants.shop.mchid", MCHID)
         .set("order.outbox.poll_interval_ms", 20)
         .set("order.outbox.sweep_interval_ms", 20)
 }
@@ -95,39 +95,100 @@ pub(crate) fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// POSTs a notification signed as the payment provider does.
-pub(crate) async fn notify(app: &TestApp, body: &Value) -> (StatusCode, Value) {
-    notify_raw(
-        app,
-        body.to_string().as_bytes(),
-        PAY_SECRET,
-        chrono::Utc::now().timestamp(),
-    )
-    .await
+/// The order's `out_trade_no` (default prefix).
+pub(crate) fn out_trade_no(order_id: i64) -> String {
+    format!("wa{order_id:010}")
 }
 
-/// POSTs raw notification bytes signed with `secret` at `timestamp`.
-pub(crate) async fn notify_raw(
-    app: &TestApp,
-    body: &[u8],
-    secret: &str,
-    timestamp: i64,
-) -> (StatusCode, Value) {
+/// `POST /api/orders/{id}/pay` as the buyer: `(status, body)`.
+pub(crate) async fn pay_params(app: &TestApp, token: &str, order_id: i64) -> (StatusCode, Value) {
     let response = app
         .client
-        .post(app.url("/api/pay/notify"))
-        .header("Content-Type", "application/json")
-        .header("X-Pay-Timestamp", timestamp.to_string())
-        .header(
-            "X-Pay-Signature",
-            weapp_order::payment::sign(secret, timestamp, body),
-        )
-        .body(body.to_vec())
+        .post(app.url(&format!("/api/orders/{order_id}/pay")))
+        .bearer_auth(token)
         .send()
         .await
         .expect("app reachable");
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The pay sandbox's user pays the order's prepay (`extra` may set `amount` or
+/// `openid`); the sandbox then notifies the app.
+pub(crate) async fn sandbox_pays(app: &TestApp, order_id: i64, extra: Value) {
+    let mut body = serde_json::json!({"out_trade_no": out_trade_no(order_id)});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let response = app
+        .client
+        .post(app.url("/__sandbox/pay/pay"))
+        .json(&body)
+        .send()
+        .await
+        .expect("app reachable");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// The order's status, read from the database.
+pub(crate) async fn status_of(app: &TestApp, order_id: i64) -> String {
+    app.texts(&format!(
+        "SELECT status AS t FROM orders WHERE id = {order_id}"
+    ))
+    .await
+    .pop()
+    .unwrap_or_default()
+}
+
+/// The whole payment as the mini program makes it: pay parameters, the user pays
+/// in the sandbox, the notification arrives; waits until the order is paid.
+pub(crate) async fn pay(app: &TestApp, token: &str, order_id: i64) -> Value {
+    let (status, params) = pay_params(app, token, order_id).await;
+    assert_eq!(status, 200, "{params}");
+    sandbox_pays(app, order_id, Value::Null).await;
+    eventually("the order is paid", || async {
+        status_of(app, order_id).await == "paid"
+    })
+    .await;
+    params
+}
+
+/// A payment notification for the order as WeChat Pay sends it, posted by the
+/// test: `(status, body)` of the answer.
+pub(crate) async fn notify(
+    app: &TestApp,
+    order_id: i64,
+    transaction_id: &str,
+    amount_fen: i64,
+    openid: &str,
+) -> (StatusCode, Value) {
+    let payments = app.ctx.get::<weapp_pay::Payments>().expect("pay plugin");
+    let merchant = payments.merchant("shop").expect("merchant shop");
+    let resource = serde_json::json!({
+        "appid": weapp::testing::SANDBOX_APPID,
+        "mchid": MCHID,
+        "out_trade_no": out_trade_no(order_id),
+        "transaction_id": transaction_id,
+        "trade_type": "JSAPI",
+        "trade_state": "SUCCESS",
+        "success_time": "2026-11-30T10:00:00+08:00",
+        "payer": {"openid": openid},
+        "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY"}
+    });
+    let (headers, body) =
+        weapp_pay::sandbox::signed_notification(merchant, "TRANSACTION.SUCCESS", &resource);
+    let mut request = app
+        .client
+        .post(app.url("/api/pay/notify/shop"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("app reachable");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// `POST /api/orders/{id}/cancel` as the buyer: the status.

@@ -41,6 +41,8 @@ struct PayRequest {
     mchid: Option<String>,
     /// What the payer pays, if not the prepay's total (to test mismatches).
     amount: Option<i64>,
+    /// Who pays, if not the prepay's payer (to test mismatches).
+    openid: Option<String>,
 }
 
 /// The user pays: the trade becomes `SUCCESS` and the notification goes out.
@@ -75,6 +77,9 @@ async fn pay(ctx: AppContext, body: web::Bytes) -> HttpResponse {
         ));
         trade.success_time = Some(now_rfc3339());
         trade.paid_total = request.amount;
+        if let Some(openid) = request.openid {
+            trade.openid = openid;
+        }
         Pending {
             url: trade.notify_url.clone(),
             mchid: trade.mchid.clone(),
@@ -84,9 +89,15 @@ async fn pay(ctx: AppContext, body: web::Bytes) -> HttpResponse {
         }
     };
     let transaction = pending.resource.clone();
+    let delayed = sandbox.lock().faults.delay_ms > 0;
     let sandbox = (*sandbox).clone();
-    // WeChat Pay notifies after the payer's sheet closes, not within it.
-    tokio::spawn(async move { sandbox.notify(pending).await });
+    if delayed {
+        tokio::spawn(async move { sandbox.notify(pending).await });
+    } else {
+        // Answered once the notification was delivered (or lost, or held), so a
+        // script or test sees its effect at once; with `delay_ms` it comes later.
+        sandbox.notify(pending).await;
+    }
     HttpResponse::Ok().json(transaction)
 }
 

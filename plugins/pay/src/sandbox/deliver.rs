@@ -10,7 +10,72 @@ use weapp::crypto::wechatpay::ApiV3Key;
 use super::PaySandbox;
 use super::api::now_rfc3339;
 use super::state::{Delivery, Pending};
-use crate::merchant::nonce;
+use crate::merchant::{Merchant, nonce};
+
+/// A notification's body as WeChat Pay writes it: `resource` encrypted with `key`.
+fn envelope(key: &ApiV3Key, id: &str, event_type: &str, resource: &Value) -> Option<String> {
+    let original_type = if event_type.starts_with("REFUND.") {
+        "refund"
+    } else {
+        "transaction"
+    };
+    let gcm_nonce: String = nonce().chars().take(12).collect();
+    let ciphertext = key
+        .encrypt(original_type, &gcm_nonce, resource.to_string().as_bytes())
+        .ok()?;
+    let summary = if original_type == "refund" {
+        "退款状态变更"
+    } else {
+        "支付成功"
+    };
+    Some(
+        json!({
+            "id": id,
+            "create_time": now_rfc3339(),
+            "resource_type": "encrypt-resource",
+            "event_type": event_type,
+            "summary": summary,
+            "resource": {
+                "original_type": original_type,
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": ciphertext,
+                "associated_data": original_type,
+                "nonce": gcm_nonce
+            }
+        })
+        .to_string(),
+    )
+}
+
+/// A notification for `merchant` as the sandbox would send it now, signed with
+/// the sandbox's public-key identity (`samples::PUBLIC_KEY_ID`): `(headers, body)`,
+/// for tests that post notifications themselves (many at once, say). The merchant
+/// must trust that key, as every merchant on the samples does.
+pub fn signed_notification(
+    merchant: &Merchant,
+    event_type: &str,
+    resource: &Value,
+) -> (Vec<(&'static str, String)>, String) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = envelope(merchant.apiv3_key(), &id, event_type, resource)
+        .expect("a 12-byte nonce and a 32-byte key always encrypt");
+    let key = crate::merchant::sample_key(crate::samples::PLATFORM_A_KEY_PEM)
+        .expect("the sample key parses");
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let nonce = nonce();
+    let message = weapp::crypto::wechatpay::response_message(&timestamp, &nonce, body.as_bytes());
+    let headers = vec![
+        ("Wechatpay-Timestamp", timestamp),
+        ("Wechatpay-Nonce", nonce),
+        ("Wechatpay-Signature", key.sign(&message)),
+        ("Wechatpay-Serial", crate::samples::PUBLIC_KEY_ID.to_owned()),
+        (
+            "Wechatpay-Signature-Type",
+            "WECHATPAY2-SHA256-RSA2048".to_owned(),
+        ),
+    ];
+    (headers, body)
+}
 
 impl PaySandbox {
     /// Marks a refund done with `status` and notifies.
@@ -91,44 +156,12 @@ impl PaySandbox {
         wrong_key: bool,
     ) -> Option<String> {
         let merchant = self.merchant(&pending.mchid)?;
-        let original_type = if pending.event_type.starts_with("REFUND.") {
-            "refund"
-        } else {
-            "transaction"
-        };
-        let gcm_nonce: String = nonce().chars().take(12).collect();
-        let plaintext = resource.to_string();
-        let ciphertext = if wrong_key {
+        if wrong_key {
             let other = ApiV3Key::new(b"not-the-merchants-apiv3-key-0000").ok()?;
-            other.encrypt(original_type, &gcm_nonce, plaintext.as_bytes())
+            envelope(&other, id, &pending.event_type, resource)
         } else {
-            merchant
-                .apiv3_key()
-                .encrypt(original_type, &gcm_nonce, plaintext.as_bytes())
+            envelope(merchant.apiv3_key(), id, &pending.event_type, resource)
         }
-        .ok()?;
-        let summary = if original_type == "refund" {
-            "退款状态变更"
-        } else {
-            "支付成功"
-        };
-        Some(
-            json!({
-                "id": id,
-                "create_time": now_rfc3339(),
-                "resource_type": "encrypt-resource",
-                "event_type": pending.event_type,
-                "summary": summary,
-                "resource": {
-                    "original_type": original_type,
-                    "algorithm": "AEAD_AES_256_GCM",
-                    "ciphertext": ciphertext,
-                    "associated_data": original_type,
-                    "nonce": gcm_nonce
-                }
-            })
-            .to_string(),
-        )
     }
 
     async fn post(

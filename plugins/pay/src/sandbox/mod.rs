@@ -10,7 +10,7 @@
 //!
 //! | endpoint | purpose |
 //! | --- | --- |
-//! | `POST /__sandbox/pay/pay` | the user pays a prepay: `{out_trade_no, mchid?, amount?}`; then the signed, encrypted notification goes to its `notify_url` |
+//! | `POST /__sandbox/pay/pay` | the user pays a prepay: `{out_trade_no, mchid?, amount?, openid?}`; the signed, encrypted notification goes to its `notify_url` before the answer (after it, with a `delay_ms` fault) |
 //! | `POST /__sandbox/pay/cancel` | the user closes the payment sheet: `{out_trade_no}` (no notification, as on WeChat) |
 //! | `POST`/`DELETE /__sandbox/pay/faults` | how the next notifications are delivered: `{copies, delay_ms, lost, bad_signature, wrong_apiv3_key, other_mchid, timestamp_offset_s, hold}` / back to normal |
 //! | `POST /__sandbox/pay/release` | send held notifications, `{"order": "reverse"}` by default |
@@ -30,6 +30,7 @@ use weapp::crypto::wechatpay::{self, MerchantKey, PlatformCertificate};
 
 use crate::merchant::{Merchant, nonce, sample_key};
 use crate::samples;
+pub use deliver::signed_notification;
 use state::{Signer, State};
 
 /// The pay sandbox: cheap to clone, on the app's context when mounted.

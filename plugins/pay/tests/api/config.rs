@@ -97,6 +97,30 @@ fn production_refuses_the_sandboxs_published_keys() {
         .load()
         .unwrap_err();
     assert_eq!(issue_keys(err), ["pay.merchants.shop.public_key"]);
+    // No published key pair passes for the merchant's own, whichever it is.
+    for sample in [samples::PLATFORM_A_KEY_PEM, samples::PLATFORM_B_KEY_PEM] {
+        let err = base
+            .clone()
+            .set("pay.merchants.shop.private_key", sample)
+            .set(
+                "pay.merchants.shop.apiv3_key",
+                "a-real-apiv3-key-of-32-bytes-000",
+            )
+            .set("pay.merchants.shop.platform_certificates", true)
+            .set("pay.merchants.shop.public_key_id", "")
+            .load()
+            .unwrap_err();
+        assert_eq!(issue_keys(err), ["pay.merchants.shop.private_key"]);
+    }
+    base.set("pay.merchants.shop.private_key", own_key())
+        .set(
+            "pay.merchants.shop.apiv3_key",
+            "a-real-apiv3-key-of-32-bytes-000",
+        )
+        .set("pay.merchants.shop.platform_certificates", true)
+        .set("pay.merchants.shop.public_key_id", "")
+        .load()
+        .expect("the merchant's own keys, WeChat Pay's certificates");
 }
 
 #[test]
@@ -133,8 +157,23 @@ fn bad_values_are_named() {
     assert_eq!(issue_keys(err), ["pay.merchants.shop.private_key"]);
 }
 
-/// A key of the merchant's own (not a sample): platform key B's private half
-/// serves, since it is no merchant sample.
-fn own_key() -> &'static str {
-    samples::PLATFORM_B_KEY_PEM
+/// A key of the merchant's own: a fresh one from openssl, as the merchant platform
+/// would issue it (PKCS#8).
+fn own_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
