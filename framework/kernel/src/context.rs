@@ -108,6 +108,13 @@ impl AppContext {
             .ok_or(weapp_crypto::FieldError::NotConfigured)
     }
 
+    /// Field encryption as a shared handle, for services that keep it (keeping the
+    /// context itself inside a service it holds would make a reference cycle);
+    /// `None` without `crypto.keys`.
+    pub fn crypto_handle(&self) -> Option<Arc<FieldCrypto>> {
+        self.inner.crypto.clone()
+    }
+
     /// Version and commit of the running build.
     pub fn build_info(&self) -> &BuildInfo {
         &self.inner.build

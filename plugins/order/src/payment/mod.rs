@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use weapp::crypto::FieldCrypto;
 use weapp::{AppContext, Error};
 use weapp_pay::types::{JsapiOrder, OrderAmount, Payer, Transaction};
 use weapp_pay::{Merchant, Payments, RequestPayment};
@@ -43,7 +44,8 @@ pub struct Checkout {
     orders: Arc<Orders>,
     payments: Arc<Payments>,
     merchant: Arc<Merchant>,
-    ctx: AppContext,
+    /// Opens the buyers' sealed openids; `None` without `crypto.keys`.
+    crypto: Option<Arc<FieldCrypto>>,
 }
 
 impl Checkout {
@@ -58,7 +60,7 @@ impl Checkout {
             orders,
             payments,
             merchant,
-            ctx: ctx.clone(),
+            crypto: ctx.crypto_handle(),
         }
     }
 
@@ -86,6 +88,15 @@ impl Checkout {
 
     fn out_refund_no(&self, order_id: i64) -> String {
         format!("{}R", self.out_trade_no(order_id))
+    }
+
+    /// The buyer's openid, opened from its sealed column.
+    async fn buyer_openid(&self, user_id: i64) -> Result<Option<String>, Error> {
+        let crypto = self
+            .crypto
+            .as_deref()
+            .ok_or(weapp::crypto::FieldError::NotConfigured)?;
+        Ok(weapp::auth::users::openid_of(&self.orders.db, crypto, user_id).await?)
     }
 
     async fn row(&self, order_id: i64) -> Result<Option<PayRow>, OrderError> {
@@ -121,8 +132,8 @@ impl Checkout {
         {
             return Ok(self.merchant.request_payment(prepay_id));
         }
-        let crypto = self.ctx.crypto().map_err(Error::from)?;
-        let openid = weapp::auth::users::openid_of(self.ctx.db(), crypto, user_id)
+        let openid = self
+            .buyer_openid(user_id)
             .await?
             .ok_or_else(|| Error::not_found("order not found"))?;
         let order = JsapiOrder {
@@ -184,10 +195,7 @@ impl Checkout {
             .await?
             .ok_or_else(|| Error::not_found("order not found"))?;
         let buyer = match row.user_id {
-            Some(user_id) => {
-                let crypto = self.ctx.crypto().map_err(Error::from)?;
-                weapp::auth::users::openid_of(self.ctx.db(), crypto, user_id).await?
-            }
+            Some(user_id) => self.buyer_openid(user_id).await?,
             None => None,
         };
         let payer = transaction.payer.as_ref().map(|p| p.openid.as_str());
