@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh machine, idempotently: PostgreSQL,
-# MariaDB and Redis on 127.0.0.1 (started if they are down), and the tools the tests
-# run (cargo-nextest, cargo-generate, mdbook, cargo-deny, cargo-semver-checks;
-# installed with `cargo install` if they are missing). `tests/run.sh` calls it first.
+# MariaDB, Redis and a three-master Redis Cluster on 127.0.0.1 (started if they are
+# down), and the tools the tests run (cargo-nextest, cargo-generate, mdbook,
+# cargo-deny, cargo-semver-checks; installed with `cargo install` if they are
+# missing). `tests/run.sh` calls it first.
 set -euo pipefail
 
 wait_for() {
@@ -42,6 +43,41 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
         --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 wait_for Redis "redis-cli -h 127.0.0.1 -p 6379 ping"
+
+# Redis Cluster 127.0.0.1:7000-7002: three masters, no replicas, nothing on disk
+# (the test harness starts the same one when it is absent).
+cluster_ports=(7000 7001 7002)
+cluster_ok() {
+    local port
+    for port in "${cluster_ports[@]}"; do
+        redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" || return 1
+    done
+}
+if ! cluster_ok; then
+    echo "starting the Redis Cluster"
+    cluster_dir="${TMPDIR:-/tmp}/weapp-redis-cluster"
+    for port in "${cluster_ports[@]}"; do
+        if ! redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+            mkdir -p "$cluster_dir/$port"
+            redis-server --daemonize yes --bind 127.0.0.1 --port "$port" \
+                --cluster-enabled yes --cluster-node-timeout 5000 --cluster-config-file nodes.conf \
+                --save "" --appendonly no --dir "$cluster_dir/$port" --logfile "$cluster_dir/$port/redis.log"
+        fi
+        wait_for "Redis on port $port" "redis-cli -h 127.0.0.1 -p $port ping"
+    done
+    if ! cluster_ok; then
+        # Half made by an interrupted start: begin again from empty nodes.
+        for port in "${cluster_ports[@]}"; do
+            if ! redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -q "cluster_slots_assigned:0"; then
+                redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null
+                redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null
+            fi
+        done
+        redis-cli --cluster create $(printf "127.0.0.1:%s " "${cluster_ports[@]}") \
+            --cluster-replicas 0 --cluster-yes >/dev/null
+    fi
+    wait_for "the Redis Cluster" cluster_ok
+fi
 
 # Tools. `cargo install` puts them in $CARGO_INSTALL_ROOT/bin or $CARGO_HOME/bin;
 # the caller's PATH may not hold that folder yet on a fresh machine.

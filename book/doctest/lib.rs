@@ -52,6 +52,9 @@ pub mod guides_writing_a_plugin {}
 #[doc = include_str!("../src/guides/kubernetes.md")]
 pub mod guides_kubernetes {}
 
+#[doc = include_str!("../src/guides/scaling-out.md")]
+pub mod guides_scaling_out {}
+
 #[doc = include_str!("../src/guides/production.md")]
 pub mod guides_production {}
 

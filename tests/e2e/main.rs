@@ -10,6 +10,7 @@ use weapp_pay as _;
 use weapp_probe_plugin as _;
 
 mod audit;
+mod cluster;
 mod journey;
 mod openapi;
 mod privacy;

@@ -1,2 +1,4 @@
 //! End-to-end tests of weapp live in `e2e/`: they run the composed example app and
-//! plugin crates against PostgreSQL, MariaDB, Redis and SQLite. This library is empty.
+//! plugin crates against PostgreSQL, MariaDB, Redis and SQLite, in process
+//! ([`weapp::testing::TestApp`]) or as several processes of `src/bin/shop_node.rs`
+//! (`e2e/cluster`). This library is empty.

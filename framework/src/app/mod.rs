@@ -260,9 +260,15 @@ impl App {
             "resolved plugins"
         );
         let db = Db::connect(&*self.config.get::<crate::db::DatabaseConfig>()?)?;
-        let kv = match self.kv {
-            Some(kv) => kv,
-            None => crate::kv::connect(&*self.config.get::<crate::kv::RedisConfig>()?)?,
+        let redis_config = self.config.get::<crate::kv::RedisConfig>()?;
+        let redis = match redis_config.url {
+            Some(_) => Some(crate::kv::RedisClient::open(&redis_config)?),
+            None => None,
+        };
+        let kv: Arc<dyn KvStore> = match (self.kv, &redis) {
+            (Some(kv), _) => kv,
+            (None, Some(client)) => Arc::new(crate::kv::RedisStore::with_client(client.clone())?),
+            (None, None) => Arc::new(crate::kv::MemoryStore::new()),
         };
         if self
             .config
@@ -283,6 +289,16 @@ impl App {
         let addr = listener.local_addr()?;
         let wechat = crate::wechat::WechatServices::build(&self.config, addr, kv.clone())?;
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
+        let events = ctx.config().get::<crate::events::EventsConfig>()?;
+        if let Some(client) = redis.filter(|_| events.uses_redis(&redis_config)) {
+            let relay = crate::events::stream::StreamRelay::new(client, &events)?;
+            tracing::info!(
+                stream = relay.key(),
+                consumer = relay.consumer(),
+                "shared events relayed through Redis"
+            );
+            ctx.events().set_relay(Arc::new(relay));
+        }
         wechat.install(&ctx);
         if ctx
             .config()
@@ -301,6 +317,13 @@ impl App {
         }
         for plugin in &plugins {
             plugin.on_start(&ctx).await?;
+        }
+        if let Some(relay) = ctx.events().relay()
+            && let Err(e) = relay.create_groups(&ctx).await
+        {
+            // The app starts unready while Redis is down; each consumer creates its
+            // group once Redis answers.
+            tracing::warn!(error = %e, "could not create the event relay's consumer groups yet");
         }
         Server::start(ctx, plugins, listener, wechat.sandbox)
     }

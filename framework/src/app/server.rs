@@ -102,6 +102,17 @@ impl Server {
                 tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
             }
         }
+        // After every plugin's `on_start`: one consumer per subscription made there.
+        if let Some(relay) = ctx.events().relay() {
+            for group in ctx.events().groups() {
+                let relay = relay.clone();
+                let name = format!("events-relay {}", group.name);
+                let task = crate::plugin::BackgroundTask::new(name, move |ctx, stop| {
+                    relay.run_consumer(ctx, group, stop)
+                });
+                tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
+            }
+        }
         let scheme = if ctx.config().server.tls.is_some() {
             "https"
         } else {

@@ -6,6 +6,7 @@
 //! missing service fails the test with a message saying what to start; it never skips.
 
 pub mod architecture;
+mod redis_cluster;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,12 @@ pub fn mysql_url() -> String {
 /// URL of the test Redis server.
 pub fn redis_url() -> String {
     env_or("WEAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// URL of one node of the test Redis Cluster (three masters on 127.0.0.1:7000-7002,
+/// which `tests/setup.sh` starts).
+pub fn redis_cluster_url() -> String {
+    env_or("WEAPP_TEST_REDIS_CLUSTER_URL", "redis://127.0.0.1:7000")
 }
 
 /// A uniquely named database (or SQLite file) that is dropped with this value.
@@ -153,12 +160,7 @@ impl Drop for TestDatabase {
 /// A Redis store with a unique key prefix, so parallel tests never collide; panics
 /// with a clear message when Redis is unreachable.
 pub async fn redis_store() -> Arc<dyn KvStore> {
-    let config = crate::kv::RedisConfig {
-        url: Some(crate::config::ConnectionUrl::new(redis_url())),
-        key_prefix: format!("weapp_test:{}:", uuid::Uuid::new_v4().simple()),
-        ..Default::default()
-    };
-    let store = RedisStore::connect(&config).expect("valid Redis URL");
+    let store = RedisStore::connect(&redis_config()).expect("valid Redis URL");
     store.ping().await.unwrap_or_else(|e| {
         panic!(
             "Redis is not reachable at {} ({e}); `tests/run.sh` starts it",
@@ -166,6 +168,63 @@ pub async fn redis_store() -> Arc<dyn KvStore> {
         )
     });
     Arc::new(store)
+}
+
+/// `[redis]` for the test Redis, with a unique key prefix.
+pub fn redis_config() -> crate::kv::RedisConfig {
+    crate::kv::RedisConfig {
+        url: Some(crate::config::ConnectionUrl::new(redis_url())),
+        key_prefix: unique_redis_prefix(),
+        ..Default::default()
+    }
+}
+
+/// `[redis]` for the test Redis Cluster (its first node; the others are found
+/// from it), with a unique key prefix; [`ensure_redis_cluster`] first.
+pub fn redis_cluster_config() -> crate::kv::RedisConfig {
+    crate::kv::RedisConfig {
+        url: Some(crate::config::ConnectionUrl::new(redis_cluster_url())),
+        cluster: true,
+        key_prefix: unique_redis_prefix(),
+        ..Default::default()
+    }
+}
+
+/// Starts the local test Redis Cluster (three masters on 127.0.0.1:7000-7002) when
+/// it is not running, unless `WEAPP_TEST_REDIS_CLUSTER_URL` names another; panics
+/// with what failed.
+pub async fn ensure_redis_cluster() {
+    if std::env::var_os("WEAPP_TEST_REDIS_CLUSTER_URL").is_some() {
+        return;
+    }
+    let started = tokio::task::spawn_blocking(redis_cluster::ensure)
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    if let Err(e) = started {
+        panic!("the test Redis Cluster could not be started: {e}");
+    }
+}
+
+/// A Redis Cluster store with a unique key prefix (the cluster started if absent);
+/// panics with a clear message when the cluster is unreachable.
+pub async fn redis_cluster_store() -> Arc<dyn KvStore> {
+    ensure_redis_cluster().await;
+    let store = RedisStore::connect(&redis_cluster_config()).expect("valid Redis URL");
+    store.ping().await.unwrap_or_else(|e| {
+        panic!(
+            "the Redis Cluster is not reachable at {} ({e}); `tests/run.sh` starts it",
+            redis_cluster_url()
+        )
+    });
+    Arc::new(store)
+}
+
+fn unique_redis_prefix() -> String {
+    format!("weapp_test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn check_redis() {
+    redis_store().await;
 }
 
 /// Builds a [`TestApp`]: SQLite and the in-memory store unless told otherwise.
@@ -242,6 +301,12 @@ impl TestAppBuilder {
             // An HS256 test key, unless the test brings its own key set.
             loader = loader.set("auth.jwt.keys.test", test_crypto_keys().0.repeat(2));
         }
+        if self.redis {
+            check_redis().await;
+            loader = loader
+                .set("redis.url", redis_url())
+                .set("redis.key_prefix", unique_redis_prefix());
+        }
         let config = loader
             .set("server.host", "127.0.0.1")
             .set("server.port", 0)
@@ -252,9 +317,7 @@ impl TestAppBuilder {
         for plugin in self.plugins {
             app = app.add_plugin(plugin);
         }
-        if self.redis {
-            app = app.kv_store(redis_store().await);
-        }
+
         let server = app.build().await?;
         let address = format!("http://{}", server.addr());
         let ctx = server.context().clone();

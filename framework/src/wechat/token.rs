@@ -113,7 +113,16 @@ impl AccessTokenCache {
                 }
             };
             if locked {
-                let result = self.refresh(&fetch).await;
+                // Another instance may have refreshed and released the lock between
+                // our read and our lock: its token is the one to use.
+                let refreshed = self.shared().await.filter(|t| now_ms() < t.refresh_at);
+                let result = match refreshed {
+                    Some(t) => {
+                        self.set_local(Some(t.clone()));
+                        Ok(t.token)
+                    }
+                    None => self.refresh(&fetch).await,
+                };
                 let _ = self
                     .kv
                     .delete_if_equals(&self.lock_key, owner.as_bytes())

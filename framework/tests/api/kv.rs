@@ -227,3 +227,36 @@ async fn memory_store_throttles() {
 async fn redis_store_throttles() {
     throttles(weapp::testing::redis_store().await.as_ref()).await;
 }
+
+#[tokio::test]
+async fn redis_cluster_store_meets_the_contract() {
+    let store = weapp::testing::redis_cluster_store().await;
+    exercise(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_store_throttles() {
+    throttles(weapp::testing::redis_cluster_store().await.as_ref()).await;
+}
+
+/// Keys spread over the cluster's masters (50 unrelated keys: a single Redis MGET
+/// of them fails with CROSSSLOT), read back in one call.
+#[tokio::test]
+async fn redis_cluster_reads_keys_of_many_slots_at_once() {
+    let store = weapp::testing::redis_cluster_store().await;
+    let keys: Vec<String> = (0..50).map(|i| format!("spread:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        if i % 3 != 0 {
+            store
+                .set(key, i.to_string().as_bytes(), Some(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+    }
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let values = store.get_many(&names).await.unwrap();
+    for (i, value) in values.into_iter().enumerate() {
+        let expected = (i % 3 != 0).then(|| i.to_string().into_bytes());
+        assert_eq!(value, expected, "key {i}");
+    }
+}

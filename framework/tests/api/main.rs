@@ -9,6 +9,7 @@ mod crypto_wechat;
 mod db;
 mod errors;
 mod events;
+mod events_relay;
 mod guard;
 mod health;
 mod kv;

@@ -1,19 +1,23 @@
 //! A small key-value store for sessions, rate limits, nonces, locks and caches.
 //!
 //! [`KvStore`] has two implementations: [`RedisStore`] (production; shared by all
-//! instances) and [`MemoryStore`] (the embedded default; one process only). Both pass
-//! the same test suite. Values are bytes; TTLs are per key.
+//! instances; one Redis server or a Redis Cluster) and [`MemoryStore`] (the embedded
+//! default; one process only). Both pass the same test suite. Values are bytes; TTLs
+//! are per key. Every operation but `get_many` touches a single key, so none needs
+//! keys in one hash slot on a cluster (`get_many` is split by slot).
 
 mod config;
 mod memory;
 pub mod metrics;
 pub mod once;
+mod redis_client;
 mod redis_store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::MemoryStore;
+pub use redis_client::{RedisClient, RedisConnection};
 pub use redis_store::RedisStore;
 
 pub use config::RedisConfig;

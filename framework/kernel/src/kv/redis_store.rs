@@ -1,20 +1,24 @@
-//! [`KvStore`] on Redis through a reconnecting connection manager.
+//! [`KvStore`] on Redis (one server or a cluster) through a reconnecting connection.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::RedisConfig;
+use super::redis_client::{RedisClient, RedisConnection};
 use super::{KvError, KvStore};
 
 /// Redis-backed store. Every key is prefixed with `redis.key_prefix`. Commands time
 /// out after `redis.response_timeout_ms`, so a down Redis gives fast errors (503s),
-/// and the manager reconnects by itself when Redis returns.
+/// and the connection reconnects by itself when Redis returns.
+///
+/// On a cluster every operation touches one key, so it runs on the node owning
+/// that key's slot; `get_many` is split by slot.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
+    client: RedisClient,
     prefix: String,
 }
 
@@ -100,21 +104,22 @@ static THROTTLE: LazyLock<Script> = LazyLock::new(|| {
 impl RedisStore {
     /// A lazily connecting store for `config.url`.
     pub fn connect(config: &RedisConfig) -> Result<Self, KvError> {
-        let url = config
-            .url
-            .as_ref()
-            .ok_or_else(|| KvError("redis.url is not set".into()))?;
-        let client = redis::Client::open(url.expose())?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
-            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Self::with_client(RedisClient::open(config)?)
+    }
+
+    /// A store on `client`'s Redis, with its key prefix.
+    pub fn with_client(client: RedisClient) -> Result<Self, KvError> {
         Ok(RedisStore {
-            conn,
-            prefix: config.key_prefix.clone(),
+            conn: client.connection()?,
+            prefix: client.key_prefix().to_owned(),
+            client,
         })
+    }
+
+    /// The client this store connects through, for other users of the same Redis
+    /// (the event streams).
+    pub fn client(&self) -> &RedisClient {
+        &self.client
     }
 
     fn key(&self, key: &str) -> String {

@@ -8,7 +8,9 @@
 //! index now and then for what no hint named (`worker`). A failed publish is retried
 //! with exponential backoff; after `order.outbox.max_attempts` the row is parked as
 //! `failed` and logged. Subscribers deduplicate by
-//! [`Event::id`](weapp::events::Event::id).
+//! [`Event::id`](weapp::events::Event::id). Events are published as shared
+//! ([`EventBus::publish_shared_batch`](weapp::events::EventBus::publish_shared_batch)):
+//! with the Redis relay a row is done once its event is appended to the stream.
 
 pub(crate) mod hints;
 pub(crate) mod worker;
@@ -163,7 +165,9 @@ impl Outbox {
             })
             .collect();
         // One publish for the batch: batch subscribers (the audit log) write it at once.
-        let outcomes = ctx.events().publish_batch(ctx, events).await;
+        // Shared: with the Redis relay, every instance's subscribers take their
+        // share, and a row is done once its event is in the stream.
+        let outcomes = ctx.events().publish_shared_batch(ctx, events).await;
         let mut delivered = Vec::with_capacity(attempted);
         let mut conn = self.db.conn().await?;
         for (row, outcome) in claimed.into_iter().zip(outcomes) {

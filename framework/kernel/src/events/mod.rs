@@ -18,10 +18,26 @@
 //! A queue worker publishes what it claimed with [`EventBus::publish_batch`]; a
 //! subscriber that can write many events at once (the audit log) takes them with
 //! [`EventBus::subscribe_batch`], one call per batch instead of one per event.
+//!
+//! # Across instances
+//!
+//! [`EventBus::publish`] runs the subscribers of the instance that publishes. An
+//! event that every instance's subscribers must see exactly once between them (the
+//! order outbox's) is published with [`EventBus::publish_shared_batch`]: with
+//! `[events] relay` on Redis (the default when `redis.url` is set) it is appended to
+//! a Redis stream, and each subscription is a consumer group there, so each
+//! subscription handles each event once across all instances, whichever instance
+//! reads it (see [`stream`]). Without Redis, shared events are published in process.
+
+mod config;
+pub mod stream;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use config::{EventsConfig, RelayMode};
+use stream::StreamRelay;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -149,17 +165,27 @@ fn matches(pattern: &str, topic: &str) -> bool {
 }
 
 /// Handlers that failed for one published event.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{} handler(s) failed: {}", failures.len(), failures.join("; "))]
 pub struct PublishError {
     /// `subscriber: error` for each failed handler.
     pub failures: Vec<String>,
 }
 
-/// Topic subscriptions of one app.
+/// Topic subscriptions of one app, and the relay its shared events go through.
 #[derive(Default)]
 pub struct EventBus {
     subscriptions: RwLock<Vec<Subscription>>,
+    relay: OnceLock<Arc<StreamRelay>>,
+}
+
+/// One subscription as a consumer group of the shared event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionGroup {
+    /// `subscriber:pattern` (`audit:*`), with `#2`, `#3`… for repeats: stable
+    /// across restarts and releases as long as the subscription is.
+    pub name: String,
+    index: usize,
 }
 
 impl EventBus {
@@ -222,6 +248,91 @@ impl EventBus {
             });
     }
 
+    /// Sends shared events through `relay` from now on (the app builder does this
+    /// when `[events] relay` is on Redis); a second call is ignored.
+    pub fn set_relay(&self, relay: Arc<StreamRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The relay shared events go through, if any.
+    pub fn relay(&self) -> Option<&Arc<StreamRelay>> {
+        self.relay.get()
+    }
+
+    /// Publishes events that every instance's subscribers must handle once between
+    /// them: with a relay, appends them to the shared stream (each result says
+    /// whether the append succeeded; handlers run later, on whichever instance reads
+    /// them); without one, like [`EventBus::publish_batch`].
+    pub async fn publish_shared_batch(
+        &self,
+        ctx: &AppContext,
+        events: Vec<Event>,
+    ) -> Vec<Result<(), PublishError>> {
+        let Some(relay) = self.relay.get() else {
+            return self.publish_batch(ctx, events).await;
+        };
+        let outcome = relay.append(&events).await.map_err(|e| PublishError {
+            failures: vec![format!("relay: {e}")],
+        });
+        events.iter().map(|_| outcome.clone()).collect()
+    }
+
+    /// [`EventBus::publish_shared_batch`] for one event.
+    pub async fn publish_shared(&self, ctx: &AppContext, event: Event) -> Result<(), PublishError> {
+        self.publish_shared_batch(ctx, vec![event])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Every subscription as a consumer group of the shared stream, in subscription
+    /// order.
+    pub fn groups(&self) -> Vec<SubscriptionGroup> {
+        let subscriptions = self.subscriptions.read().unwrap_or_else(|p| p.into_inner());
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        subscriptions
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let base = format!("{}:{}", s.subscriber, s.pattern);
+                let n = seen.entry(base.clone()).or_default();
+                *n += 1;
+                let name = match *n {
+                    1 => base,
+                    n => format!("{base}#{n}"),
+                };
+                SubscriptionGroup { name, index }
+            })
+            .collect()
+    }
+
+    /// Runs one subscription's handler over `events` (those it does not match are
+    /// skipped and count as handled); returns, per event, whether it was handled.
+    pub async fn deliver_to(
+        &self,
+        ctx: &AppContext,
+        group: &SubscriptionGroup,
+        events: &[Arc<Event>],
+    ) -> Vec<bool> {
+        let found = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(group.index)
+            .map(|s| (s.subscriber, s.pattern.clone(), s.handler.clone()));
+        let Some((subscriber, pattern, handler)) = found else {
+            return vec![false; events.len()];
+        };
+        let matching: Vec<usize> = (0..events.len())
+            .filter(|i| matches(&pattern, &events[*i].topic))
+            .collect();
+        let mut handled = vec![true; events.len()];
+        for (i, _) in run_handler(ctx, subscriber, &handler, events, matching).await {
+            handled[i] = false;
+        }
+        handled
+    }
+
     /// Runs every matching handler (one after the other, in subscription order) and
     /// reports those that failed; the others have run.
     pub async fn publish(&self, ctx: &AppContext, event: Event) -> Result<(), PublishError> {
@@ -256,25 +367,8 @@ impl EventBus {
             .collect();
         let mut failures: Vec<Vec<String>> = vec![Vec::new(); events.len()];
         for (subscriber, handler, matching) in subscriptions {
-            let mut fail = |i: usize, e: &crate::Error| {
-                let event = &events[i];
-                tracing::warn!(subscriber, topic = %event.topic, event_id = %event.id, error = %e, "event handler failed");
+            for (i, e) in run_handler(ctx, subscriber, &handler, &events, matching).await {
                 failures[i].push(format!("{subscriber}: {e}"));
-            };
-            match handler {
-                Handler::One(handler) => {
-                    for i in matching {
-                        if let Err(e) = handler(ctx.clone(), events[i].clone()).await {
-                            fail(i, &e);
-                        }
-                    }
-                }
-                Handler::Batch(handler) => {
-                    let batch = matching.iter().map(|i| events[*i].clone()).collect();
-                    if let Err(e) = handler(ctx.clone(), batch).await {
-                        matching.into_iter().for_each(|i| fail(i, &e));
-                    }
-                }
             }
         }
         failures
@@ -299,4 +393,37 @@ impl EventBus {
             .map(|s| s.subscriber)
             .collect()
     }
+}
+
+/// Runs `handler` over the events at `matching`; returns the failed ones with their
+/// error, logged.
+async fn run_handler(
+    ctx: &AppContext,
+    subscriber: &'static str,
+    handler: &Handler,
+    events: &[Arc<Event>],
+    matching: Vec<usize>,
+) -> Vec<(usize, String)> {
+    let mut failed = Vec::new();
+    match handler {
+        Handler::One(handler) => {
+            for i in matching {
+                if let Err(e) = handler(ctx.clone(), events[i].clone()).await {
+                    failed.push((i, e.to_string()));
+                }
+            }
+        }
+        Handler::Batch(handler) => {
+            let batch = matching.iter().map(|i| events[*i].clone()).collect();
+            if let Err(e) = handler(ctx.clone(), batch).await {
+                let message = e.to_string();
+                failed.extend(matching.into_iter().map(|i| (i, message.clone())));
+            }
+        }
+    }
+    for (i, e) in &failed {
+        let event = &events[*i];
+        tracing::warn!(subscriber, topic = %event.topic, event_id = %event.id, error = %e, "event handler failed");
+    }
+    failed
 }

@@ -1,0 +1,330 @@
+//! Several processes of the shop sharing PostgreSQL and Redis ([`TestCluster`]):
+//! sessions, rate limits, the access_token, stock and the audit chain hold across
+//! instances.
+
+mod harness;
+
+use futures_util::future::join_all;
+use harness::{ADMIN_TOKEN, TestCluster};
+use serde_json::{Value, json};
+
+/// No rate limits unless a test sets its own: logins come in bursts from one IP.
+const NO_RATE_LIMITS: &str = "[guard]\nrate_limits = []";
+
+async fn me(cluster: &TestCluster, node: usize, token: &str) -> u16 {
+    cluster
+        .client
+        .get(cluster.url(node, "/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_session_works_on_every_instance_and_logout_all_ends_it_everywhere() {
+    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+    let (token, _, user_id) = cluster.login(0, "o_cluster_session").await;
+    for node in 0..3 {
+        assert_eq!(me(&cluster, node, &token).await, 200, "node {node}");
+    }
+    let body: Value = cluster
+        .client
+        .get(cluster.url(1, "/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["id"], user_id, "{body}");
+
+    let out = cluster
+        .client
+        .post(cluster.url(1, "/api/auth/logout-all"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    for node in [0, 2] {
+        assert_eq!(me(&cluster, node, &token).await, 401, "node {node} refuses");
+    }
+}
+
+#[tokio::test]
+async fn a_per_user_rate_limit_is_one_budget_across_instances() {
+    let cluster = TestCluster::builder()
+        .toml(
+            r#"[[guard.rate_limits]]
+prefix = "/api/me"
+per_user = { burst = 5, per_second = 0.01 }"#,
+        )
+        .start()
+        .await;
+    let (token, _, _) = cluster.login(0, "o_cluster_limited").await;
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        statuses.push(me(&cluster, i % 3, &token).await);
+    }
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((allowed, limited), (5, 10), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn fifty_callers_on_three_instances_fetch_one_access_token() {
+    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+    let mut users = Vec::new();
+    for i in 0..50 {
+        let openid = format!("o_cluster_phone_{i}");
+        cluster
+            .client
+            .post(cluster.sandbox_url("/__sandbox/login"))
+            .json(&json!({"openid": openid, "phone": format!("1391234{i:04}")}))
+            .send()
+            .await
+            .unwrap();
+        let (token, _, _) = cluster.login(i % 3, &openid).await;
+        let code: Value = cluster
+            .client
+            .post(cluster.sandbox_url("/__sandbox/phone-code"))
+            .json(&json!({"openid": openid}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        users.push((i % 3, token, code["code"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(
+        cluster.sandbox_stats().await["/cgi-bin/stable_token"],
+        Value::Null,
+        "no token fetched before the phone calls"
+    );
+    let calls = users.iter().map(|(node, token, code)| {
+        cluster
+            .client
+            .post(cluster.url(*node, "/api/auth/phone"))
+            .bearer_auth(token)
+            .json(&json!({ "code": code }))
+            .send()
+    });
+    for answer in join_all(calls).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    }
+    let stats = cluster.sandbox_stats().await;
+    assert_eq!(stats["/cgi-bin/stable_token"], 1, "{stats}");
+    assert_eq!(stats["/wxa/business/getuserphonenumber"], 50, "{stats}");
+}
+
+#[tokio::test]
+async fn four_hundred_buyers_on_three_instances_buy_exactly_the_stock() {
+    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+    let added = cluster
+        .client
+        .post(cluster.url(0, "/api/admin/products"))
+        .header("X-Admin-Token", ADMIN_TOKEN)
+        .json(&json!({"name": "限量款", "price_fen": 9900, "stock": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let product_id = added.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    let mut buyers = Vec::new();
+    for i in 0..400 {
+        let (token, _, _) = cluster.login(i % 3, &format!("o_cluster_buyer_{i}")).await;
+        buyers.push(token);
+    }
+    let orders = buyers.iter().enumerate().map(|(i, token)| {
+        cluster
+            .client
+            .post(cluster.url(i % 3, "/api/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", format!("cluster-buy-{i}"))
+            .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
+            .send()
+    });
+    let mut placed = 0;
+    let mut sold_out = 0;
+    for answer in join_all(orders).await {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            201 => placed += 1,
+            409 => {
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(body["code"], "out_of_stock", "{body}");
+                sold_out += 1;
+            }
+            other => panic!("unexpected {other}: {:?}", answer.text().await),
+        }
+    }
+    assert_eq!((placed, sold_out), (100, 300));
+    let rows = cluster
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM order_items WHERE product_id = {product_id}"
+        ))
+        .await;
+    assert_eq!(rows, 100, "one order line per sold unit");
+    let stock = cluster
+        .count(&format!(
+            "SELECT qty AS n FROM stock WHERE product_id = {product_id}"
+        ))
+        .await;
+    assert_eq!(stock, 0);
+    // Every instance committed its share in groups.
+    for node in 0..3 {
+        let metrics = cluster
+            .client
+            .get(cluster.url(node, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let batches =
+            weapp::testing::metric_sample(&metrics, "order_batch_orders_count").unwrap_or_default();
+        assert!(batches > 0.0, "node {node} committed no batch");
+    }
+}
+
+/// Short leases and claims, so a killed instance's work is taken over in seconds.
+const QUICK_TAKEOVER: &str = r#"[guard]
+rate_limits = []
+
+[order.outbox]
+lease_ms = 1000
+
+[events]
+claim_idle_ms = 1000
+claim_interval_ms = 200"#;
+
+/// Places one order for each buyer, spread over the nodes; a request that fails
+/// (its node killed) is retried on the next node with the same Idempotency-Key.
+/// Returns how many were placed, and how many requests failed and were retried.
+async fn place_orders(cluster: &TestCluster, buyers: &[String], product_id: i64) -> (usize, usize) {
+    let retried = &std::sync::atomic::AtomicUsize::new(0);
+    let orders = buyers.iter().enumerate().map(|(i, token)| async move {
+        for attempt in 0..3 {
+            let answer = cluster
+                .client
+                .post(cluster.url((i + attempt) % 3, "/api/orders"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("kill-test-{i}"))
+                .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
+                .send()
+                .await;
+            match answer.map(|a| a.status().as_u16()) {
+                Ok(201) => return true,
+                Ok(other) => panic!("order {i} answered {other}"),
+                // Its node died mid-request: the order may or may not be placed.
+                Err(_) => {
+                    retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        false
+    });
+    let placed = join_all(orders).await.into_iter().filter(|p| *p).count();
+    (placed, retried.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn an_instance_killed_mid_load_loses_nothing_and_repeats_nothing() {
+    let mut cluster = TestCluster::builder().toml(QUICK_TAKEOVER).start().await;
+    let added = cluster
+        .client
+        .post(cluster.url(0, "/api/admin/products"))
+        .header("X-Admin-Token", ADMIN_TOKEN)
+        .json(&json!({"name": "耐用款", "price_fen": 1000, "stock": 10000}))
+        .send()
+        .await
+        .unwrap();
+    let product_id = added.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let cluster_ref = &cluster;
+    let logins =
+        (0..300).map(|i| async move { cluster_ref.login(i % 3, &format!("o_kill_{i}")).await });
+    let buyers: Vec<String> = join_all(logins).await.into_iter().map(|l| l.0).collect();
+
+    // Node 2 dies with SIGKILL while the orders come in, with whatever it leased
+    // from the outbox or read from the event stream.
+    let killer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        cluster.kill(2);
+    };
+    let ((placed, retried), ()) = tokio::join!(place_orders(&cluster, &buyers, product_id), killer);
+    assert!(
+        retried > 0,
+        "the kill came after the load: nothing was interrupted"
+    );
+    assert_eq!(
+        placed, 300,
+        "each order placed, on a retry if its node died"
+    );
+    assert_eq!(
+        cluster.count("SELECT COUNT(*) AS n FROM orders").await,
+        300,
+        "one order per idempotency key: none placed twice"
+    );
+    let stock = format!("SELECT qty AS n FROM stock WHERE product_id = {product_id}");
+    assert_eq!(cluster.count(&stock).await, 10_000 - 300);
+
+    // Every order event is delivered and audited once: the dead node's outbox
+    // leases run out and the others take its rows; its unacknowledged stream
+    // entries are claimed by the live consumers.
+    let undelivered = "SELECT COUNT(*) AS n FROM order_outbox WHERE state <> 'done'";
+    let audited = "SELECT COUNT(*) AS n FROM audit_log WHERE event_id LIKE 'order-outbox:%'";
+    let staged = "SELECT COUNT(*) AS n FROM audit_pending WHERE event_id LIKE 'order-outbox:%'";
+    let events = "SELECT COUNT(*) AS n FROM order_outbox";
+    let mut standing = (0, 0, 0);
+    for _ in 0..300 {
+        standing = (
+            cluster.count(undelivered).await,
+            cluster.count(audited).await + cluster.count(staged).await,
+            cluster.count(events).await,
+        );
+        if standing.0 == 0 && standing.1 == standing.2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (left, recorded, total) = standing;
+    assert_eq!(
+        left,
+        0,
+        "outbox rows not delivered; node 0 says:\n{}",
+        cluster.log(0)
+    );
+    assert!(total >= 300, "an order.placed event per order: {total}");
+    assert_eq!(
+        recorded, total,
+        "each event audited once (event ids are unique)"
+    );
+
+    cluster.restart(2).await;
+    assert_eq!(
+        me(&cluster, 2, &buyers[0]).await,
+        200,
+        "the restarted node serves"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_instance_while_the_others_serve() {
+    let mut cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+    let (token, _, _) = cluster.login(0, "o_cluster_drain").await;
+    assert!(
+        cluster.terminate(1).await,
+        "node 1 exits cleanly on SIGTERM"
+    );
+    for node in [0, 2] {
+        assert_eq!(me(&cluster, node, &token).await, 200, "node {node}");
+    }
+}
