@@ -6,7 +6,8 @@
 # pipelines (orders-pipelined.sql); the app's ratio to each, the CPU time one order
 # takes in the app's run and in pgbench's, and how many orders the app's transactions
 # carried on average (group commit batches orders that arrive together), and pgbench
-# running the app's batch transaction at that size (orders-batched.sql).
+# running the app's batch transaction at that size (orders-batched.sql); and the
+# order events' trip through the Redis stream relay (events/s, lag, drain time).
 # Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
 # Usage: tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
@@ -35,6 +36,36 @@ app_orders=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 per_commit=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc \
     "SELECT round(COUNT(*)::numeric / NULLIF(COUNT(DISTINCT xmin::text), 0), 1) FROM orders")
 echo "orders per transaction (group commit): $per_commit"
+
+# The order events crossed the Redis stream (events.relay = auto with redis.url):
+# how far its consumer groups were behind when the load stopped, how long they took
+# to catch up, and the events per second they handled meanwhile.
+stream="weapp_load_$$:events"
+# behind: events appended and not yet read, plus read and not acknowledged, over
+# every group.
+behind() {
+    redis-cli -h 127.0.0.1 --raw XINFO GROUPS "$stream" | python3 -c "
+import sys
+lines = sys.stdin.read().split()
+total = 0
+for i, w in enumerate(lines[:-1]):
+    if w in ('pending', 'lag') and lines[i + 1].isdigit():
+        total += int(lines[i + 1])
+print(total)"
+}
+behind_end=$(behind)
+drain_start=$(date +%s.%N)
+for _ in $(seq 1 1200); do
+    outbox_left=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc \
+        "SELECT COUNT(*) FROM order_outbox WHERE state <> 'done'")
+    [ "$outbox_left" = 0 ] && [ "$(behind)" = 0 ] && break
+    sleep 0.1
+done
+drain_s=$(python3 -c "import time; print(f'{time.time() - $drain_start:.1f}')")
+appended=$(redis-cli -h 127.0.0.1 XLEN "$stream")
+echo "event relay: $appended events through the stream; $behind_end behind when the load" \
+    "stopped; outbox and groups drained ${drain_s}s later;" \
+    "$(python3 -c "print(round($appended / (${duration%s} + $drain_s)))") events/s end to end"
 
 # Stop the app (and its outbox worker) so pgbench has the database to itself.
 kill "$app" && wait "$app" 2>/dev/null || true

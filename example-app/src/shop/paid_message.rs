@@ -14,7 +14,7 @@ pub(super) fn subscribe(ctx: &AppContext, title: String) {
     let title = Arc::new(title);
     ctx.events().on("shop", move |ctx, paid: Delivered<Paid>| {
         let title = title.clone();
-        async move { send(&ctx, &title, &paid.event).await }
+        async move { send(&ctx, &title, &paid.event, &paid.id).await }
     });
 }
 
@@ -38,7 +38,9 @@ fn data_for(keywords: &[(String, String)], order_id: i64, total_fen: i64) -> Map
         .collect()
 }
 
-async fn send(ctx: &AppContext, title: &str, paid: &Paid) -> weapp::Result<()> {
+/// Queues the message once per event: `event_id` is its dedupe key, since an event
+/// is delivered at least once (again after a crash, or on another instance).
+async fn send(ctx: &AppContext, title: &str, paid: &Paid, event_id: &str) -> weapp::Result<()> {
     let order_id = paid.order_id;
     // An erased buyer has no one to tell.
     let Some(user_id) = paid.user_id else {
@@ -64,6 +66,7 @@ async fn send(ctx: &AppContext, title: &str, paid: &Paid) -> weapp::Result<()> {
         template_id: template.template_id.clone(),
         page: Some(format!("pages/order/detail?id={order_id}")),
         data: data_for(&template.keywords(), order_id, paid.total_fen),
+        dedupe_key: Some(event_id.to_owned()),
         ..Default::default()
     };
     match messages.send(ctx, request).await {

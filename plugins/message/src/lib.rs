@@ -48,7 +48,10 @@ pub struct MessagePlugin;
 
 weapp::register_plugin!(MessagePlugin);
 
-const MIGRATIONS: &[weapp::db::Migration] = &[weapp::migration!("0001_create_message_tables")];
+const MIGRATIONS: &[weapp::db::Migration] = &[
+    weapp::migration!("0001_create_message_tables"),
+    weapp::migration!("0002_add_message_dedupe_key"),
+];
 
 #[weapp::async_trait::async_trait]
 impl Plugin for MessagePlugin {

@@ -72,6 +72,7 @@ struct NewMessage<'a> {
     attempts: i32,
     next_attempt_at: i64,
     created_at: i64,
+    dedupe_key: Option<&'a str>,
 }
 
 weapp::insert_returning_id! {
@@ -98,6 +99,12 @@ pub struct SendRequest {
     /// `zh_CN`, `en_US`, `zh_HK` or `zh_TW`.
     #[serde(default)]
     pub lang: Option<String>,
+    /// The sender's key for this message (at most 128 characters), e.g. the id of
+    /// the event that asked for it: a send with a key already queued returns that
+    /// message's id and queues nothing, uses no quota. Event handlers set it, since
+    /// events are delivered at least once.
+    #[serde(default)]
+    pub dedupe_key: Option<String>,
 }
 
 /// What the queue holds about one message.
@@ -129,6 +136,13 @@ fn check_request(request: &SendRequest) -> Result<(), MessageError> {
     }
     if request.page.as_ref().is_some_and(|p| p.len() > 512) {
         return bad("page must be at most 512 characters");
+    }
+    if request
+        .dedupe_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 128)
+    {
+        return bad("dedupe_key must be 1 to 128 characters");
     }
     if let Some(state) = &request.miniprogram_state
         && !["developer", "trial", "formal"].contains(&state.as_str())
@@ -174,9 +188,13 @@ impl Messages {
             attempts: 0,
             next_attempt_at: now,
             created_at: now,
+            dedupe_key: request.dedupe_key.as_deref(),
         };
+        if let Some(id) = self.queued_under(request.dedupe_key.as_deref()).await? {
+            return Ok(id);
+        }
         let mut conn = self.db.conn().await?;
-        let id = transaction!(conn, weapp::db::Isolation::BackendDefault, |c| {
+        let queued = transaction!(conn, weapp::db::Isolation::BackendDefault, |c| {
             if template.kind == ONE_TIME {
                 let used = diesel::update(
                     quotas::table
@@ -197,8 +215,40 @@ impl Messages {
                 }
             }
             Ok::<_, MessageError>(c.insert_message(&row).await?)
-        })?;
-        Ok(id)
+        });
+        match queued {
+            // The same key queued concurrently: that send won, and this one's quota
+            // use was rolled back with its insert.
+            Err(MessageError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            ))) if request.dedupe_key.is_some() => {
+                match self.queued_under(request.dedupe_key.as_deref()).await? {
+                    Some(id) => Ok(id),
+                    None => Err(MessageError::Query(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        info,
+                    ))),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The id of the message queued under `dedupe_key`, if any.
+    async fn queued_under(&self, dedupe_key: Option<&str>) -> Result<Option<i64>, MessageError> {
+        let Some(key) = dedupe_key else {
+            return Ok(None);
+        };
+        let mut conn = self.db.conn().await?;
+        Ok(with_conn!(conn, |c| {
+            queue::table
+                .filter(queue::dedupe_key.eq(key))
+                .select(queue::id)
+                .first::<i64>(c)
+                .await
+                .optional()
+        })?)
     }
 
     /// One queued message.

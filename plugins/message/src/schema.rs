@@ -63,5 +63,7 @@ diesel::table! {
         created_at -> BigInt,
         /// Unix milliseconds, once sent or failed.
         finished_at -> Nullable<BigInt>,
+        /// The sender's key for this message; unique when set.
+        dedupe_key -> Nullable<Text>,
     }
 }

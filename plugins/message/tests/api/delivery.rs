@@ -3,6 +3,7 @@
 use serde_json::json;
 use weapp::db::Backend;
 use weapp::testing::TestApp;
+use weapp_message::SendRequest;
 
 use crate::support::*;
 
@@ -291,4 +292,67 @@ async fn a_stop_while_sending_is_recorded_failed_on_sqlite() {
 #[tokio::test]
 async fn a_stop_while_sending_is_recorded_failed_on_postgres() {
     stop_while_sending(Backend::Postgres).await;
+}
+
+/// One key, one message: sends repeated with a key already queued (in turn, and at
+/// once) return the first message's id and use no more quota.
+async fn a_dedupe_key_queues_once(backend: Backend) {
+    let app = builder(backend).spawn().await;
+    let template = add_template(&app).await;
+    let (_, user_id) = app.login("o_dedupe").await;
+    subscribe(&app, "o_dedupe", user_id, &template, 3).await;
+    let keyed = |key: &str| SendRequest {
+        dedupe_key: Some(key.to_owned()),
+        ..request(user_id, &template)
+    };
+    let first = messages(&app)
+        .send(&app.ctx, keyed("event:1"))
+        .await
+        .unwrap();
+    let again = messages(&app)
+        .send(&app.ctx, keyed("event:1"))
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the same message");
+    assert_eq!(messages(&app).quota(user_id, &template).await.unwrap(), 2);
+
+    let service = messages(&app);
+    let racing = (0..8).map(|_| service.send(&app.ctx, keyed("event:2")));
+    let ids: Vec<i64> = futures_util::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|sent| sent.unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_ne!(ids[0], first);
+    assert_eq!(messages(&app).quota(user_id, &template).await.unwrap(), 1);
+
+    settled(&app, first).await;
+    settled(&app, ids[0]).await;
+    assert_eq!(
+        sandbox_messages(&app).await.len(),
+        2,
+        "two keys, two messages"
+    );
+    let refused = messages(&app)
+        .send(&app.ctx, keyed(&"k".repeat(129)))
+        .await
+        .unwrap_err();
+    assert_eq!(weapp::Error::from(refused).code(), "invalid_message_data");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dedupe_key_queues_once_on_sqlite() {
+    a_dedupe_key_queues_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_dedupe_key_queues_once_on_postgres() {
+    a_dedupe_key_queues_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_dedupe_key_queues_once_on_mariadb() {
+    a_dedupe_key_queues_once(Backend::Mysql).await;
 }
