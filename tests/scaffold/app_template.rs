@@ -37,6 +37,7 @@ const APP_FILES: &[&str] = &[
     "deploy/k8s/deployment.yaml",
     "deploy/k8s/service.yaml",
     "deploy/k8s/hpa.yaml",
+    "deploy/k8s/pdb.yaml",
     ".github/workflows/ci.yml",
 ];
 

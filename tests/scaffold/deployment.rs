@@ -134,6 +134,38 @@ fn the_deployment_starts_and_stops_gracefully() {
     );
 }
 
+/// Several replicas that never all go at once: a rollout brings a new pod up before
+/// an old one goes, a drain takes one pod at a time, and replicas spread over nodes.
+#[test]
+fn the_app_runs_replicated_and_disruptions_take_one_pod_at_a_time() {
+    let deployment = manifest("deploy/k8s/deployment.yaml");
+    let replicas = deployment["spec"]["replicas"].as_i64().expect("replicas");
+    assert!(replicas >= 2, "{replicas} replica(s)");
+    let rolling = &deployment["spec"]["strategy"]["rollingUpdate"];
+    assert_eq!(rolling["maxUnavailable"].as_i64(), Some(0));
+    assert!(rolling["maxSurge"].as_i64().unwrap_or(0) >= 1);
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"].as_str(), Some("kubernetes.io/hostname"));
+    assert_eq!(
+        spread["labelSelector"]["matchLabels"]["app"].as_str(),
+        Some("shop")
+    );
+
+    let budget = manifest("deploy/k8s/pdb.yaml");
+    assert_eq!(budget["kind"].as_str(), Some("PodDisruptionBudget"));
+    assert_eq!(budget["apiVersion"].as_str(), Some("policy/v1"));
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"]["app"].as_str(),
+        deployment["spec"]["selector"]["matchLabels"]["app"].as_str(),
+        "the budget covers the deployment's pods"
+    );
+    let unavailable = budget["spec"]["maxUnavailable"].as_i64().expect("maxUnavailable");
+    assert!(
+        (1..replicas).contains(&unavailable),
+        "a drain leaves pods serving: {unavailable} of {replicas} may go"
+    );
+}
+
 /// The build context leaves out build output and local state (the development
 /// database and keys).
 #[test]
