@@ -145,7 +145,10 @@ fn the_app_runs_replicated_and_disruptions_take_one_pod_at_a_time() {
     assert_eq!(rolling["maxUnavailable"].as_i64(), Some(0));
     assert!(rolling["maxSurge"].as_i64().unwrap_or(0) >= 1);
     let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
-    assert_eq!(spread["topologyKey"].as_str(), Some("kubernetes.io/hostname"));
+    assert_eq!(
+        spread["topologyKey"].as_str(),
+        Some("kubernetes.io/hostname")
+    );
     assert_eq!(
         spread["labelSelector"]["matchLabels"]["app"].as_str(),
         Some("shop")
@@ -159,7 +162,9 @@ fn the_app_runs_replicated_and_disruptions_take_one_pod_at_a_time() {
         deployment["spec"]["selector"]["matchLabels"]["app"].as_str(),
         "the budget covers the deployment's pods"
     );
-    let unavailable = budget["spec"]["maxUnavailable"].as_i64().expect("maxUnavailable");
+    let unavailable = budget["spec"]["maxUnavailable"]
+        .as_i64()
+        .expect("maxUnavailable");
     assert!(
         (1..replicas).contains(&unavailable),
         "a drain leaves pods serving: {unavailable} of {replicas} may go"

@@ -70,32 +70,30 @@ pub(super) fn latency(group: &str) -> Histogram {
         .with_label_values(&[group])
 }
 
-fn gauge(family: &'static OnceLock<IntGaugeVec>, name: &str, help: &str, group: &str) -> IntGauge {
-    family
-        .get_or_init(|| {
-            register(IntGaugeVec::new(Opts::new(name, help), &["group"]).expect("valid metric"))
-        })
-        .with_label_values(&[group])
-}
-
 /// `events_stream_lag{group}`: entries the group has not read yet.
 pub(super) fn lag(group: &str) -> IntGauge {
     static FAMILY: OnceLock<IntGaugeVec> = OnceLock::new();
-    gauge(
-        &FAMILY,
-        "events_stream_lag",
-        "Shared events appended but not yet read by the group.",
-        group,
-    )
+    FAMILY
+        .get_or_init(|| {
+            let opts = Opts::new(
+                "events_stream_lag",
+                "Shared events appended but not yet read by the group.",
+            );
+            register(IntGaugeVec::new(opts, &["group"]).expect("valid metric"))
+        })
+        .with_label_values(&[group])
 }
 
 /// `events_stream_pending{group}`: entries read and not acknowledged yet.
 pub(super) fn pending(group: &str) -> IntGauge {
     static FAMILY: OnceLock<IntGaugeVec> = OnceLock::new();
-    gauge(
-        &FAMILY,
-        "events_stream_pending",
-        "Shared events read by a consumer of the group and not acknowledged yet.",
-        group,
-    )
+    FAMILY
+        .get_or_init(|| {
+            let opts = Opts::new(
+                "events_stream_pending",
+                "Shared events read by a consumer of the group and not acknowledged yet.",
+            );
+            register(IntGaugeVec::new(opts, &["group"]).expect("valid metric"))
+        })
+        .with_label_values(&[group])
 }
