@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use weapp::db::{Backend, DatabaseConfig, Db};
-use weapp::testing::{TestDatabase, redis_url};
+use weapp::testing::{TestDatabase, ensure_redis_cluster, redis_cluster_url, redis_url};
 
 /// The shop binary built with this package (`src/bin/shop_node.rs`).
 const NODE_BINARY: &str = env!("CARGO_BIN_EXE_shop-node");
@@ -20,6 +20,7 @@ pub(crate) const ADMIN_TOKEN: &str = "cluster-admin-token-0123456789abcdef";
 pub(crate) struct TestClusterBuilder {
     nodes: usize,
     toml: String,
+    redis_cluster: bool,
 }
 
 impl TestClusterBuilder {
@@ -32,10 +33,19 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Shares the local Redis Cluster (started if absent) instead of one Redis.
+    pub(crate) fn redis_cluster(mut self) -> Self {
+        self.redis_cluster = true;
+        self
+    }
+
     /// Starts the sandbox host, then the first node (it migrates and seeds the
     /// catalogue), then the others; panics with the node's log if one does not
     /// become ready.
     pub(crate) async fn start(self) -> TestCluster {
+        if self.redis_cluster {
+            ensure_redis_cluster().await;
+        }
         let db = TestDatabase::create(Backend::Postgres).await;
         let dir = std::env::temp_dir().join(format!("weapp-cluster-{}", uuid_like()));
         // The nodes' folder holds their config/; the sandbox host's is beside it, as
@@ -53,6 +63,7 @@ ops = "{ADMIN_TOKEN}"
 
 [redis]
 url = "{redis}"
+cluster = {cluster}
 key_prefix = "weapp_cluster:{prefix}:"
 
 [database]
@@ -62,7 +73,11 @@ url = "{db_url}"
 log_format = "pretty"
 {extra}
 "#,
-            redis = redis_url(),
+            redis = match self.redis_cluster {
+                true => redis_cluster_url(),
+                false => redis_url(),
+            },
+            cluster = self.redis_cluster,
             prefix = uuid_like(),
             db_url = db.url(),
             extra = self.toml,
@@ -195,6 +210,7 @@ impl TestCluster {
         TestClusterBuilder {
             nodes: 3,
             toml: String::new(),
+            redis_cluster: false,
         }
     }
 
@@ -277,6 +293,25 @@ impl TestCluster {
     pub(crate) async fn restart(&mut self, i: usize) {
         let node = self.spawn_node(i).await;
         self.nodes[i] = Some(node);
+    }
+
+    /// Runs the shop binary's command line (`audit verify`, `migrate`…) with the
+    /// nodes' configuration; returns whether it succeeded and what it printed.
+    pub(crate) fn command(&self, args: &[&str]) -> (bool, String) {
+        let mut command = Command::new(NODE_BINARY);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("WEAPP") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .current_dir(self.dir.join("nodes"))
+            .args(args)
+            .output()
+            .expect("the shop-node binary runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
     }
 
     /// Logs `openid` in through node `i` (the code from the sandbox host); returns

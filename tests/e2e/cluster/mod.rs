@@ -23,9 +23,7 @@ async fn me(cluster: &TestCluster, node: usize, token: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test]
-async fn a_session_works_on_every_instance_and_logout_all_ends_it_everywhere() {
-    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+async fn sessions_cross_instances(cluster: TestCluster) {
     let (token, _, user_id) = cluster.login(0, "o_cluster_session").await;
     for node in 0..3 {
         assert_eq!(me(&cluster, node, &token).await, 200, "node {node}");
@@ -56,6 +54,21 @@ async fn a_session_works_on_every_instance_and_logout_all_ends_it_everywhere() {
 }
 
 #[tokio::test]
+async fn a_session_works_on_every_instance_and_logout_all_ends_it_everywhere() {
+    sessions_cross_instances(TestCluster::builder().toml(NO_RATE_LIMITS).start().await).await;
+}
+
+#[tokio::test]
+async fn sessions_cross_instances_on_a_redis_cluster_too() {
+    let cluster = TestCluster::builder()
+        .toml(NO_RATE_LIMITS)
+        .redis_cluster()
+        .start()
+        .await;
+    sessions_cross_instances(cluster).await;
+}
+
+#[tokio::test]
 async fn a_per_user_rate_limit_is_one_budget_across_instances() {
     let cluster = TestCluster::builder()
         .toml(
@@ -75,9 +88,7 @@ per_user = { burst = 5, per_second = 0.01 }"#,
     assert_eq!((allowed, limited), (5, 10), "{statuses:?}");
 }
 
-#[tokio::test]
-async fn fifty_callers_on_three_instances_fetch_one_access_token() {
-    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+async fn one_access_token_for_fifty_callers(cluster: TestCluster) {
     let mut users = Vec::new();
     for i in 0..50 {
         let openid = format!("o_cluster_phone_{i}");
@@ -121,6 +132,22 @@ async fn fifty_callers_on_three_instances_fetch_one_access_token() {
     let stats = cluster.sandbox_stats().await;
     assert_eq!(stats["/cgi-bin/stable_token"], 1, "{stats}");
     assert_eq!(stats["/wxa/business/getuserphonenumber"], 50, "{stats}");
+}
+
+#[tokio::test]
+async fn fifty_callers_on_three_instances_fetch_one_access_token() {
+    one_access_token_for_fifty_callers(TestCluster::builder().toml(NO_RATE_LIMITS).start().await)
+        .await;
+}
+
+#[tokio::test]
+async fn fifty_callers_fetch_one_access_token_on_a_redis_cluster_too() {
+    let cluster = TestCluster::builder()
+        .toml(NO_RATE_LIMITS)
+        .redis_cluster()
+        .start()
+        .await;
+    one_access_token_for_fifty_callers(cluster).await;
 }
 
 #[tokio::test]
@@ -314,6 +341,13 @@ async fn an_instance_killed_mid_load_loses_nothing_and_repeats_nothing() {
         200,
         "the restarted node serves"
     );
+
+    // One chain holds the rows every instance wrote: the logins through each, the
+    // order events whichever instance consumed them.
+    let (verified, said) = cluster.command(&["audit", "verify"]);
+    assert!(verified && said.contains("audit log OK"), "{said}");
+    let logins = "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'auth.login'";
+    assert_eq!(cluster.count(logins).await, 300, "a chained row per login");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! [`StreamRelay::append`] adds each shared event to the stream `<prefix><stream>`
 //! (trimmed approximately to `events.max_len` as it grows). Every instance runs one
 //! consumer per subscription of its bus, in the subscription's group
-//! ([`SubscriptionGroup`](super::SubscriptionGroup)): Redis hands each entry to one
+//! ([`SubscriptionGroup`]): Redis hands each entry to one
 //! consumer of each group, so each subscription handles each event once across the
 //! instances, wherever it was published. A consumer acknowledges what its handler took; what failed stays
 //! pending and, like what a killed instance had read, is claimed again by a live
@@ -49,7 +49,7 @@ pub struct StreamRelay {
 /// One group's standing in the stream, as `XINFO GROUPS` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStanding {
-    /// The group ([`SubscriptionGroup::name`](super::SubscriptionGroup::name)).
+    /// The group ([`SubscriptionGroup::name`]).
     pub name: String,
     /// Entries read by one of its consumers and not acknowledged yet.
     pub pending: u64,
