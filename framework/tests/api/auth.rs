@@ -873,98 +873,22 @@ async fn profile_decrypt_failures_all_answer_alike() {
     );
 }
 
-/// A store that ends the session (as a logout would) right after the rotation read
-/// it: the interleaving a racing logout or reuse detection produces.
+/// Ends the session (as a logout would) right after the rotation read it: the
+/// interleaving a racing logout or reuse detection produces.
 struct LogoutDuringRotation {
-    inner: weapp::kv::MemoryStore,
     sid: std::sync::Mutex<Option<String>>,
 }
 
 #[weapp::async_trait::async_trait]
-impl weapp::kv::KvStore for LogoutDuringRotation {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, weapp::kv::KvError> {
-        let value = self.inner.get(key).await?;
+impl crate::interleaved_store::Interleave for LogoutDuringRotation {
+    async fn after_get(&self, store: &weapp::kv::MemoryStore, key: &str) {
         let target = self.sid.lock().unwrap().clone();
         if let Some(sid) = target
             && key == format!("auth:session:{sid}")
         {
-            self.inner.delete(key).await?;
+            use weapp::kv::KvStore;
+            store.delete(key).await.unwrap();
         }
-        Ok(value)
-    }
-    async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<(), weapp::kv::KvError> {
-        self.inner.set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<bool, weapp::kv::KvError> {
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, weapp::kv::KvError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if_equals(
-        &self,
-        key: &str,
-        expected: &[u8],
-    ) -> Result<bool, weapp::kv::KvError> {
-        self.inner.delete_if_equals(key, expected).await
-    }
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: &[u8],
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<bool, weapp::kv::KvError> {
-        self.inner
-            .replace_if_equals(key, expected, value, ttl)
-            .await
-    }
-    async fn push_bounded(
-        &self,
-        key: &str,
-        item: &[u8],
-        max_len: usize,
-        ttl: Option<std::time::Duration>,
-    ) -> Result<(), weapp::kv::KvError> {
-        self.inner.push_bounded(key, item, max_len, ttl).await
-    }
-    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, weapp::kv::KvError> {
-        self.inner.take_list(key).await
-    }
-    async fn increment(
-        &self,
-        key: &str,
-        by: i64,
-        ttl: Option<std::time::Duration>,
-    ) -> Result<i64, weapp::kv::KvError> {
-        self.inner.increment(key, by, ttl).await
-    }
-    async fn ttl(&self, key: &str) -> Result<Option<std::time::Duration>, weapp::kv::KvError> {
-        self.inner.ttl(key).await
-    }
-    async fn throttle(
-        &self,
-        key: &str,
-        interval: std::time::Duration,
-        burst: u32,
-    ) -> Result<Option<std::time::Duration>, weapp::kv::KvError> {
-        self.inner.throttle(key, interval, burst).await
-    }
-    async fn ping(&self) -> Result<(), weapp::kv::KvError> {
-        self.inner.ping().await
-    }
-    fn backend(&self) -> &'static str {
-        "memory"
     }
 }
 
@@ -972,16 +896,18 @@ impl weapp::kv::KvStore for LogoutDuringRotation {
 #[tokio::test]
 async fn a_refresh_racing_a_logout_does_not_bring_the_session_back() {
     use weapp::auth::sessions::{RotateOutcome, SessionStore};
-    let kv = LogoutDuringRotation {
-        inner: weapp::kv::MemoryStore::new(),
-        sid: std::sync::Mutex::new(None),
+    let kv = crate::interleaved_store::InterleavedStore {
+        inner: std::sync::Arc::new(weapp::kv::MemoryStore::new()),
+        hooks: LogoutDuringRotation {
+            sid: std::sync::Mutex::new(None),
+        },
     };
     let sessions = SessionStore::new(&kv, std::time::Duration::from_secs(600));
     let (sid, refresh) = sessions.create(7, "sealed".into()).await.unwrap();
     assert!(sessions.active(&sid, 7).await.unwrap().is_some());
-    *kv.sid.lock().unwrap() = Some(sid.clone());
+    *kv.hooks.sid.lock().unwrap() = Some(sid.clone());
     let outcome = sessions.rotate(&refresh).await.unwrap();
-    *kv.sid.lock().unwrap() = None;
+    *kv.hooks.sid.lock().unwrap() = None;
     assert!(
         matches!(outcome, RotateOutcome::Ended),
         "the rotation lost to the logout"

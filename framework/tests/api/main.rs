@@ -12,6 +12,7 @@ mod events;
 mod events_relay;
 mod guard;
 mod health;
+mod interleaved_store;
 mod kv;
 mod lease_queue;
 mod metrics;

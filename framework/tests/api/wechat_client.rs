@@ -520,94 +520,18 @@ async fn a_fixture_user_keeps_its_session_key() {
     assert_eq!(session.unionid.as_deref(), Some("u_fixture"));
 }
 
-/// A store whose `set_if_absent` waits at a gate: it holds one instance between
-/// reading the shared token (a miss) and taking the refresh lock.
-struct GatedStore {
-    inner: Arc<weapp::kv::MemoryStore>,
+/// Holds one instance at a gate before it takes the refresh lock (after it read the
+/// shared token: a miss).
+struct Gate {
     reached: tokio::sync::Notify,
     open: tokio::sync::Semaphore,
 }
 
 #[weapp::async_trait::async_trait]
-impl weapp::kv::KvStore for GatedStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, weapp::kv::KvError> {
-        self.inner.get(key).await
-    }
-    async fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<(), weapp::kv::KvError> {
-        self.inner.set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<bool, weapp::kv::KvError> {
+impl crate::interleaved_store::Interleave for Gate {
+    async fn before_set_if_absent(&self, _key: &str) {
         self.reached.notify_one();
         drop(self.open.acquire().await);
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, weapp::kv::KvError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if_equals(
-        &self,
-        key: &str,
-        expected: &[u8],
-    ) -> Result<bool, weapp::kv::KvError> {
-        self.inner.delete_if_equals(key, expected).await
-    }
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: &[u8],
-        value: &[u8],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<bool, weapp::kv::KvError> {
-        self.inner
-            .replace_if_equals(key, expected, value, ttl)
-            .await
-    }
-    async fn push_bounded(
-        &self,
-        key: &str,
-        item: &[u8],
-        max_len: usize,
-        ttl: Option<std::time::Duration>,
-    ) -> Result<(), weapp::kv::KvError> {
-        self.inner.push_bounded(key, item, max_len, ttl).await
-    }
-    async fn take_list(&self, key: &str) -> Result<Vec<Vec<u8>>, weapp::kv::KvError> {
-        self.inner.take_list(key).await
-    }
-    async fn increment(
-        &self,
-        key: &str,
-        by: i64,
-        ttl: Option<std::time::Duration>,
-    ) -> Result<i64, weapp::kv::KvError> {
-        self.inner.increment(key, by, ttl).await
-    }
-    async fn ttl(&self, key: &str) -> Result<Option<std::time::Duration>, weapp::kv::KvError> {
-        self.inner.ttl(key).await
-    }
-    async fn throttle(
-        &self,
-        key: &str,
-        interval: std::time::Duration,
-        burst: u32,
-    ) -> Result<Option<std::time::Duration>, weapp::kv::KvError> {
-        self.inner.throttle(key, interval, burst).await
-    }
-    async fn ping(&self) -> Result<(), weapp::kv::KvError> {
-        Ok(())
-    }
-    fn backend(&self) -> &'static str {
-        "gated"
     }
 }
 
@@ -619,10 +543,12 @@ async fn an_instance_taking_the_lock_after_another_refreshed_reuses_its_token() 
     use weapp::wechat::AccessTokenCache;
     use weapp::wechat::types::AccessToken;
     let shared = Arc::new(weapp::kv::MemoryStore::new());
-    let gated = Arc::new(GatedStore {
+    let gated = Arc::new(crate::interleaved_store::InterleavedStore {
         inner: shared.clone(),
-        reached: tokio::sync::Notify::new(),
-        open: tokio::sync::Semaphore::new(0),
+        hooks: Gate {
+            reached: tokio::sync::Notify::new(),
+            open: tokio::sync::Semaphore::new(0),
+        },
     });
     let config = weapp::wechat::TokenConfig::default();
     let a = AccessTokenCache::new(shared, "wx_app", &config);
@@ -643,9 +569,9 @@ async fn an_instance_taking_the_lock_after_another_refreshed_reuses_its_token() 
         let (b, fetch) = (b.clone(), fetch(fetches.clone()));
         tokio::spawn(async move { b.get(fetch).await })
     };
-    gated.reached.notified().await;
+    gated.hooks.reached.notified().await;
     assert_eq!(a.get(fetch(fetches.clone())).await.unwrap(), "token-1");
-    gated.open.add_permits(100);
+    gated.hooks.open.add_permits(100);
     assert_eq!(waiting.await.unwrap().unwrap(), "token-1");
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

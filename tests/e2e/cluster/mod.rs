@@ -150,19 +150,24 @@ async fn fifty_callers_fetch_one_access_token_on_a_redis_cluster_too() {
     one_access_token_for_fifty_callers(cluster).await;
 }
 
-#[tokio::test]
-async fn four_hundred_buyers_on_three_instances_buy_exactly_the_stock() {
-    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+/// An operator adds a product with `stock` units through node 0; returns its id.
+async fn add_product(cluster: &TestCluster, name: &str, stock: i64) -> i64 {
     let added = cluster
         .client
         .post(cluster.url(0, "/api/admin/products"))
         .header("X-Admin-Token", ADMIN_TOKEN)
-        .json(&json!({"name": "限量款", "price_fen": 9900, "stock": 100}))
+        .json(&json!({"name": name, "price_fen": 9900, "stock": stock}))
         .send()
         .await
         .unwrap();
     assert_eq!(added.status(), 201);
-    let product_id = added.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    added.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn four_hundred_buyers_on_three_instances_buy_exactly_the_stock() {
+    let cluster = TestCluster::builder().toml(NO_RATE_LIMITS).start().await;
+    let product_id = add_product(&cluster, "限量款", 100).await;
 
     let mut buyers = Vec::new();
     for i in 0..400 {
@@ -266,15 +271,7 @@ async fn place_orders(cluster: &TestCluster, buyers: &[String], product_id: i64)
 #[tokio::test]
 async fn an_instance_killed_mid_load_loses_nothing_and_repeats_nothing() {
     let mut cluster = TestCluster::builder().toml(QUICK_TAKEOVER).start().await;
-    let added = cluster
-        .client
-        .post(cluster.url(0, "/api/admin/products"))
-        .header("X-Admin-Token", ADMIN_TOKEN)
-        .json(&json!({"name": "耐用款", "price_fen": 1000, "stock": 10000}))
-        .send()
-        .await
-        .unwrap();
-    let product_id = added.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let product_id = add_product(&cluster, "耐用款", 10_000).await;
     let cluster_ref = &cluster;
     let logins =
         (0..300).map(|i| async move { cluster_ref.login(i % 3, &format!("o_kill_{i}")).await });
