@@ -530,3 +530,58 @@ async fn a_redis_relay_without_redis_is_refused_at_start() {
         .expect("refused");
     assert!(error.to_string().contains("events.relay"), "{error}");
 }
+
+/// Declared shared topics: subscriptions that cannot match one get no group (they
+/// would read every shared event only to skip it), and an undeclared topic is
+/// refused rather than read by nobody.
+#[tokio::test]
+async fn only_subscriptions_that_can_match_a_shared_topic_get_a_group() {
+    let ledger: Ledger = Arc::default();
+    let recorder = record_into(&ledger, 0);
+    let instance = Instance::start(&redis_config(), &events_config(), move |ctx| {
+        ctx.events().share_topics("order.");
+        recorder(ctx);
+        ctx.events()
+            .subscribe("push", "wechat.push.*", |_, _| async { Ok(()) });
+        ctx.events()
+            .subscribe("paid", "order.paid", |_, _| async { Ok(()) });
+        ctx.events()
+            .subscribe("ord", "ord*", |_, _| async { Ok(()) });
+    })
+    .await;
+    let names: Vec<String> = instance
+        .ctx
+        .events()
+        .groups()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["audit:*", "mail:order.*", "paid:order.paid", "ord:ord*"]
+    );
+    let standings = instance.relay.standings().await.unwrap();
+    assert_eq!(standings.len(), 4, "no group for the push subscription");
+
+    instance.publish(vec![event("o1", "order.paid")]).await;
+    let refused = instance
+        .ctx
+        .events()
+        .publish_shared(&instance.ctx, event("u1", "user.login"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not declared shared"),
+        "{refused}"
+    );
+    eventually("the order event handled", || {
+        handled_by(&ledger, "mail") == ["o1"]
+    })
+    .await;
+    assert_eq!(
+        handled_by(&ledger, "audit"),
+        ["o1"],
+        "the refused one never went out"
+    );
+    instance.stop().await;
+}

@@ -85,6 +85,10 @@ impl Plugin for OrderPlugin {
         let orders = Orders::new(config, ctx.db().clone());
         tracing::info!(strategy = orders.placement_strategy(), "order placement");
         ctx.insert(orders);
+        // The outbox's topics (crate::events), published as shared events.
+        for prefix in ["order.", "payment.", "catalog."] {
+            ctx.events().share_topics(prefix);
+        }
         install_checkout(ctx)
     }
 

@@ -156,6 +156,14 @@ struct Subscription {
     handler: Handler,
 }
 
+/// Whether `pattern` can match some topic starting with `prefix`.
+fn may_match(pattern: &str, prefix: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(start) => start.starts_with(prefix) || prefix.starts_with(start),
+        None => pattern.starts_with(prefix),
+    }
+}
+
 /// Whether `topic` is `pattern`, or starts with its prefix when it ends in `*`.
 fn matches(pattern: &str, topic: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -177,6 +185,7 @@ pub struct PublishError {
 pub struct EventBus {
     subscriptions: RwLock<Vec<Subscription>>,
     relay: OnceLock<Arc<StreamRelay>>,
+    shared_prefixes: RwLock<Vec<String>>,
 }
 
 /// One subscription as a consumer group of the shared event stream.
@@ -271,6 +280,19 @@ impl EventBus {
         let Some(relay) = self.relay.get() else {
             return self.publish_batch(ctx, events).await;
         };
+        let prefixes = self.shared_prefixes();
+        let undeclared =
+            |e: &&Event| !prefixes.is_empty() && !prefixes.iter().any(|p| e.topic.starts_with(p));
+        if let Some(event) = events.iter().find(undeclared) {
+            // No consumer group may read it: refused, not lost in silence.
+            let refused = PublishError {
+                failures: vec![format!(
+                    "relay: topic {} is not declared shared (EventBus::share_topics)",
+                    event.topic
+                )],
+            };
+            return events.iter().map(|_| Err(refused.clone())).collect();
+        }
         let outcome = relay.append(&events).await.map_err(|e| PublishError {
             failures: vec![format!("relay: {e}")],
         });
@@ -285,14 +307,42 @@ impl EventBus {
             .unwrap_or(Ok(()))
     }
 
-    /// Every subscription as a consumer group of the shared stream, in subscription
-    /// order.
+    /// Declares that shared events with topics starting with `prefix` (`order.`)
+    /// are published, in a plugin's `on_start`. Once any prefix is declared, only
+    /// subscriptions that can match a declared prefix get a consumer group (the
+    /// others would read every shared event only to skip it), and a shared event
+    /// outside every declared prefix is refused. With none declared, every
+    /// subscription gets a group.
+    pub fn share_topics(&self, prefix: &str) {
+        let mut prefixes = self
+            .shared_prefixes
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if !prefixes.iter().any(|p| p == prefix) {
+            prefixes.push(prefix.to_owned());
+        }
+    }
+
+    /// The topic prefixes declared with [`EventBus::share_topics`].
+    pub fn shared_prefixes(&self) -> Vec<String> {
+        self.shared_prefixes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The consumer groups of the shared stream: every subscription that can match a
+    /// shared topic (see [`EventBus::share_topics`]), in subscription order.
     pub fn groups(&self) -> Vec<SubscriptionGroup> {
+        let prefixes = self.shared_prefixes();
         let subscriptions = self.subscriptions.read().unwrap_or_else(|p| p.into_inner());
         let mut seen: std::collections::HashMap<String, usize> = Default::default();
         subscriptions
             .iter()
             .enumerate()
+            .filter(|(_, s)| {
+                prefixes.is_empty() || prefixes.iter().any(|p| may_match(&s.pattern, p))
+            })
             .map(|(index, s)| {
                 let base = format!("{}:{}", s.subscriber, s.pattern);
                 let n = seen.entry(base.clone()).or_default();
