@@ -141,6 +141,18 @@ fn uuid_like() -> String {
     format!("{}{:x}", std::process::id(), nanos)
 }
 
+/// The shop binary, without this process's `WEAPP*` and `RUST_LOG` variables: a
+/// node reads only the cluster's configuration.
+fn node_command() -> Command {
+    let mut command = Command::new(NODE_BINARY);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WEAPP") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 impl Node {
     async fn spawn(
         dir: &std::path::Path,
@@ -150,12 +162,7 @@ impl Node {
     ) -> Node {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("a log file");
-        let mut command = Command::new(NODE_BINARY);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("WEAPP") || key == "RUST_LOG" {
-                command.env_remove(key);
-            }
-        }
+        let mut command = node_command();
         command
             .current_dir(dir)
             .env("WEAPP__SERVER__HOST", "127.0.0.1")
@@ -298,12 +305,7 @@ impl TestCluster {
     /// Runs the shop binary's command line (`audit verify`, `migrate`…) with the
     /// nodes' configuration; returns whether it succeeded and what it printed.
     pub(crate) fn command(&self, args: &[&str]) -> (bool, String) {
-        let mut command = Command::new(NODE_BINARY);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("WEAPP") || key == "RUST_LOG" {
-                command.env_remove(key);
-            }
-        }
+        let mut command = node_command();
         let output = command
             .current_dir(self.dir.join("nodes"))
             .args(args)

@@ -3,9 +3,9 @@
 //! [`StreamRelay::append`] adds each shared event to the stream `<prefix><stream>`
 //! (trimmed approximately to `events.max_len` as it grows). Every instance runs one
 //! consumer per subscription of its bus, in the subscription's group
-//! ([`SubscriptionGroup`]): Redis hands each entry to one
-//! consumer of each group, so each subscription handles each event once across the
-//! instances, wherever it was published. A consumer acknowledges what its handler took; what failed stays
+//! ([`SubscriptionGroup`]): Redis hands each entry to one consumer of each group, so
+//! each subscription handles each event once across the instances, wherever it was
+//! published. A consumer acknowledges what its handler took; what failed stays
 //! pending and, like what a killed instance had read, is claimed again by a live
 //! consumer (`XAUTOCLAIM`) once it has been pending `events.claim_idle_ms`. Delivery
 //! is therefore at least once: handlers are idempotent by [`Event::id`]. An event
