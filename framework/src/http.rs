@@ -103,6 +103,7 @@ pub async fn request_context(
             if res.status() == StatusCode::BAD_REQUEST {
                 crate::request_id::scope(id.clone(), announce_rejection(&res)).await;
             }
+            remember_write(&res).await;
             let status = res.status();
             let is_error = status.is_client_error() || status.is_server_error();
             if is_error && !is_json(res.headers().get(CONTENT_TYPE)) {
@@ -230,6 +231,26 @@ async fn announce_rejection(res: &ServiceResponse<impl MessageBody>) {
     if let Err(e) = ctx.events().publish(ctx, event).await {
         tracing::warn!(error = %e, "a request.rejected subscriber failed");
     }
+}
+
+/// After a signed-in request that may have written (any method but GET, HEAD,
+/// OPTIONS), sends the user's reads to the primary for a while
+/// ([`crate::AppContext::note_write`]); nothing to do without read replicas.
+async fn remember_write(res: &ServiceResponse<impl MessageBody>) {
+    let request = res.request();
+    if request.method().is_safe() {
+        return;
+    }
+    let Some(ctx) = request.app_data::<web::Data<crate::AppContext>>() else {
+        return;
+    };
+    if !ctx.db().has_replicas() {
+        return;
+    }
+    let Some(user_id) = request.extensions().get::<RequestUser>().map(|user| user.0) else {
+        return;
+    };
+    ctx.note_write(user_id).await;
 }
 
 /// Maps JSON body extractor failures to 400/413/415 framework errors.

@@ -15,3 +15,4 @@ mod journey;
 mod openapi;
 mod privacy;
 mod registration;
+mod replicas;

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use weapp_crypto::FieldCrypto;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, ReadFrom};
 use crate::events::EventBus;
 use crate::kv::KvStore;
 use crate::shutdown::Shutdown;
@@ -87,6 +87,35 @@ impl AppContext {
     /// The database pool.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Where a read-only query on behalf of `user_id` runs: the primary while the
+    /// user's last write is within [`Db::read_your_writes_window`] (they must see
+    /// it), else a replica ([`crate::db#read-replicas`]). Without replicas, no
+    /// lookup: always the primary.
+    pub async fn read_from(&self, user_id: i64) -> ReadFrom {
+        if !self.inner.db.has_replicas() {
+            return ReadFrom::Primary;
+        }
+        match self.kv().get(&wrote_key(user_id)).await {
+            Ok(None) => ReadFrom::Replica,
+            // A write to see, or the store cannot tell: the primary is always right.
+            Ok(Some(_)) | Err(_) => ReadFrom::Primary,
+        }
+    }
+
+    /// Remembers that `user_id` has just written, so that [`AppContext::read_from`]
+    /// sends their reads to the primary for [`Db::read_your_writes_window`]. The
+    /// HTTP layer calls it after every signed-in request that may write (any method
+    /// but GET, HEAD, OPTIONS); without replicas it does nothing.
+    pub async fn note_write(&self, user_id: i64) {
+        if !self.inner.db.has_replicas() {
+            return;
+        }
+        let window = self.inner.db.read_your_writes_window();
+        if let Err(e) = self.kv().set(&wrote_key(user_id), b"1", Some(window)).await {
+            tracing::warn!(error = %e, user_id, "could not remember a write for read-your-writes");
+        }
     }
 
     /// The key-value store (Redis or in-memory).
@@ -188,4 +217,9 @@ impl FromRequest for AppContext {
                 .ok_or_else(|| crate::Error::internal("AppContext is not registered on this app")),
         )
     }
+}
+
+/// The key that says `user_id` wrote within the read-your-writes window.
+fn wrote_key(user_id: i64) -> String {
+    format!("db:wrote:{user_id}")
 }

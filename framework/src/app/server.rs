@@ -102,6 +102,12 @@ impl Server {
                 tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
             }
         }
+        if ctx.db().has_replicas() {
+            let task = crate::plugin::BackgroundTask::new("db-replicas", |ctx, stop| async move {
+                ctx.db().watch_replicas(stop).await
+            });
+            tasks.push(task.spawn(ctx.clone(), ctx.shutdown().clone()));
+        }
         // After every plugin's `on_start`: one consumer per subscription made there.
         if let Some(relay) = ctx.events().relay() {
             for group in ctx.events().groups() {

@@ -21,7 +21,8 @@ use actix_web::http::header::{AUTHORIZATION, ContentType};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::{AppContext, Error};
@@ -40,6 +41,8 @@ pub struct Metrics {
     rejected: IntCounterVec,
     db_connections: IntGauge,
     db_idle: IntGauge,
+    replica_lag: IntGaugeVec,
+    replica_usable: IntGaugeVec,
     db_waited: IntGauge,
     db_timed_out: IntGauge,
 }
@@ -89,8 +92,26 @@ impl Metrics {
             "Checkouts that gave up waiting (cumulative since start).",
         )
         .expect("valid metric");
+        let replica_lag = IntGaugeVec::new(
+            Opts::new(
+                "db_replica_lag_ms",
+                "Replication lag of each read replica at its last check (-1: unknown).",
+            ),
+            &["replica"],
+        )
+        .expect("valid metric");
+        let replica_usable = IntGaugeVec::new(
+            Opts::new(
+                "db_replica_usable",
+                "1 while reads go to the replica, 0 while they go to the primary instead.",
+            ),
+            &["replica"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(replica_lag.clone()),
+            Box::new(replica_usable.clone()),
             Box::new(duration.clone()),
             Box::new(in_flight.clone()),
             Box::new(rejected.clone()),
@@ -111,6 +132,8 @@ impl Metrics {
             rejected,
             db_connections,
             db_idle,
+            replica_lag,
+            replica_usable,
             db_waited,
             db_timed_out,
         }
@@ -172,6 +195,15 @@ impl Metrics {
             .set(i64::try_from(pools.waited).unwrap_or(i64::MAX));
         self.db_timed_out
             .set(i64::try_from(pools.timed_out).unwrap_or(i64::MAX));
+        for replica in ctx.db().replica_standings() {
+            let labels = [replica.name.as_str()];
+            self.replica_lag
+                .with_label_values(&labels)
+                .set(replica.lag_ms.unwrap_or(-1));
+            self.replica_usable
+                .with_label_values(&labels)
+                .set(i64::from(replica.usable));
+        }
         // Registered on first use: render them from the start, at zero.
         crate::observe::upstream::upstream();
         crate::kv::metrics::kv_errors();

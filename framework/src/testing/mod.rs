@@ -6,6 +6,7 @@
 //! missing service fails the test with a message saying what to start; it never skips.
 
 pub mod architecture;
+mod pg_replica;
 mod redis_cluster;
 
 use std::path::PathBuf;
@@ -65,12 +66,16 @@ impl TestDatabase {
     /// Creates a fresh, empty database on `backend`; panics with a clear message when
     /// the server is unreachable.
     pub async fn create(backend: Backend) -> TestDatabase {
-        let name = format!("weapp_test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = match backend {
             Backend::Postgres => postgres_url(),
             Backend::Mysql => mysql_url(),
             Backend::Sqlite => String::new(),
         };
+        Self::create_at(backend, admin_url).await
+    }
+
+    async fn create_at(backend: Backend, admin_url: String) -> TestDatabase {
+        let name = format!("weapp_test_{}", uuid::Uuid::new_v4().simple());
         let url = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -154,6 +159,130 @@ impl Drop for TestDatabase {
             }
         })
         .join();
+    }
+}
+
+/// A fresh database on the test PostgreSQL primary that a streaming replica copies
+/// (127.0.0.1:5442 and 5443, started from the machine's PostgreSQL binaries when
+/// absent), dropped with this value. Tests that pause the replica's replay hold the
+/// pair alone ([`ReplicatedDatabase::create_pausable`]); the others share it.
+pub struct ReplicatedDatabase {
+    database: TestDatabase,
+    replica_url: String,
+    pausable: bool,
+    _turn: std::fs::File,
+}
+
+impl ReplicatedDatabase {
+    /// A database on the pair, shared with other tests; panics with what failed.
+    pub async fn create() -> ReplicatedDatabase {
+        Self::create_with(false).await
+    }
+
+    /// A database on the pair, which no other test uses meanwhile, so that this
+    /// one may pause the replica's replay.
+    pub async fn create_pausable() -> ReplicatedDatabase {
+        Self::create_with(true).await
+    }
+
+    async fn create_with(pausable: bool) -> ReplicatedDatabase {
+        let turn = tokio::task::spawn_blocking(move || {
+            pg_replica::ensure()?;
+            let turn = std::fs::File::create(pg_replica::home().join("turn.lock"))
+                .map_err(|e| e.to_string())?;
+            match pausable {
+                true => turn.lock(),
+                false => turn.lock_shared(),
+            }
+            .map_err(|e| e.to_string())?;
+            // A pausing test that died left the replay paused.
+            pg_replica::query(pg_replica::REPLICA_PORT, "SELECT pg_wal_replay_resume()");
+            Ok::<_, String>(turn)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .unwrap_or_else(|e| panic!("the test PostgreSQL replica could not be started: {e}"));
+        let admin = format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            pg_replica::PRIMARY_PORT
+        );
+        let database = TestDatabase::create_at(Backend::Postgres, admin).await;
+        let replica_url = format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            pg_replica::REPLICA_PORT,
+            database.name
+        );
+        let replicated = ReplicatedDatabase {
+            database,
+            replica_url,
+            pausable,
+            _turn: turn,
+        };
+        replicated.wait_replayed().await;
+        replicated
+    }
+
+    /// The database on the primary.
+    pub fn url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// The same database on the replica.
+    pub fn replica_url(&self) -> &str {
+        &self.replica_url
+    }
+
+    /// Stops the replica applying what it receives (it keeps streaming).
+    pub async fn pause_replay(&self) {
+        assert!(
+            self.pausable,
+            "pause_replay needs ReplicatedDatabase::create_pausable"
+        );
+        self.on_replica("SELECT pg_wal_replay_pause()").await;
+    }
+
+    /// Lets the replica apply what it received again.
+    pub async fn resume_replay(&self) {
+        self.on_replica("SELECT pg_wal_replay_resume()").await;
+    }
+
+    /// Waits until the replica has applied everything the primary has written so
+    /// far; panics after 30 s.
+    pub async fn wait_replayed(&self) {
+        let target = self.on_primary("SELECT pg_current_wal_lsn()").await;
+        let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn");
+        for _ in 0..300 {
+            if self.on_replica(&sql).await == "t" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the replica did not replay up to {target} within 30 s");
+    }
+
+    async fn on_primary(&self, sql: &str) -> String {
+        Self::query(pg_replica::PRIMARY_PORT, sql).await
+    }
+
+    async fn on_replica(&self, sql: &str) -> String {
+        Self::query(pg_replica::REPLICA_PORT, sql).await
+    }
+
+    async fn query(port: u16, sql: &str) -> String {
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || pg_replica::query(port, &sql))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("query on the test PostgreSQL pair (port {port}) failed"))
+    }
+}
+
+impl Drop for ReplicatedDatabase {
+    fn drop(&mut self) {
+        if self.pausable {
+            pg_replica::query(pg_replica::REPLICA_PORT, "SELECT pg_wal_replay_resume()");
+        }
     }
 }
 

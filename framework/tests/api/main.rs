@@ -7,6 +7,7 @@ mod crypto_field;
 mod crypto_sealed;
 mod crypto_wechat;
 mod db;
+mod db_replicas;
 mod errors;
 mod events;
 mod events_relay;

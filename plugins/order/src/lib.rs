@@ -100,7 +100,9 @@ impl Plugin for OrderPlugin {
         let Some(orders) = ctx.get::<Orders>() else {
             return Ok(None);
         };
-        let list = orders.export_user(user_id).await?;
+        let list = orders
+            .export_user(user_id, ctx.read_from(user_id).await)
+            .await?;
         Ok(Some(serde_json::json!({ "orders": list })))
     }
 

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use weapp::db::Isolation;
+use weapp::db::{Isolation, ReadFrom};
 use weapp::transaction;
 
 use crate::error::OrderError;
@@ -14,9 +14,14 @@ use crate::service::Orders;
 const EXPORT_LIMIT: i64 = 10_000;
 
 impl Orders {
-    /// Every order of the user, for the data export.
-    pub async fn export_user(&self, user_id: i64) -> Result<Vec<OrderView>, OrderError> {
-        Ok(self.orders_of(user_id, 1, EXPORT_LIMIT).await?.items)
+    /// Every order of the user, for the data export, read `from` a replica or the
+    /// primary.
+    pub async fn export_user(
+        &self,
+        user_id: i64,
+        from: ReadFrom,
+    ) -> Result<Vec<OrderView>, OrderError> {
+        Ok(self.orders_of(user_id, 1, EXPORT_LIMIT, from).await?.items)
     }
 
     /// Anonymises the user's orders (they stay for accounting, with no user) and

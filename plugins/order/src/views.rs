@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use weapp::db::ReadFrom;
 use weapp::with_conn;
 
 use crate::error::OrderError;
@@ -32,9 +33,15 @@ const VIEW_COLUMNS: (
 );
 
 impl Orders {
-    /// One of `user_id`'s orders; someone else's is not found.
-    pub async fn order(&self, user_id: i64, order_id: i64) -> Result<OrderView, OrderError> {
-        let mut conn = self.db.conn().await?;
+    /// One of `user_id`'s orders; someone else's is not found. Read `from` the
+    /// primary when the caller must see their latest writes.
+    pub async fn order(
+        &self,
+        user_id: i64,
+        order_id: i64,
+        from: ReadFrom,
+    ) -> Result<OrderView, OrderError> {
+        let mut conn = self.db.read_conn(from).await?;
         let row: Option<ViewRow> = with_conn!(conn, |c| {
             orders::table
                 .find(order_id)
@@ -46,18 +53,19 @@ impl Orders {
         })?;
         drop(conn);
         let row = row.ok_or(OrderError::OrderNotFound)?;
-        let mut views = self.with_items(vec![row]).await?;
+        let mut views = self.with_items(vec![row], from).await?;
         views.pop().ok_or(OrderError::OrderNotFound)
     }
 
-    /// `user_id`'s orders, newest first.
+    /// `user_id`'s orders, newest first, read `from` a replica or the primary.
     pub async fn orders_of(
         &self,
         user_id: i64,
         page: i64,
         per_page: i64,
+        from: ReadFrom,
     ) -> Result<Page<OrderView>, OrderError> {
-        let mut conn = self.db.conn().await?;
+        let mut conn = self.db.read_conn(from).await?;
         let offset = page_offset(page, per_page);
         let rows: Vec<ViewRow> = with_conn!(conn, |c| {
             orders::table
@@ -72,16 +80,20 @@ impl Orders {
         drop(conn);
         let rows = Page::from_rows(rows, page, per_page, |row| row);
         Ok(Page {
-            items: self.with_items(rows.items).await?,
+            items: self.with_items(rows.items, from).await?,
             page,
             per_page,
             has_more: rows.has_more,
         })
     }
 
-    async fn with_items(&self, rows: Vec<ViewRow>) -> Result<Vec<OrderView>, OrderError> {
+    async fn with_items(
+        &self,
+        rows: Vec<ViewRow>,
+        from: ReadFrom,
+    ) -> Result<Vec<OrderView>, OrderError> {
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let mut conn = self.db.conn().await?;
+        let mut conn = self.db.read_conn(from).await?;
         let items: Vec<(i64, i64, i64, i64)> = with_conn!(conn, |c| {
             order_items::table
                 .filter(order_items::order_id.eq_any(&ids))

@@ -24,6 +24,14 @@ pub struct DatabaseConfig {
     pub max_lifetime_s: u64,
     /// Run pending migrations when the server starts.
     pub migrate_on_start: bool,
+    /// PostgreSQL streaming replicas for read-only queries that accept slightly old
+    /// data (the catalogue, a user's order list when they have not just written).
+    /// Empty: every query runs on the primary.
+    pub replica_urls: Vec<ConnectionUrl>,
+    /// A replica lagging more than this is left until it catches up.
+    pub max_replica_lag_ms: u64,
+    /// How often each replica's lag is measured.
+    pub replica_check_interval_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -35,6 +43,9 @@ impl Default for DatabaseConfig {
             connect_timeout_ms: 5_000,
             max_lifetime_s: 1_800,
             migrate_on_start: true,
+            replica_urls: Vec::new(),
+            max_replica_lag_ms: 1_000,
+            replica_check_interval_ms: 1_000,
         }
     }
 }
@@ -68,6 +79,26 @@ impl ConfigSection for DatabaseConfig {
         }
         if self.connect_timeout_ms == 0 {
             bad("database.connect_timeout_ms", "must be at least 1".into());
+        }
+        let primary = Backend::from_url(self.url.expose());
+        for url in &self.replica_urls {
+            if primary != Some(Backend::Postgres)
+                || Backend::from_url(url.expose()) != Some(Backend::Postgres)
+            {
+                bad(
+                    "database.replica_urls",
+                    format!(
+                        "{}: read replicas are supported on PostgreSQL only, with a postgres:// primary",
+                        url.redacted()
+                    ),
+                );
+            }
+        }
+        if self.replica_check_interval_ms == 0 {
+            bad(
+                "database.replica_check_interval_ms",
+                "must be at least 1".into(),
+            );
         }
         issues
     }

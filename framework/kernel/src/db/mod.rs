@@ -37,6 +37,19 @@
 //! need long trait bounds on every query function, which plugin authors would copy.
 //! An insert that must learn its new row's id is declared once with
 //! [`insert_returning_id!`](crate::insert_returning_id) ([`inserted_id`]).
+//!
+//! # Read replicas
+//! With `database.replica_urls` (PostgreSQL streaming replicas), [`Db::read_conn`]
+//! with [`ReadFrom::Replica`] takes a connection from a replica whose last measured
+//! lag ([`Db::watch_replicas`], every `database.replica_check_interval_ms`) was at
+//! most `database.max_replica_lag_ms`, round robin; otherwise, and before the first
+//! check, from the primary. A read for someone who has just written must see the
+//! write: the app remembers a user's write for [`Db::read_your_writes_window`]
+//! (the lag bound plus one check interval) and reads for them meanwhile use
+//! [`ReadFrom::Primary`] (`AppContext::read_from`). That window suffices: a read
+//! at `t` uses a replica measured at some `m > t - interval` lagging at most
+//! `max_lag`, which had replayed every commit before `m - max_lag`, later than any
+//! write before `t - interval - max_lag`.
 
 mod config;
 mod diagnose;
@@ -44,6 +57,7 @@ mod error;
 pub mod inserted_id;
 mod migrate;
 mod pool;
+mod replica;
 pub mod rotate;
 pub mod sealed;
 mod statement;
@@ -64,6 +78,7 @@ pub use statement::{PrepareOnce, PreparedOnce};
 pub use transaction::{BeginTransaction, Isolation, RetryPolicy, is_transient};
 
 pub use config::DatabaseConfig;
+pub use replica::{ReadFrom, ReplicaStanding};
 
 /// SQLite connection as diesel-async drives it (blocking calls on a thread pool).
 pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
@@ -186,6 +201,8 @@ pub struct Db {
     config: Arc<DatabaseConfig>,
     /// Every worker pool, for statistics.
     worker_pools: Arc<std::sync::Mutex<Vec<DbPool>>>,
+    /// `database.replica_urls`, for [`Db::read_conn`].
+    replicas: Arc<replica::Replicas>,
 }
 
 /// Connection-pool figures for metrics, summed over the shared and worker pools.
@@ -214,6 +231,15 @@ impl Db {
     pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
         let backend = Backend::from_url(config.url.expose())
             .ok_or_else(|| DbError::Config(format!("unsupported database URL {}", config.url)))?;
+        if let Some(url) = config.replica_urls.iter().find(|url| {
+            backend != Backend::Postgres
+                || Backend::from_url(url.expose()) != Some(Backend::Postgres)
+        }) {
+            return Err(DbError::Config(format!(
+                "read replica {}: read replicas are supported on PostgreSQL only",
+                url.redacted()
+            )));
+        }
         let pool = match backend {
             Backend::Postgres => DbPool::Postgres(pool::postgres(
                 config,
@@ -223,12 +249,26 @@ impl Db {
             Backend::Mysql => DbPool::Mysql(pool::mysql(config, config.max_connections)),
             Backend::Sqlite => DbPool::Sqlite(pool::sqlite(config)?),
         };
+        let mut replicas = Vec::with_capacity(config.replica_urls.len());
+        for url in &config.replica_urls {
+            let replica_config = DatabaseConfig {
+                url: url.clone(),
+                ..config.clone()
+            };
+            let pool = pool::postgres(
+                &replica_config,
+                config.max_connections,
+                pool::Workload::Requests,
+            );
+            replicas.push((url.redacted(), DbPool::Postgres(pool)));
+        }
         Ok(Db {
             pool,
             backend,
             id: NEXT_DB_ID.fetch_add(1, Ordering::Relaxed),
             config: Arc::new(config.clone()),
             worker_pools: Arc::default(),
+            replicas: Arc::new(replica::Replicas::new(replicas, config.max_replica_lag_ms)),
         })
     }
 
@@ -281,6 +321,64 @@ impl Db {
             DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
             DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),
         })
+    }
+
+    /// A connection for a read-only query: from a usable replica when `from` is
+    /// [`ReadFrom::Replica`] and one is (see [the module docs](self#read-replicas)),
+    /// else from the primary, as [`Db::conn`]. Never write through it.
+    pub async fn read_conn(&self, from: ReadFrom) -> Result<DbConn, DbError> {
+        if from == ReadFrom::Replica
+            && let Some(replica) = self.replicas.pick()
+        {
+            match replica.conn().await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => self.replicas.checkout_failed(replica, &e),
+            }
+        }
+        self.conn().await
+    }
+
+    /// Whether `database.replica_urls` names any replica.
+    pub fn has_replicas(&self) -> bool {
+        !self.replicas.is_empty()
+    }
+
+    /// How long after a user's write their reads stay on the primary:
+    /// `database.max_replica_lag_ms` plus one `database.replica_check_interval_ms`
+    /// (why that suffices: [the module docs](self#read-replicas)).
+    pub fn read_your_writes_window(&self) -> Duration {
+        Duration::from_millis(
+            self.config
+                .max_replica_lag_ms
+                .saturating_add(self.config.replica_check_interval_ms),
+        )
+    }
+
+    /// Every replica's lag and whether reads go to it.
+    pub fn replica_standings(&self) -> Vec<ReplicaStanding> {
+        self.replicas.standings()
+    }
+
+    /// Measures every replica's lag now, and routes reads accordingly.
+    pub async fn check_replicas(&self) {
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms);
+        for replica in self.replicas.members() {
+            let measured = replica.measure(timeout).await;
+            self.replicas.record(replica, measured);
+        }
+    }
+
+    /// Checks the replicas every `database.replica_check_interval_ms` until `stop`
+    /// (the app runs this as a background task when there are replicas).
+    pub async fn watch_replicas(&self, stop: crate::shutdown::Shutdown) {
+        let every = Duration::from_millis(self.config.replica_check_interval_ms);
+        while !stop.is_shutting_down() {
+            self.check_replicas().await;
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = stop.wait() => {}
+            }
+        }
     }
 
     /// Runs `SELECT 1` within `timeout`, for readiness checks.

@@ -5,6 +5,7 @@ mod admin;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use weapp::db::ReadFrom;
 use weapp::with_conn;
 
 use crate::error::OrderError;
@@ -39,9 +40,10 @@ fn product((id, name, description, price_fen, stock): (i64, String, String, i64,
 }
 
 impl Orders {
-    /// Products for sale, by id.
+    /// Products for sale, by id; from a read replica when there is one (the
+    /// catalogue may lag its edits by `database.max_replica_lag_ms`).
     pub async fn products(&self, page: i64, per_page: i64) -> Result<Page<Product>, OrderError> {
-        let mut conn = self.db.conn().await?;
+        let mut conn = self.db.read_conn(ReadFrom::Replica).await?;
         let offset = page_offset(page, per_page);
         let rows: Vec<(i64, String, String, i64, i64)> = with_conn!(conn, |c| {
             products::table
@@ -57,9 +59,9 @@ impl Orders {
         Ok(Page::from_rows(rows, page, per_page, product))
     }
 
-    /// One product for sale.
+    /// One product for sale; from a read replica when there is one.
     pub async fn product(&self, id: i64) -> Result<Option<Product>, OrderError> {
-        let mut conn = self.db.conn().await?;
+        let mut conn = self.db.read_conn(ReadFrom::Replica).await?;
         let row = with_conn!(conn, |c| {
             products::table
                 .inner_join(stock::table.on(stock::product_id.eq(products::id)))

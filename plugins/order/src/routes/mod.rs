@@ -8,6 +8,7 @@ use weapp::actix_web::http::StatusCode;
 use weapp::actix_web::{HttpRequest, HttpResponse, web};
 use weapp::api::{Access, ApiRoutes};
 use weapp::auth::{AdminCaller, AuthUser};
+use weapp::db::ReadFrom;
 use weapp::error::JSON_UTF8;
 use weapp::{AppContext, Error};
 
@@ -147,7 +148,8 @@ async fn list_orders(
 ) -> Result<HttpResponse, Error> {
     let orders = orders(&ctx)?;
     let (page, per_page) = page_of(&orders, query.into_inner())?;
-    Ok(HttpResponse::Ok().json(orders.orders_of(user.user_id, page, per_page).await?))
+    let from = ctx.read_from(user.user_id).await;
+    Ok(HttpResponse::Ok().json(orders.orders_of(user.user_id, page, per_page, from).await?))
 }
 
 async fn get_order(
@@ -155,7 +157,10 @@ async fn get_order(
     user: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, Error> {
-    let view = orders(&ctx)?.order(user.user_id, id.into_inner()).await?;
+    let from = ctx.read_from(user.user_id).await;
+    let view = orders(&ctx)?
+        .order(user.user_id, id.into_inner(), from)
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -167,14 +172,14 @@ async fn cancel_order(
     let orders = orders(&ctx)?;
     let id = id.into_inner();
     // Only the owner's order: someone else's is 404 like any unknown one.
-    orders.order(user.user_id, id).await?;
+    orders.order(user.user_id, id, ReadFrom::Primary).await?;
     if let Some(checkout) = ctx.get::<Checkout>() {
         checkout.before_cancel(id).await?;
     }
     orders
         .cancel_order(Some(user.user_id), id, CancelReason::User)
         .await?;
-    Ok(HttpResponse::Ok().json(orders.order(user.user_id, id).await?))
+    Ok(HttpResponse::Ok().json(orders.order(user.user_id, id, ReadFrom::Primary).await?))
 }
 
 fn checkout(ctx: &AppContext) -> Result<Arc<Checkout>, Error> {
