@@ -10,30 +10,43 @@ base="http://127.0.0.1:$port"
 cargo build --release -p example-app
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
 work=$(mktemp -d)
+apps=()
 cleanup() {
-    [ -n "${app:-}" ] && kill "$app" 2>/dev/null && wait "$app" 2>/dev/null || true
+    local pid
+    for pid in "${apps[@]}" ${app:+"$app"}; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+# start_app <port>: one more instance of the app on <port>, sharing the database and
+# Redis with the others; waits until it answers. Started one after the other, so the
+# first one's generated development keys (under $work/data) serve them all.
 # One user drives the whole load: the default rate limits and the per-user cap on
 # unpaid orders are off, so the figures measure throughput, not the limits.
-(
-    cd "$work"
-    WEAPP__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db" \
-    WEAPP__DATABASE__MAX_CONNECTIONS=${DB_POOL:-16} \
-    WEAPP__REDIS__URL="redis://127.0.0.1:6379" \
-    WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
-    WEAPP__SERVER__PORT=$port \
-    WEAPP__GUARD__RATE_LIMITS='[]' \
-    WEAPP__ORDER__MAX_PENDING_ORDERS=0 \
-    WEAPP__ORDER__MAX_PENDING_UNITS=0 \
-    WEAPP__OBSERVE__LOG_LEVEL=warn \
-    exec "$OLDPWD/target/release/example-app"
-) &
-app=$!
-for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.2; done
+start_app() {
+    (
+        cd "$work"
+        WEAPP__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db" \
+        WEAPP__DATABASE__MAX_CONNECTIONS=${DB_POOL:-16} \
+        WEAPP__REDIS__URL="redis://127.0.0.1:6379" \
+        WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
+        WEAPP__SERVER__PORT=$1 \
+        WEAPP__GUARD__RATE_LIMITS='[]' \
+        WEAPP__ORDER__MAX_PENDING_ORDERS=0 \
+        WEAPP__ORDER__MAX_PENDING_UNITS=0 \
+        WEAPP__OBSERVE__LOG_LEVEL=warn \
+        exec "$OLDPWD/target/release/example-app"
+    ) &
+    apps+=($!)
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.2; done
+    echo "the instance on port $1 did not answer" >&2
+    exit 1
+}
+start_app "$port"
+app=${apps[0]}
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 

@@ -1,5 +1,6 @@
 -- wrk script: POST /api/orders, one unit of product 1, a fresh Idempotency-Key per
--- request (thread number + counter + a per-run prefix). TOKEN: an access token.
+-- request (thread number + counter + a per-run prefix). TOKEN: an access token;
+-- RUN (optional): a prefix that tells apart wrk processes started together.
 -- Usage: TOKEN=... wrk -t2 -c64 -d20s -s orders.lua http://127.0.0.1:8080
 
 local threads = {}
@@ -13,7 +14,7 @@ end
 
 function init(args)
   counter = 0
-  prefix = tostring(os.time()) .. "-" .. tostring(id) .. "-"
+  prefix = (os.getenv("RUN") or "") .. tostring(os.time()) .. "-" .. tostring(id) .. "-"
   wrk.method = "POST"
   wrk.path = "/api/orders"
   wrk.body = '{"items":[{"product_id":1,"qty":1}]}'

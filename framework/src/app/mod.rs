@@ -265,10 +265,9 @@ impl App {
             Some(_) => Some(crate::kv::RedisClient::open(&redis_config)?),
             None => None,
         };
-        let kv: Arc<dyn KvStore> = match (self.kv, &redis) {
-            (Some(kv), _) => kv,
-            (None, Some(client)) => Arc::new(crate::kv::RedisStore::with_client(client.clone())?),
-            (None, None) => Arc::new(crate::kv::MemoryStore::new()),
+        let kv: Arc<dyn KvStore> = match self.kv {
+            Some(kv) => kv,
+            None => crate::kv::store_on(redis.as_ref())?,
         };
         if self
             .config

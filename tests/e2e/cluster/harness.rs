@@ -53,6 +53,7 @@ impl TestClusterBuilder {
         let nodes_dir = dir.join("nodes");
         std::fs::create_dir_all(nodes_dir.join("config")).expect("a temp dir");
         let jwt_key = format!("cluster-jwt-key-{}", uuid_like());
+        let key_prefix = uuid_like();
         let shared = format!(
             r#"
 [auth.jwt.keys]
@@ -78,7 +79,7 @@ log_format = "pretty"
                 false => redis_url(),
             },
             cluster = self.redis_cluster,
-            prefix = uuid_like(),
+            prefix = key_prefix,
             db_url = db.url(),
             extra = self.toml,
         );
@@ -98,6 +99,7 @@ log_format = "pretty"
             .expect("a pool"),
             _db: db,
             dir,
+            key_prefix: format!("weapp_cluster:{key_prefix}:"),
             client: reqwest::Client::new(),
         };
         for i in 0..self.nodes {
@@ -115,6 +117,7 @@ pub(crate) struct TestCluster {
     database: Db,
     _db: TestDatabase,
     dir: PathBuf,
+    key_prefix: String,
     /// An HTTP client for requests to the nodes.
     pub(crate) client: reqwest::Client,
 }
@@ -262,6 +265,12 @@ impl TestCluster {
     /// The sandbox host's `<address><path>` (`/__sandbox/…`).
     pub(crate) fn sandbox_url(&self, path: &str) -> String {
         format!("{}{path}", self.sandbox.address())
+    }
+
+    /// The Redis key of the shared event stream (`events.stream` under the
+    /// cluster's key prefix).
+    pub(crate) fn events_stream(&self) -> String {
+        format!("{}events", self.key_prefix)
     }
 
     /// Node `i`'s log so far.

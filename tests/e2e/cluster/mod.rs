@@ -3,13 +3,14 @@
 //! instances.
 
 mod harness;
+mod paid_message;
 
 use futures_util::future::join_all;
 use harness::{ADMIN_TOKEN, TestCluster};
 use serde_json::{Value, json};
 
 /// No rate limits unless a test sets its own: logins come in bursts from one IP.
-const NO_RATE_LIMITS: &str = "[guard]\nrate_limits = []";
+pub(crate) const NO_RATE_LIMITS: &str = "[guard]\nrate_limits = []";
 
 async fn me(cluster: &TestCluster, node: usize, token: &str) -> u16 {
     cluster
@@ -151,7 +152,7 @@ async fn fifty_callers_fetch_one_access_token_on_a_redis_cluster_too() {
 }
 
 /// An operator adds a product with `stock` units through node 0; returns its id.
-async fn add_product(cluster: &TestCluster, name: &str, stock: i64) -> i64 {
+pub(crate) async fn add_product(cluster: &TestCluster, name: &str, stock: i64) -> i64 {
     let added = cluster
         .client
         .post(cluster.url(0, "/api/admin/products"))

@@ -127,8 +127,18 @@ pub trait KvStore: Send + Sync + 'static {
 /// The store configured by `[redis]`: Redis when `redis.url` is set, else in memory.
 /// Redis is connected lazily, so the app starts (unready) while Redis is down.
 pub fn connect(config: &RedisConfig) -> Result<Arc<dyn KvStore>, KvError> {
-    match &config.url {
-        Some(_) => Ok(Arc::new(RedisStore::connect(config)?)),
+    let client = match config.url {
+        Some(_) => Some(RedisClient::open(config)?),
+        None => None,
+    };
+    store_on(client.as_ref())
+}
+
+/// The store on `client`'s Redis, or in memory without one; for an app that also
+/// uses the client for other things (the event stream).
+pub fn store_on(client: Option<&RedisClient>) -> Result<Arc<dyn KvStore>, KvError> {
+    match client {
+        Some(client) => Ok(Arc::new(RedisStore::with_client(client.clone())?)),
         None => Ok(Arc::new(MemoryStore::new())),
     }
 }

@@ -196,8 +196,28 @@ impl PaySandbox {
     }
 
     /// The embedded app's address with the `notify_url`'s path (WeChat Pay would
-    /// reach the public address; offline, the app is here).
+    /// reach the public address; offline, the app is here), or the `notify_url`
+    /// itself when it is an `http://` address on this machine's loopback (another
+    /// process using this sandbox: the multi-instance tests' shop nodes). Nothing
+    /// else is ever called, so the sandbox cannot be pointed at other hosts.
     fn target(&self, notify_url: &str) -> String {
+        let Some(rest) = notify_url.strip_prefix("http://") else {
+            return self.embedded(notify_url);
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        let loopback = host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        match loopback && !authority.contains('@') {
+            true => notify_url.to_owned(),
+            false => self.embedded(notify_url),
+        }
+    }
+
+    fn embedded(&self, notify_url: &str) -> String {
         let path = notify_url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use prometheus::{Histogram, IntCounter};
+use redis::streams::StreamPendingCountReply;
 
-use super::{StreamRelay, appended_at_ms, decode, metrics};
+use super::entry::{self, Entry};
+use super::{StreamRelay, metrics};
 use crate::AppContext;
 use crate::events::SubscriptionGroup;
 use crate::kv::{KvError, RedisConnection};
@@ -20,6 +22,23 @@ const CLAIM_PAGES: usize = 8;
 
 /// A consumer gone this long with nothing pending is removed from its group.
 const FORGET_CONSUMER_AFTER: Duration = Duration::from_secs(3600);
+
+/// One group's metric series, looked up once rather than per entry.
+struct GroupMetrics {
+    handled: IntCounter,
+    failed: IntCounter,
+    latency: Histogram,
+}
+
+impl GroupMetrics {
+    fn of(group: &str) -> GroupMetrics {
+        GroupMetrics {
+            handled: metrics::handled(group, "handled"),
+            failed: metrics::handled(group, "failed"),
+            latency: metrics::latency(group),
+        }
+    }
+}
 
 /// Runs until `stop`: the consumer of `group` named [`StreamRelay::consumer`].
 pub(super) async fn run(
@@ -35,10 +54,21 @@ pub(super) async fn run(
             return;
         }
     };
+    let series = GroupMetrics::of(&group.name);
+    // The stream-wide upkeep (trimming, every group's gauges) is one consumer's
+    // job per instance, not every group's.
+    let keeps_stream = ctx
+        .events()
+        .groups()
+        .first()
+        .is_some_and(|first| first.name == group.name);
     let claim_every = Duration::from_millis(relay.config.claim_interval_ms);
     let mut group_ready = false;
     let mut last_claim: Option<Instant> = None;
     let mut failures: u32 = 0;
+    // Handled entries not acknowledged yet: the acknowledgement rides with the next
+    // read, one round trip for both.
+    let mut unacked: Vec<String> = Vec::new();
     while !stop.is_shutting_down() {
         let step = async {
             if !group_ready {
@@ -47,11 +77,13 @@ pub(super) async fn run(
             }
             if last_claim.is_none_or(|at| at.elapsed() >= claim_every) {
                 last_claim = Some(Instant::now());
-                claim_stale(&relay, &ctx, &group).await?;
-                maintain(&relay, &group).await?;
+                claim_stale(&relay, &ctx, &group, &series).await?;
+                maintain(&relay, &group, keeps_stream).await?;
             }
-            let entries = read_new(&relay, &mut reader, &group.name).await?;
-            handle(&relay, &ctx, &group, entries).await
+            let entries =
+                acknowledge_and_read(&relay, &mut reader, &group.name, &mut unacked).await?;
+            unacked = handle(&relay, &ctx, &group, &series, entries).await?;
+            Ok::<_, KvError>(())
         };
         match step.await {
             Ok(()) => failures = 0,
@@ -70,15 +102,30 @@ pub(super) async fn run(
             }
         }
     }
+    let ids: Vec<&str> = unacked.iter().map(String::as_str).collect();
+    if let Err(e) = relay.acknowledge(&group.name, &ids).await {
+        // Claimed again by another consumer after events.claim_idle_ms.
+        tracing::warn!(group = %group.name, error = %e, "could not acknowledge handled events at stop");
+    }
 }
 
-/// New entries for `group`, waiting up to `events.block_ms` for some.
-async fn read_new(
+/// Acknowledges `unacked` (emptied once Redis took it) and reads new entries for
+/// `group`, waiting up to `events.block_ms` for some: one round trip.
+async fn acknowledge_and_read(
     relay: &StreamRelay,
     reader: &mut RedisConnection,
     group: &str,
-) -> Result<Vec<StreamId>, KvError> {
-    let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+    unacked: &mut Vec<String>,
+) -> Result<Vec<Entry>, KvError> {
+    let mut pipe = redis::pipe();
+    if !unacked.is_empty() {
+        pipe.cmd("XACK")
+            .arg(&relay.key)
+            .arg(group)
+            .arg(unacked.as_slice())
+            .ignore();
+    }
+    pipe.cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
         .arg(&relay.consumer)
@@ -88,54 +135,50 @@ async fn read_new(
         .arg(relay.config.block_ms)
         .arg("STREAMS")
         .arg(&relay.key)
-        .arg(">")
-        .query_async(reader)
-        .await?;
-    Ok(reply
-        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-        .unwrap_or_default())
+        .arg(">");
+    let (reply,): (redis::Value,) = pipe.query_async(reader).await?;
+    unacked.clear();
+    entry::read_reply(reply)
 }
 
-/// Hands `entries` to the subscription and acknowledges those it took; entries
-/// that hold no event go to the dead-letter stream.
+/// Hands `entries` to the subscription and returns the ids of those it took, to
+/// acknowledge; entries that hold no event go to the dead-letter stream.
 async fn handle(
     relay: &StreamRelay,
     ctx: &AppContext,
     group: &SubscriptionGroup,
-    entries: Vec<StreamId>,
-) -> Result<(), KvError> {
+    series: &GroupMetrics,
+    entries: Vec<Entry>,
+) -> Result<Vec<String>, KvError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut events = Vec::with_capacity(entries.len());
     let mut carried = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        match decode(entry) {
+    for entry in entries {
+        match entry.decode() {
             Ok(event) => {
                 events.push(Arc::new(event));
                 carried.push(entry);
             }
-            Err(why) => relay.bury(&group.name, entry, &why).await?,
+            Err(why) => relay.bury(&group.name, &entry, &why).await?,
         }
     }
     let handled = ctx.events().deliver_to(ctx, group, &events).await;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut acknowledged = Vec::with_capacity(carried.len());
-    let mut failed = 0u64;
     for (entry, ok) in carried.into_iter().zip(handled) {
         if ok {
-            acknowledged.push(entry.id.as_str());
-            if let Some(at) = appended_at_ms(&entry.id) {
-                let seconds = (now_ms - at).max(0) as f64 / 1000.0;
-                metrics::latency(&group.name).observe(seconds);
+            if let Some(at) = entry.appended_at_ms() {
+                series.latency.observe((now_ms - at).max(0) as f64 / 1000.0);
             }
+            acknowledged.push(entry.id);
         } else {
-            failed += 1;
+            series.failed.inc();
         }
     }
-    metrics::handled(&group.name, "handled").inc_by(acknowledged.len() as u64);
-    metrics::handled(&group.name, "failed").inc_by(failed);
-    relay.acknowledge(&group.name, &acknowledged).await
+    series.handled.inc_by(acknowledged.len() as u64);
+    Ok(acknowledged)
 }
 
 /// Claims entries pending longer than `events.claim_idle_ms` in `group` (a dead
@@ -145,10 +188,11 @@ async fn claim_stale(
     relay: &StreamRelay,
     ctx: &AppContext,
     group: &SubscriptionGroup,
+    series: &GroupMetrics,
 ) -> Result<(), KvError> {
     let mut cursor = "0-0".to_owned();
     for _ in 0..CLAIM_PAGES {
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        let reply: redis::Value = redis::cmd("XAUTOCLAIM")
             .arg(&relay.key)
             .arg(&group.name)
             .arg(&relay.consumer)
@@ -158,19 +202,20 @@ async fn claim_stale(
             .arg(relay.config.batch_size)
             .query_async(&mut relay.conn.clone())
             .await?;
-        if !reply.deleted_ids.is_empty() {
+        let claimed = entry::claim_reply(reply)?;
+        if claimed.deleted > 0 {
             // Trimmed away before this group handled them.
             tracing::error!(
                 group = %group.name,
-                lost = reply.deleted_ids.len(),
+                lost = claimed.deleted,
                 "pending shared events were trimmed from the stream before they were handled; raise events.max_len or events.max_age_s"
             );
-            metrics::handled(&group.name, "lost").inc_by(reply.deleted_ids.len() as u64);
+            metrics::handled(&group.name, "lost").inc_by(claimed.deleted as u64);
         }
-        if !reply.claimed.is_empty() {
-            let deliveries = deliveries(relay, &group.name, &reply.claimed).await?;
-            let mut retry = Vec::with_capacity(reply.claimed.len());
-            for entry in reply.claimed {
+        if !claimed.entries.is_empty() {
+            let deliveries = deliveries(relay, &group.name, &claimed.entries).await?;
+            let mut retry = Vec::with_capacity(claimed.entries.len());
+            for entry in claimed.entries {
                 let count = deliveries.get(&entry.id).copied().unwrap_or(0);
                 if count > relay.config.max_deliveries {
                     let why = format!("not handled after {} deliveries", count - 1);
@@ -179,9 +224,11 @@ async fn claim_stale(
                     retry.push(entry);
                 }
             }
-            handle(relay, ctx, group, retry).await?;
+            let taken = handle(relay, ctx, group, series, retry).await?;
+            let ids: Vec<&str> = taken.iter().map(String::as_str).collect();
+            relay.acknowledge(&group.name, &ids).await?;
         }
-        cursor = reply.next_stream_id;
+        cursor = claimed.next;
         if cursor == "0-0" {
             break;
         }
@@ -193,7 +240,7 @@ async fn claim_stale(
 async fn deliveries(
     relay: &StreamRelay,
     group: &str,
-    entries: &[StreamId],
+    entries: &[Entry],
 ) -> Result<HashMap<String, u64>, KvError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(HashMap::new());
@@ -214,13 +261,20 @@ async fn deliveries(
         .collect())
 }
 
-/// Trims by age, reports the groups' standing, and forgets consumers long gone.
-async fn maintain(relay: &StreamRelay, group: &SubscriptionGroup) -> Result<(), KvError> {
-    relay.trim_by_age().await?;
-    for standing in relay.standings().await? {
-        metrics::pending(&standing.name).set(standing.pending as i64);
-        if let Some(lag) = standing.lag {
-            metrics::lag(&standing.name).set(lag as i64);
+/// Forgets `group`'s consumers long gone; with `keeps_stream`, also trims the
+/// stream by age and reports every group's standing.
+async fn maintain(
+    relay: &StreamRelay,
+    group: &SubscriptionGroup,
+    keeps_stream: bool,
+) -> Result<(), KvError> {
+    if keeps_stream {
+        relay.trim_by_age().await?;
+        for standing in relay.standings().await? {
+            metrics::pending(&standing.name).set(standing.pending as i64);
+            if let Some(lag) = standing.lag {
+                metrics::lag(&standing.name).set(lag as i64);
+            }
         }
     }
     let consumers: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")

@@ -21,12 +21,13 @@
 //! read yet) and `events_stream_pending{group}` (read, not acknowledged).
 
 mod consumer;
+mod entry;
 mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamInfoGroupsReply};
+use redis::streams::StreamInfoGroupsReply;
 
 use super::{Event, EventsConfig, SubscriptionGroup};
 use crate::AppContext;
@@ -198,16 +199,15 @@ impl StreamRelay {
 
     /// Moves an entry `group` gave up on to the dead-letter stream, then
     /// acknowledges it.
-    async fn bury(&self, group: &str, entry: &StreamId, why: &str) -> Result<(), KvError> {
+    async fn bury(&self, group: &str, entry: &entry::Entry, why: &str) -> Result<(), KvError> {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.dead_key)
             .arg("MAXLEN")
             .arg("~")
             .arg(DEAD_MAX_LEN)
             .arg("*");
-        for field in entry.map.keys() {
-            cmd.arg(field)
-                .arg(entry.get::<Vec<u8>>(field).unwrap_or_default());
+        for (field, value) in &entry.fields {
+            cmd.arg(field).arg(value);
         }
         cmd.arg("stream_id")
             .arg(&entry.id)
@@ -219,7 +219,7 @@ impl StreamRelay {
         tracing::error!(
             group,
             stream_id = %entry.id,
-            event_id = entry.get::<String>("id").unwrap_or_default(),
+            event_id = %String::from_utf8_lossy(entry.field("id").unwrap_or_default()),
             reason = why,
             dead_letter = %self.dead_key,
             "shared event given up on"
@@ -263,19 +263,4 @@ fn default_consumer_name() -> String {
         .unwrap_or_else(|| "weapp".to_owned());
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &suffix[..8])
-}
-
-/// The event an entry carries, or why it carries none.
-fn decode(entry: &StreamId) -> Result<Event, String> {
-    let id: String = entry.get("id").ok_or("no id field")?;
-    let topic: String = entry.get("topic").ok_or("no topic field")?;
-    let payload: String = entry.get("payload").ok_or("no payload field")?;
-    let payload = serde_json::from_str(&payload).map_err(|e| format!("payload: {e}"))?;
-    Ok(Event { id, topic, payload })
-}
-
-/// Milliseconds since the epoch at which a stream entry was appended (its id's
-/// first part).
-fn appended_at_ms(stream_id: &str) -> Option<i64> {
-    stream_id.split('-').next()?.parse().ok()
 }
