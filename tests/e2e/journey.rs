@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use weapp::db::Backend;
 use weapp::testing::{SANDBOX_APPID, TestApp, TestAppBuilder};
-use weapp::wechat::PushCrypto;
 
 const ADMIN: &str = "journey-admin-token-0123456789";
 const MCHID: &str = "1900000109";
@@ -101,23 +100,12 @@ async fn journey(app: TestApp) {
         json!({"openid": openid, "template_id": template, "count": 1}),
     )
     .await;
-    let crypto = PushCrypto::new(PUSH_TOKEN, PUSH_AES_KEY, SANDBOX_APPID).unwrap();
-    let push = json!({
-        "ToUserName": "gh_shop", "FromUserName": openid, "CreateTime": 1764000000,
-        "MsgType": "event", "Event": "subscribe_msg_popup_event",
-        "List": [{"TemplateId": template, "SubscribeStatusString": "accept", "PopupScene": "0"}],
-    });
-    let encrypted = crypto.encrypt(&push.to_string());
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = crypto.sign(&timestamp.to_string(), "nonce", &encrypted);
-    let pushed = client
-        .post(app.url(&format!(
-            "/wechat/push?msg_signature={signature}&timestamp={timestamp}&nonce=nonce&encrypt_type=aes"
-        )))
-        .body(json!({"ToUserName": "gh_shop", "Encrypt": encrypted}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let (path, body) = crate::push::subscription_accepted(
+        (PUSH_TOKEN, PUSH_AES_KEY, SANDBOX_APPID),
+        openid,
+        &template,
+    );
+    let pushed = client.post(app.url(&path)).body(body).send().await.unwrap();
     assert_eq!(pushed.status(), 200);
 
     // Order two units.

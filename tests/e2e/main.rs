@@ -14,5 +14,6 @@ mod cluster;
 mod journey;
 mod openapi;
 mod privacy;
+mod push;
 mod registration;
 mod replicas;

@@ -11,6 +11,7 @@ mod redis_cluster;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 
@@ -46,6 +47,19 @@ pub fn redis_url() -> String {
 /// which `tests/setup.sh` starts).
 pub fn redis_cluster_url() -> String {
     env_or("WEAPP_TEST_REDIS_CLUSTER_URL", "redis://127.0.0.1:7000")
+}
+
+/// Polls `check` every 100 ms until it holds; an error names `what` did not
+/// happen within `limit`. For the helpers that start local services.
+fn wait_until(what: &str, limit: Duration, check: impl Fn() -> bool) -> Result<(), String> {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() > limit {
+            return Err(format!("{what} within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// A uniquely named database (or SQLite file) that is dropped with this value.
@@ -255,7 +269,7 @@ impl ReplicatedDatabase {
             if self.on_replica(&sql).await == "t" {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("the replica did not replay up to {target} within 30 s");
     }

@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait_until;
 
 /// The primary's port.
 pub(super) const PRIMARY_PORT: u16 = 5442;
@@ -91,17 +93,6 @@ pub(super) fn query(port: u16, sql: &str) -> Option<String> {
 
 fn streaming() -> bool {
     query(REPLICA_PORT, "SELECT status FROM pg_stat_wal_receiver").as_deref() == Some("streaming")
-}
-
-fn wait_until(what: &str, limit: Duration, check: impl Fn() -> bool) -> Result<(), String> {
-    let started = Instant::now();
-    while !check() {
-        if started.elapsed() > limit {
-            return Err(format!("{what} within {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 fn start(bin: &Path, data: &Path, port: u16) -> Result<(), String> {

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait_until;
 
 /// The cluster's nodes.
 const PORTS: [u16; 3] = [7000, 7001, 7002];
@@ -36,17 +38,6 @@ fn healthy() -> bool {
     PORTS
         .iter()
         .all(|port| cluster_info(*port, "cluster_state").as_deref() == Some("ok"))
-}
-
-fn wait_until(what: &str, limit: Duration, check: impl Fn() -> bool) -> Result<(), String> {
-    let started = Instant::now();
-    while !check() {
-        if started.elapsed() > limit {
-            return Err(format!("{what} within {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 /// Starts the cluster unless it is up; an error says what failed.

@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weapp::wechat::PushCrypto;
 
 use super::harness::{ADMIN_TOKEN, TestCluster};
 use super::{NO_RATE_LIMITS, add_product};
@@ -63,24 +62,13 @@ async fn accept_subscription(cluster: &TestCluster, i: usize, openid: &str, temp
         json!({"openid": openid, "template_id": template, "count": 1}),
     )
     .await;
-    let crypto = PushCrypto::new(PUSH_TOKEN, PUSH_AES_KEY, &shop_appid()).unwrap();
-    let push = json!({
-        "ToUserName": "gh_shop", "FromUserName": openid, "CreateTime": 1764000000,
-        "MsgType": "event", "Event": "subscribe_msg_popup_event",
-        "List": [{"TemplateId": template, "SubscribeStatusString": "accept", "PopupScene": "0"}],
-    });
-    let encrypted = crypto.encrypt(&push.to_string());
-    let timestamp = chrono::Utc::now().timestamp();
-    let signature = crypto.sign(&timestamp.to_string(), "nonce", &encrypted);
+    let appid = shop_appid();
+    let (path, body) =
+        crate::push::subscription_accepted((PUSH_TOKEN, PUSH_AES_KEY, &appid), openid, template);
     let pushed = cluster
         .client
-        .post(cluster.url(
-            i,
-            &format!(
-                "/wechat/push?msg_signature={signature}&timestamp={timestamp}&nonce=nonce&encrypt_type=aes"
-            ),
-        ))
-        .body(json!({"ToUserName": "gh_shop", "Encrypt": encrypted}).to_string())
+        .post(cluster.url(i, &path))
+        .body(body)
         .send()
         .await
         .unwrap();
