@@ -2,12 +2,11 @@
 //! WeChat Pay (parameters, the sandbox pays, signed notification) → paid → subscribe
 //! message at (sandbox) WeChat → refund → audit trail; and the payment faults a
 //! real WeChat Pay has (lost and duplicated notifications).
-
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use weapp::db::Backend;
 use weapp::testing::{SANDBOX_APPID, TestApp, TestAppBuilder};
+
+use crate::support::{eventually, json_of};
 
 const ADMIN: &str = "journey-admin-token-0123456789";
 const MCHID: &str = "1900000109";
@@ -27,23 +26,6 @@ fn shop(builder: TestAppBuilder) -> TestAppBuilder {
         .set("wechat.push.encoding_aes_key", PUSH_AES_KEY)
         .set("shop.seed_demo_products", true)
         .set("shop.paid_template_title", PAID_TITLE)
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..250 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 async fn journey(app: TestApp) {

@@ -17,3 +17,4 @@ mod privacy;
 mod push;
 mod registration;
 mod replicas;
+mod support;

@@ -5,6 +5,8 @@
 use serde_json::{Value, json};
 use weapp::testing::{ReplicatedDatabase, TestApp};
 
+use crate::support::json_of;
+
 const ADMIN: &str = "replica-admin-token-0123456789";
 
 async fn add_product(app: &TestApp, name: &str) -> i64 {
@@ -18,6 +20,20 @@ async fn add_product(app: &TestApp, name: &str) -> i64 {
         .unwrap();
     assert_eq!(added.status(), 201);
     added.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+/// One unit of `product_id`, ordered by the holder of `token`; returns the order id.
+async fn place_order(app: &TestApp, token: &str, key: &str, product_id: i64) -> i64 {
+    let placed = app
+        .client
+        .post(app.url("/api/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    json_of(placed, 201).await["order_id"].as_i64().unwrap()
 }
 
 async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -92,19 +108,7 @@ async fn the_catalogue_comes_from_the_replica_and_a_buyer_reads_their_own_writes
     );
     assert_eq!(get(&app, "/api/admin/products", None).await.0, 401);
 
-    let placed = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(&buyer)
-        .header("Idempotency-Key", "replica-order-1")
-        .json(&json!({"items": [{"product_id": first, "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), 201);
-    let order_id = placed.json::<Value>().await.unwrap()["order_id"]
-        .as_i64()
-        .unwrap();
+    let order_id = place_order(&app, &buyer, "replica-order-1", first).await;
     // The buyer has just written: their reads go to the primary.
     let (status, list) = get(&app, "/api/orders", Some(&buyer)).await;
     assert_eq!(status, 200, "{list}");
@@ -153,16 +157,7 @@ async fn without_the_write_marker_a_buyer_would_read_stale_orders() {
     let (buyer, user_id) = app.login("o_replica_marker").await;
     pair.wait_replayed().await;
     pair.pause_replay().await;
-    let placed = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(&buyer)
-        .header("Idempotency-Key", "replica-order-2")
-        .json(&json!({"items": [{"product_id": product, "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), 201);
+    place_order(&app, &buyer, "replica-order-2", product).await;
     assert_eq!(
         get(&app, "/api/orders", Some(&buyer)).await.1["items"]
             .as_array()

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::harness::{ADMIN_TOKEN, TestCluster};
 use super::{NO_RATE_LIMITS, add_product};
+use crate::support::{eventually, json_of};
 
 const PUSH_TOKEN: &str = "clustertoken";
 const PUSH_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -21,13 +22,6 @@ fn shop_appid() -> String {
         .as_str()
         .expect("wechat.appid")
         .to_owned()
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{body}");
-    body
 }
 
 async fn sandbox(cluster: &TestCluster, path: &str, body: Value) -> Value {
@@ -190,33 +184,22 @@ async fn a_paid_orders_subscribe_message_is_sent_once_across_instances() {
     }
     // The event handed over again (as after a crash) queues nothing more.
     let event_id = append_paid_again(&cluster);
-    let mut redelivered = false;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let lag = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "--raw",
-                "XINFO",
-                "GROUPS",
-                &cluster.events_stream(),
-            ])
+    let stream = cluster.events_stream();
+    eventually(&format!("the copy of {event_id} was handled"), async || {
+        let groups = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "--raw", "XINFO", "GROUPS", &stream])
             .output()
             .expect("redis-cli");
-        let text = String::from_utf8_lossy(&lag.stdout).to_string();
+        let text = String::from_utf8_lossy(&groups.stdout).to_string();
         let words: Vec<&str> = text.split_whitespace().collect();
         let behind: u64 = words
             .windows(2)
             .filter(|w| w[0] == "lag" || w[0] == "pending")
             .filter_map(|w| w[1].parse::<u64>().ok())
             .sum();
-        if behind == 0 {
-            redelivered = true;
-            break;
-        }
-    }
-    assert!(redelivered, "the copy of {event_id} was not handled");
+        behind == 0
+    })
+    .await;
     // Give a second message every chance to show up.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let messages = sent_messages(&cluster).await;

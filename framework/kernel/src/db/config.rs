@@ -50,6 +50,26 @@ impl Default for DatabaseConfig {
     }
 }
 
+impl DatabaseConfig {
+    /// Why `replica_urls` cannot be used, if it cannot: replicas are PostgreSQL
+    /// streaming replicas of a PostgreSQL primary.
+    pub(super) fn unsupported_replica(&self) -> Option<String> {
+        let primary = Backend::from_url(self.url.expose());
+        self.replica_urls
+            .iter()
+            .find(|url| {
+                primary != Some(Backend::Postgres)
+                    || Backend::from_url(url.expose()) != Some(Backend::Postgres)
+            })
+            .map(|url| {
+                format!(
+                    "{}: read replicas are supported on PostgreSQL only, with a postgres:// primary",
+                    url.redacted()
+                )
+            })
+    }
+}
+
 impl ConfigSection for DatabaseConfig {
     const NAME: &'static str = "database";
 
@@ -80,19 +100,8 @@ impl ConfigSection for DatabaseConfig {
         if self.connect_timeout_ms == 0 {
             bad("database.connect_timeout_ms", "must be at least 1".into());
         }
-        let primary = Backend::from_url(self.url.expose());
-        for url in &self.replica_urls {
-            if primary != Some(Backend::Postgres)
-                || Backend::from_url(url.expose()) != Some(Backend::Postgres)
-            {
-                bad(
-                    "database.replica_urls",
-                    format!(
-                        "{}: read replicas are supported on PostgreSQL only, with a postgres:// primary",
-                        url.redacted()
-                    ),
-                );
-            }
+        if let Some(refused) = self.unsupported_replica() {
+            bad("database.replica_urls", refused);
         }
         if self.replica_check_interval_ms == 0 {
             bad(

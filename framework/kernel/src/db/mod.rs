@@ -126,6 +126,17 @@ enum DbPool {
     Sqlite(Pool<SqliteConn>),
 }
 
+impl DbPool {
+    /// A connection from this pool, waiting at most `database.connect_timeout_ms`.
+    async fn checkout(&self) -> Result<DbConn, DbError> {
+        Ok(match self {
+            DbPool::Postgres(p) => DbConn::Postgres(p.get_owned().await?),
+            DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
+            DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),
+        })
+    }
+}
+
 /// A pooled connection to whichever backend is configured; use it through
 /// [`with_conn!`](crate::with_conn).
 // Not boxed: a box would cost an allocation per checkout on every request's hot path,
@@ -231,14 +242,8 @@ impl Db {
     pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
         let backend = Backend::from_url(config.url.expose())
             .ok_or_else(|| DbError::Config(format!("unsupported database URL {}", config.url)))?;
-        if let Some(url) = config.replica_urls.iter().find(|url| {
-            backend != Backend::Postgres
-                || Backend::from_url(url.expose()) != Some(Backend::Postgres)
-        }) {
-            return Err(DbError::Config(format!(
-                "read replica {}: read replicas are supported on PostgreSQL only",
-                url.redacted()
-            )));
+        if let Some(refused) = config.unsupported_replica() {
+            return Err(DbError::Config(refused));
         }
         let pool = match backend {
             Backend::Postgres => DbPool::Postgres(pool::postgres(
@@ -316,11 +321,7 @@ impl Db {
     /// on timeout the error maps to a 503 `database_unavailable`.
     pub async fn conn(&self) -> Result<DbConn, DbError> {
         let local = self.worker_pool();
-        Ok(match local.as_ref().unwrap_or(&self.pool) {
-            DbPool::Postgres(p) => DbConn::Postgres(p.get_owned().await?),
-            DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
-            DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),
-        })
+        local.as_ref().unwrap_or(&self.pool).checkout().await
     }
 
     /// A connection for a read-only query: from a usable replica when `from` is
@@ -330,7 +331,7 @@ impl Db {
         if from == ReadFrom::Replica
             && let Some(replica) = self.replicas.pick()
         {
-            match replica.conn().await {
+            match replica.pool.checkout().await {
                 Ok(conn) => return Ok(conn),
                 Err(e) => self.replicas.checkout_failed(replica, &e),
             }

@@ -47,10 +47,11 @@ pub(super) struct Replica {
     /// Lag at the last check in ms, `-1` when unknown.
     lag_ms: AtomicI64,
     usable: AtomicBool,
+    /// Whether its being unusable was logged since it last was usable.
+    reported: AtomicBool,
 }
 
 /// Every configured replica, and which one the next read takes.
-#[derive(Default)]
 pub(super) struct Replicas {
     members: Vec<Replica>,
     next: AtomicUsize,
@@ -67,6 +68,7 @@ impl Replicas {
                     name,
                     lag_ms: AtomicI64::new(-1),
                     usable: AtomicBool::new(false),
+                    reported: AtomicBool::new(false),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -108,28 +110,29 @@ impl Replicas {
             .collect()
     }
 
-    /// Records a check's outcome.
+    /// Records a check's outcome; a change of standing is logged, with why, once
+    /// (not at every check while a replica stays unusable).
     pub(super) fn record(&self, replica: &Replica, measured: Result<Lag, DbError>) {
-        let (lag, usable) = match measured {
-            Ok(Lag::Streaming(ms)) => (ms, ms <= self.max_lag_ms),
-            Ok(Lag::Unknown) => (-1, false),
-            Ok(Lag::NotStreaming) => {
-                tracing::warn!(replica = %replica.name, "read replica is not streaming from its primary; reads go to the primary");
-                (-1, false)
-            }
-            Ok(Lag::IsPrimary) => {
-                tracing::warn!(replica = %replica.name, "a database.replica_urls entry is not a replica (not in recovery); not used for reads");
-                (-1, false)
-            }
-            Err(e) => {
-                tracing::warn!(replica = %replica.name, error = %e, "read replica check failed; reads go to the primary");
-                (-1, false)
-            }
+        let (lag, why_not) = match measured {
+            Ok(Lag::Streaming(ms)) if ms <= self.max_lag_ms => (ms, None),
+            Ok(Lag::Streaming(ms)) => (ms, Some(format!("lagging {ms} ms"))),
+            Ok(Lag::Unknown) => (-1, Some("nothing replayed yet: lag unknown".to_owned())),
+            Ok(Lag::NotStreaming) => (-1, Some("not streaming from its primary".to_owned())),
+            Ok(Lag::IsPrimary) => (-1, Some("not a replica (not in recovery)".to_owned())),
+            Err(e) => (-1, Some(format!("check failed: {e}"))),
         };
+        let usable = why_not.is_none();
         let was = replica.usable.swap(usable, Ordering::Relaxed);
         replica.lag_ms.store(lag, Ordering::Relaxed);
-        if was != usable {
-            tracing::info!(replica = %replica.name, lag_ms = lag, usable, "read replica standing changed");
+        match why_not {
+            Some(why) if !replica.reported.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(replica = %replica.name, reason = %why, "read replica not used; reads go to the primary");
+            }
+            None if !was => {
+                replica.reported.store(false, Ordering::Relaxed);
+                tracing::info!(replica = %replica.name, lag_ms = lag, "read replica in use");
+            }
+            _ => {}
         }
     }
 
@@ -137,23 +140,16 @@ impl Replicas {
     pub(super) fn checkout_failed(&self, replica: &Replica, error: &DbError) {
         tracing::warn!(replica = %replica.name, error = %error, "read replica unavailable; reads go to the primary");
         replica.usable.store(false, Ordering::Relaxed);
+        replica.reported.store(true, Ordering::Relaxed);
     }
 }
 
 impl Replica {
-    pub(super) async fn conn(&self) -> Result<DbConn, DbError> {
-        Ok(match &self.pool {
-            DbPool::Postgres(p) => DbConn::Postgres(p.get_owned().await?),
-            DbPool::Mysql(p) => DbConn::Mysql(p.get_owned().await?),
-            DbPool::Sqlite(p) => DbConn::Sqlite(p.get_owned().await?),
-        })
-    }
-
     /// Measures the replica's lag, within `timeout`.
     pub(super) async fn measure(&self, timeout: Duration) -> Result<Lag, DbError> {
         use diesel_async::RunQueryDsl;
         let check = async {
-            let mut conn = self.conn().await?;
+            let mut conn = self.pool.checkout().await?;
             let DbConn::Postgres(c) = &mut conn else {
                 return Err(DbError::Config(
                     "read replicas are supported on PostgreSQL only".into(),
