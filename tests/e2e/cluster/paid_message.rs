@@ -103,20 +103,21 @@ fn append_paid_again(cluster: &TestCluster) -> String {
     id
 }
 
-#[tokio::test]
-async fn a_paid_orders_subscribe_message_is_sent_once_across_instances() {
+/// The shop on three nodes, set to send the paid message; returns the cluster and
+/// the template (added through node 0).
+async fn shop_sending_paid_messages(toml: &str) -> (TestCluster, String) {
     let cluster = TestCluster::builder()
         .toml(NO_RATE_LIMITS)
         .toml(&format!(
             "[shop]\npaid_template_title = \"{PAID_TITLE}\"\n\
-             [message]\npoll_interval_ms = 20\n\
              [order.outbox]\npoll_interval_ms = 20\n\
              [wechat.push]\ntoken = \"{PUSH_TOKEN}\"\nencoding_aes_key = \"{PUSH_AES_KEY}\""
         ))
+        .toml(toml)
         .start()
         .await;
-    let client = &cluster.client;
-    let added = client
+    let added = cluster
+        .client
         .post(cluster.url(0, "/api/admin/message-templates"))
         .header("X-Admin-Token", ADMIN_TOKEN)
         .json(&json!({"tid": "1002", "kid_list": [1, 2, 3, 4], "scene_desc": "paid"}))
@@ -127,36 +128,57 @@ async fn a_paid_orders_subscribe_message_is_sent_once_across_instances() {
         .as_str()
         .unwrap()
         .to_owned();
+    (cluster, template)
+}
+
+/// One unit of `product_id` ordered through node `i` and paid in (sandbox) WeChat
+/// Pay, which notifies node `i`; returns the order id.
+async fn order_and_pay(
+    cluster: &TestCluster,
+    i: usize,
+    token: &str,
+    key: &str,
+    product_id: i64,
+) -> i64 {
+    let placed = cluster
+        .client
+        .post(cluster.url(i, "/api/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    let order_id = json_of(placed, 201).await["order_id"].as_i64().unwrap();
+    let params = cluster
+        .client
+        .post(cluster.url(i, &format!("/api/orders/{order_id}/pay")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    json_of(params, 200).await;
+    let paid = sandbox(
+        cluster,
+        "/__sandbox/pay/pay",
+        json!({"out_trade_no": format!("wa{order_id:010}")}),
+    )
+    .await;
+    assert_eq!(paid["trade_state"], "SUCCESS", "{paid}");
+    order_id
+}
+
+#[tokio::test]
+async fn a_paid_orders_subscribe_message_is_sent_once_across_instances() {
+    let (cluster, template) = shop_sending_paid_messages("[message]\npoll_interval_ms = 20").await;
     let product_id = add_product(&cluster, "订阅款", 5).await;
     let openid = "o_cluster_paid_message";
     let (token, _, _) = cluster.login(1, openid).await;
     accept_subscription(&cluster, 1, openid, &template).await;
 
     // Ordered and paid through node 2; WeChat Pay notifies it five times.
-    let placed = client
-        .post(cluster.url(2, "/api/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "cluster-paid-1")
-        .json(&json!({"items": [{"product_id": product_id, "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    let order_id = json_of(placed, 201).await["order_id"].as_i64().unwrap();
-    let params = client
-        .post(cluster.url(2, &format!("/api/orders/{order_id}/pay")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    json_of(params, 200).await;
     sandbox(&cluster, "/__sandbox/pay/faults", json!({"copies": 5})).await;
-    let paid = sandbox(
-        &cluster,
-        "/__sandbox/pay/pay",
-        json!({"out_trade_no": format!("wa{order_id:010}")}),
-    )
-    .await;
-    assert_eq!(paid["trade_state"], "SUCCESS", "{paid}");
+    let order_id = order_and_pay(&cluster, 2, &token, "cluster-paid-1", product_id).await;
 
     let mut waited = 0;
     while sent_messages(&cluster).await.is_empty() {
@@ -223,5 +245,119 @@ async fn a_paid_orders_subscribe_message_is_sent_once_across_instances() {
     assert_eq!(
         paid_events, 1,
         "one order.paid event for five notifications"
+    );
+}
+
+#[tokio::test]
+async fn messages_a_killed_instance_held_are_sent_by_the_others_never_twice() {
+    let (mut cluster, template) = shop_sending_paid_messages(
+        "[message]\npoll_interval_ms = 20\nlease_ms = 3000\n\
+         [events]\nclaim_idle_ms = 1000\nclaim_interval_ms = 200",
+    )
+    .await;
+    let product_id = add_product(&cluster, "接管款", 50).await;
+    // Only node 2 runs: it alone queues and claims the paid messages.
+    for i in [0, 1] {
+        assert!(cluster.terminate(i).await, "node {i} stops cleanly");
+    }
+    // WeChat answers each send slowly: node 2 is mid-send when it dies, with the
+    // rest of its batch claimed.
+    sandbox(
+        &cluster,
+        "/__sandbox/faults",
+        json!({"endpoint": "/cgi-bin/message/subscribe/send", "latency_ms": 2000}),
+    )
+    .await;
+    const BUYERS: usize = 8;
+    let mut orders = Vec::new();
+    for b in 0..BUYERS {
+        let openid = format!("o_cluster_takeover_{b}");
+        let (token, _, _) = cluster.login(2, &openid).await;
+        accept_subscription(&cluster, 2, &openid, &template).await;
+        orders.push(order_and_pay(&cluster, 2, &token, &format!("takeover-{b}"), product_id).await);
+    }
+    // Once every message is queued and none waits unclaimed, node 2 holds all it
+    // has not sent yet: one mid-send (2 s), the others claimed.
+    let state =
+        |state: &str| format!("SELECT COUNT(*) AS n FROM message_queue WHERE state = '{state}'");
+    let mut holding = false;
+    for _ in 0..300 {
+        let queued = cluster
+            .count("SELECT COUNT(*) AS n FROM message_queue")
+            .await;
+        if queued == BUYERS as i64
+            && cluster.count(&state("pending")).await == 0
+            && cluster.count(&state("sending")).await == 1
+            && cluster.count(&state("claimed")).await >= 1
+        {
+            holding = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        holding,
+        "node 2 never held the messages; it says:\n{}",
+        cluster.log(2)
+    );
+    cluster.kill(2);
+
+    // The others come back with WeChat answering at once, and take over once
+    // node 2's leases run out.
+    let cleared = cluster
+        .client
+        .delete(cluster.sandbox_url("/__sandbox/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cleared.status().is_success());
+    for i in [0, 1] {
+        cluster.restart(i).await;
+    }
+    let finished = "SELECT COUNT(*) AS n FROM message_queue WHERE state IN ('sent', 'failed')";
+    let mut done = false;
+    for _ in 0..300 {
+        if cluster.count(finished).await == BUYERS as i64 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        done,
+        "messages left unfinished; node 0 says:\n{}",
+        cluster.log(0)
+    );
+
+    // The one mid-send may have reached WeChat: parked, never sent again. The
+    // claimed ones were sent by nodes 0 and 1.
+    let parked = cluster
+        .count(
+            "SELECT COUNT(*) AS n FROM message_queue \
+             WHERE state = 'failed' AND reason LIKE 'unknown_outcome%'",
+        )
+        .await;
+    let sent = cluster
+        .count("SELECT COUNT(*) AS n FROM message_queue WHERE state = 'sent'")
+        .await;
+    assert_eq!((parked, sent), (1, BUYERS as i64 - 1));
+    let messages = sent_messages(&cluster).await;
+    for order_id in &orders {
+        let copies = messages
+            .iter()
+            .filter(|m| {
+                m["data"]["character_string1"]["value"]
+                    .as_str()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    == Some(*order_id)
+            })
+            .count();
+        assert!(copies <= 1, "order {order_id}: {copies} messages");
+    }
+    // Every sent row reached WeChat; the parked one may or may not have.
+    assert!(
+        messages.len() as i64 == sent || messages.len() as i64 == sent + 1,
+        "{} messages at WeChat for {sent} sent rows",
+        messages.len()
     );
 }
