@@ -5,6 +5,8 @@
 mod harness;
 mod paid_message;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_util::future::join_all;
 use harness::{ADMIN_TOKEN, TestCluster};
 use serde_json::{Value, json};
@@ -239,11 +241,17 @@ lease_ms = 1000
 claim_idle_ms = 1000
 claim_interval_ms = 200"#;
 
-/// Places one order for each buyer, spread over the nodes; a request that fails
-/// (its node killed) is retried on the next node with the same Idempotency-Key.
-/// Returns how many were placed, and how many requests failed and were retried.
-async fn place_orders(cluster: &TestCluster, buyers: &[String], product_id: i64) -> (usize, usize) {
-    let retried = &std::sync::atomic::AtomicUsize::new(0);
+/// Places one order for each buyer, spread over the nodes, counting each placed
+/// one in `placed_so_far`; a request that fails (its node killed) is retried on the
+/// next node with the same Idempotency-Key. Returns how many were placed, and how
+/// many requests failed and were retried.
+async fn place_orders(
+    cluster: &TestCluster,
+    buyers: &[String],
+    product_id: i64,
+    placed_so_far: &AtomicUsize,
+) -> (usize, usize) {
+    let retried = &AtomicUsize::new(0);
     let orders = buyers.iter().enumerate().map(|(i, token)| async move {
         for attempt in 0..3 {
             let answer = cluster
@@ -255,18 +263,21 @@ async fn place_orders(cluster: &TestCluster, buyers: &[String], product_id: i64)
                 .send()
                 .await;
             match answer.map(|a| a.status().as_u16()) {
-                Ok(201) => return true,
+                Ok(201) => {
+                    placed_so_far.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
                 Ok(other) => panic!("order {i} answered {other}"),
                 // Its node died mid-request: the order may or may not be placed.
                 Err(_) => {
-                    retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    retried.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
         false
     });
     let placed = join_all(orders).await.into_iter().filter(|p| *p).count();
-    (placed, retried.load(std::sync::atomic::Ordering::Relaxed))
+    (placed, retried.load(Ordering::Relaxed))
 }
 
 #[tokio::test]
@@ -280,11 +291,22 @@ async fn an_instance_killed_mid_load_loses_nothing_and_repeats_nothing() {
 
     // Node 2 dies with SIGKILL while the orders come in, with whatever it leased
     // from the outbox or read from the event stream.
+    // Once a tenth of the orders are placed, so that the rest are in flight
+    // whatever the machine's speed.
+    let placed_so_far = AtomicUsize::new(0);
     let killer = async {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        for _ in 0..10_000 {
+            if placed_so_far.load(Ordering::Relaxed) >= buyers.len() / 10 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         cluster.kill(2);
     };
-    let ((placed, retried), ()) = tokio::join!(place_orders(&cluster, &buyers, product_id), killer);
+    let ((placed, retried), ()) = tokio::join!(
+        place_orders(&cluster, &buyers, product_id, &placed_so_far),
+        killer
+    );
     assert!(
         retried > 0,
         "the kill came after the load: nothing was interrupted"
