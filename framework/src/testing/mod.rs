@@ -263,7 +263,9 @@ impl ReplicatedDatabase {
     /// Waits until the replica has applied everything the primary has written so
     /// far; panics after 30 s.
     pub async fn wait_replayed(&self) {
-        let target = self.on_primary("SELECT pg_current_wal_lsn()").await;
+        // The insert position: with synchronous_commit off, a commit just acknowledged
+        // may not be written yet, so the write position can stand before it.
+        let target = self.on_primary("SELECT pg_current_wal_insert_lsn()").await;
         let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn");
         for _ in 0..300 {
             if self.on_replica(&sql).await == "t" {
