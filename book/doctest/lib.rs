@@ -55,6 +55,9 @@ pub mod guides_kubernetes {}
 #[doc = include_str!("../src/guides/scaling-out.md")]
 pub mod guides_scaling_out {}
 
+#[doc = include_str!("../src/guides/real-time.md")]
+pub mod guides_real_time {}
+
 #[doc = include_str!("../src/guides/production.md")]
 pub mod guides_production {}
 

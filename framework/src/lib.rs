@@ -12,7 +12,7 @@
 //!    [`events`], [`plugin`], [`context`] (re-exported here);
 //! 3. the features in this crate, each with its own config section: [`http`],
 //!    [`observe`], [`content`], [`tls`], then [`auth`], [`wechat`], [`guard`],
-//!    [`api`], [`health`];
+//!    [`api`], [`health`], [`realtime`];
 //! 4. the application: [`app`], [`cli`], [`testing`] (with the `sandbox` feature).
 //!
 //! Plugins and apps sit on top. The compiler holds the crate boundaries; the
@@ -33,6 +33,7 @@ pub mod health;
 pub mod http;
 pub mod observe;
 pub mod profiling;
+pub mod realtime;
 #[cfg(feature = "sandbox")]
 pub mod testing;
 pub mod tls;

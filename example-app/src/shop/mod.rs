@@ -1,5 +1,6 @@
-//! The shop's own plugin: demo products for a fresh embedded database, and a
-//! subscribe message to the buyer when an order is paid.
+//! The shop's own plugin: demo products for a fresh embedded database, a
+//! subscribe message to the buyer when an order is paid, and who may use which
+//! real-time rooms.
 
 mod paid_message;
 
@@ -59,11 +60,19 @@ impl Plugin for ShopPlugin {
     }
 
     fn dependencies(&self) -> &'static [&'static str] {
-        &["order", "message"]
+        &["order", "message", "realtime"]
     }
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
         let config = ctx.config().get::<ShopConfig>()?;
+        if let Some(relay) = ctx.get::<weapp::realtime::Relay>() {
+            // Live-stream comments: every signed-in buyer reads and writes.
+            relay.allow("live:", weapp::realtime::OpenRooms);
+            // `support:<user id>`: a buyer's own customer-service thread.
+            relay.allow("support:", weapp::realtime::OwnRoom);
+            // Shop-wide news, pushed by the server only.
+            relay.allow("announcements", weapp::realtime::ListenOnly);
+        }
         let Some(orders) = ctx.get::<Orders>() else {
             return Ok(());
         };

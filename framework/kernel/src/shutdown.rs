@@ -68,6 +68,30 @@ impl Shutdown {
     }
 }
 
+/// Fires when the server begins to stop (SIGTERM, SIGINT, or [`Stopping::begin`]),
+/// before in-flight requests drain: long-lived connections such as WebSockets close
+/// then, so the drain does not wait out `server.shutdown_timeout_s` on them. The app
+/// keeps one in its context; [`Shutdown`] fires later, once the server has stopped.
+#[derive(Clone, Default)]
+pub struct Stopping(CancellationToken);
+
+impl Stopping {
+    /// Completes once the server has begun to stop.
+    pub async fn wait(&self) {
+        self.0.cancelled().await
+    }
+
+    /// Whether the server has begun to stop.
+    pub fn has_begun(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Stops the server gracefully, as SIGTERM does.
+    pub fn begin(&self) {
+        self.0.cancel()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,10 @@ impl Server {
                     .default_service(web::to(crate::http::not_found))
             })
         })
-        .shutdown_timeout(ctx.config().server.shutdown_timeout_s);
+        .shutdown_timeout(ctx.config().server.shutdown_timeout_s)
+        .shutdown_signal(stop_signal(
+            (*ctx.get_or_insert_with(crate::shutdown::Stopping::default)).clone(),
+        ));
         let mut http = match &ctx.config().server.tls {
             Some(tls) => {
                 let tls =
@@ -172,8 +175,10 @@ impl Server {
         &self.ctx
     }
 
-    /// A handle to stop the server, as SIGTERM would: `handle.stop(true)` stops
-    /// accepting and lets in-flight requests finish within `server.shutdown_timeout_s`.
+    /// A handle to stop the server: `handle.stop(true)` stops accepting and lets
+    /// in-flight requests finish within `server.shutdown_timeout_s`. SIGTERM does
+    /// more: it fires [`Stopping`](crate::shutdown::Stopping) first, which closes
+    /// WebSockets at once; `Stopping::begin` (from the context) does exactly that.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
@@ -205,6 +210,28 @@ impl Server {
         }
         Ok(served?)
     }
+}
+
+/// Completes on SIGTERM, SIGINT or [`Stopping::begin`](crate::shutdown::Stopping),
+/// having fired `Stopping`; the server then stops gracefully (actix's own handling
+/// would stop at once on SIGINT, and fire nothing before the drain).
+async fn stop_signal(stopping: crate::shutdown::Stopping) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => drop(terminate.recv().await),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; stopping gracefully"),
+        _ = terminate => tracing::info!("SIGTERM received; stopping gracefully"),
+        _ = stopping.wait() => tracing::info!("stop requested; stopping gracefully"),
+    }
+    stopping.begin();
 }
 
 /// Mounts the framework's own documented routes: health, metrics and the document.

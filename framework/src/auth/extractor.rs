@@ -65,16 +65,34 @@ impl FromRequest for AuthUser {
                     claims
                 }
             };
-            let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
-            let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
-            if session.is_none() {
-                return Err(AuthError::RevokedSession.into());
-            }
-            tracing::Span::current().record("user_id", user_id);
-            Ok(AuthUser {
-                user_id,
-                session_id: claims.sid,
-            })
+            let user = live_session(&ctx, &auth, claims).await?;
+            tracing::Span::current().record("user_id", user.user_id);
+            Ok(user)
         })
     }
+}
+
+/// The caller of `token` — verified, its session live — and the token's claims: what
+/// [`AuthUser`] checks, for a token that does not come in `Authorization` (a
+/// WebSocket's subprotocol, a refreshed token sent over a socket).
+pub async fn authenticate(ctx: &AppContext, token: &str) -> crate::Result<(AuthUser, Claims)> {
+    let auth = ctx.get::<Auth>().ok_or_else(|| {
+        crate::Error::unavailable("auth_not_configured", "auth.jwt.keys is not configured")
+    })?;
+    let claims = auth.jwt.verify(token)?;
+    let user = live_session(ctx, &auth, claims.clone()).await?;
+    Ok((user, claims))
+}
+
+/// The user of verified `claims`, if their session lives.
+async fn live_session(ctx: &AppContext, auth: &Auth, claims: Claims) -> crate::Result<AuthUser> {
+    let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
+    let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
+    if session.is_none() {
+        return Err(AuthError::RevokedSession.into());
+    }
+    Ok(AuthUser {
+        user_id,
+        session_id: claims.sid,
+    })
 }

@@ -147,11 +147,13 @@ async fn refresh(ctx: AppContext, body: web::Json<RefreshRequest>) -> Result<Htt
 
 async fn logout(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
     auth(&ctx)?.sessions(ctx.kv()).end(&user.session_id).await?;
+    announce_session_end(&ctx, user.user_id, Some(&user.session_id), "logout").await;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn logout_all(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
     auth(&ctx)?.sessions(ctx.kv()).end_all(user.user_id).await?;
+    announce_session_end(&ctx, user.user_id, None, "logout_all").await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -279,6 +281,25 @@ async fn phone(
     .await?;
     announce(&ctx, "auth.phone", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+}
+
+/// Announces [`SessionEnded`](super::SessionEnded), as [`announce`] does.
+pub(super) async fn announce_session_end(
+    ctx: &AppContext,
+    user_id: i64,
+    session_id: Option<&str>,
+    reason: &str,
+) {
+    let ended = super::SessionEnded {
+        user_id,
+        session_id: session_id.map(str::to_owned),
+        reason: reason.to_owned(),
+    };
+    let id = format!("auth.session_ended:{}", uuid::Uuid::new_v4().simple());
+    let event = crate::events::Event::typed(id, &ended);
+    if let Err(e) = ctx.events().publish(ctx, event).await {
+        tracing::warn!(error = %e, "a session-end subscriber failed");
+    }
 }
 
 /// Tells other plugins (the audit log) what happened. Delivery is in-process and

@@ -24,13 +24,30 @@ use actix_web::web;
 pub use admin::{ADMIN_TOKEN_HEADER, AdminCaller, AdminTokens};
 pub use config::{AuthConfig, JwtAlgorithm, JwtConfig};
 pub use error::AuthError;
-pub use extractor::{AuthUser, bearer_token};
+pub use extractor::{AuthUser, authenticate, bearer_token};
 pub use handlers::{Me, TokenResponse};
 pub use jwt::{Claims, JwtKeys};
 use sessions::SessionStore;
 
 use crate::AppContext;
 use crate::kv::KvStore;
+
+/// `auth.session_ended`, published in-process when sessions end by logout
+/// (`reason` `logout`, that one session), logout-all (`logout_all`) or erasure of
+/// the account (`erased`): the real-time relay closes their sockets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionEnded {
+    /// The user.
+    pub user_id: i64,
+    /// The one session that ended; `None`: every session of the user.
+    pub session_id: Option<String>,
+    /// `logout`, `logout_all` or `erased`.
+    pub reason: String,
+}
+
+impl crate::events::TypedEvent for SessionEnded {
+    const TOPIC: &'static str = "auth.session_ended";
+}
 
 /// The auth service stored in the context.
 pub struct Auth {

@@ -87,6 +87,7 @@ pub(super) async fn export_user(
 pub(super) async fn erase_user(ctx: &AppContext, user_id: i64) -> crate::Result<()> {
     if let Some(auth) = ctx.get::<super::Auth>() {
         auth.sessions(ctx.kv()).end_all(user_id).await?;
+        super::handlers::announce_session_end(ctx, user_id, None, "erased").await;
     }
     users::erase(ctx.db(), ctx.crypto()?, user_id).await?;
     Ok(())

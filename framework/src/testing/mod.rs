@@ -523,6 +523,9 @@ impl TestApp {
     /// Stops the server gracefully (as SIGTERM does) and waits for shutdown to finish,
     /// background tasks included.
     pub async fn stop(self) -> crate::Result<()> {
+        self.ctx
+            .get_or_insert_with(crate::shutdown::Stopping::default)
+            .begin();
         self.handle.stop(true).await;
         self.join
             .await

@@ -35,7 +35,7 @@ const WEAPP_LAYERS: &[&[&str]] = &[
     &["health", "api"],
     &["wechat"],
     &["auth"],
-    &["guard", "profiling"],
+    &["guard", "profiling", "realtime"],
     &["app", "cli", "testing"],
     &["lib"],
 ];

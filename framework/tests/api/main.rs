@@ -20,6 +20,7 @@ mod metrics;
 mod plugins;
 mod production;
 mod properties;
+mod realtime;
 mod reload;
 mod shutdown;
 mod tls;

@@ -41,6 +41,7 @@ pub mod transitions;
 mod views;
 
 use weapp::actix_web::web;
+use weapp::events::TypedEvent;
 use weapp::{AppContext, BackgroundTask, Plugin};
 
 pub use config::OrderConfig;
@@ -58,6 +59,18 @@ const MIGRATIONS: &[weapp::db::Migration] = &[
     weapp::migration!("0002_index_pending_outbox_events"),
     weapp::migration!("0003_add_wechat_pay_columns"),
 ];
+
+/// Tells the buyer's open sockets (on any instance) that the order is paid, as
+/// `{"type":"push","topic":"order.paid","data":{order_id, user_id, total_fen}}`.
+/// Failing (Redis down) fails the handler, so the event is delivered again.
+async fn push_paid(ctx: &AppContext, paid: &events::Paid) -> weapp::Result<()> {
+    match (ctx.get::<weapp::realtime::Relay>(), paid.user_id) {
+        (Some(relay), Some(user_id)) => {
+            relay.push_to_user(user_id, events::Paid::TOPIC, paid).await
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Unpaid orders cancelled per sweep at most.
 const EXPIRY_BATCH: i64 = 200;
@@ -89,6 +102,10 @@ impl Plugin for OrderPlugin {
         for prefix in ["order.", "payment.", "catalog."] {
             ctx.events().share_topics(prefix);
         }
+        ctx.events()
+            .on::<events::Paid, _, _>("order-push", |ctx, paid| async move {
+                push_paid(&ctx, &paid.event).await
+            });
         install_checkout(ctx)
     }
 

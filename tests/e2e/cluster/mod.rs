@@ -4,6 +4,7 @@
 
 mod harness;
 mod paid_message;
+mod realtime;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -133,7 +133,7 @@ async fn shop_sending_paid_messages(toml: &str) -> (TestCluster, String) {
 
 /// One unit of `product_id` ordered through node `i` and paid in (sandbox) WeChat
 /// Pay, which notifies node `i`; returns the order id.
-async fn order_and_pay(
+pub(super) async fn order_and_pay(
     cluster: &TestCluster,
     i: usize,
     token: &str,

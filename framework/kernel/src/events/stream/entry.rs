@@ -1,4 +1,5 @@
-//! Stream entries as Redis sends them, read straight from the reply's values.
+//! Stream entries as Redis sends them, read straight from the reply's values; public
+//! for other readers of Redis streams in the app (the WebSocket relay's fan-out).
 //!
 //! The redis crate's stream replies copy every entry into a `HashMap` of
 //! `redis::Value`s; on the relay's hot path (each order's events, read by each
@@ -11,16 +12,16 @@ use crate::events::Event;
 use crate::kv::KvError;
 
 /// One stream entry: its id and fields, in order.
-pub(super) struct Entry {
+pub struct Entry {
     /// The entry's id, `<ms>-<seq>`.
-    pub(super) id: String,
+    pub id: String,
     /// Field names and values.
-    pub(super) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Entry {
     /// The value of field `name`.
-    pub(super) fn field(&self, name: &str) -> Option<&[u8]> {
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
             .find(|(field, _)| field == name.as_bytes())
@@ -42,7 +43,7 @@ impl Entry {
 
     /// Milliseconds since the epoch at which the entry was appended (its id's first
     /// part).
-    pub(super) fn appended_at_ms(&self) -> Option<i64> {
+    pub fn appended_at_ms(&self) -> Option<i64> {
         self.id.split('-').next()?.parse().ok()
     }
 }
@@ -99,8 +100,9 @@ fn entries(value: Value, what: &str) -> Result<Vec<Entry>, KvError> {
     Ok(out)
 }
 
-/// The entries of an `XREADGROUP` reply on one stream (nil when none came).
-pub(super) fn read_reply(value: Value) -> Result<Vec<Entry>, KvError> {
+/// The entries of an `XREADGROUP` or `XREAD` reply on one stream (nil when none
+/// came).
+pub fn read_reply(value: Value) -> Result<Vec<Entry>, KvError> {
     const WHAT: &str = "XREADGROUP";
     let streams: Vec<(Value, Value)> = match value {
         Value::Nil => return Ok(Vec::new()),

@@ -21,7 +21,7 @@
 //! read yet) and `events_stream_pending{group}` (read, not acknowledged).
 
 mod consumer;
-mod entry;
+pub mod entry;
 mod metrics;
 
 use std::sync::Arc;
