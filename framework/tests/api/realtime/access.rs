@@ -203,3 +203,18 @@ async fn another_users_token_cannot_take_over_a_socket() {
     join(&mut ws, "live:owner").await;
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refused_at_the_upgrade() {
+    let app = app()
+        .set("auth.jwt.ttl_s", 1)
+        .set("auth.jwt.leeway_s", 0)
+        .spawn()
+        .await;
+    let (token, _) = app.login("ws-expired").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let bearer = format!("Bearer {token}");
+    let refused = refusal(&app, &[("authorization", &bearer)]).await;
+    assert_eq!(refused, (401, "expired_token".to_owned()));
+    app.stop().await.unwrap();
+}
