@@ -6,9 +6,9 @@
 # per second, the app's memory per socket, deliveries per second and the delivery
 # latency (p50/p99/max, publish to receipt), then the app's peak RSS and the relay's
 # metrics. Needs the services tests/setup.sh starts.
-# Usage: tests/load/ws.sh
+# Usage: [CONNECTIONS=5000] [MESSAGES=200] [INTERVAL_MS=50] tests/load/ws.sh
 # 5,000 client sockets here and 5,000 in the app: more than the default 1,024 files.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 # The publisher sends up to 1,000 messages/s; the default 10/s is for people.
 export WEAPP__REALTIME__MESSAGES_PER_SECOND=1000
 source "$(dirname "$0")/lib.sh"

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::metrics;
 use super::protocol::CloseCode;
 
-/// One serialized server frame, shared by every socket it goes to.
-pub(super) type Frame = Arc<str>;
+/// One serialized server frame, shared (not copied) by every socket it goes to.
+pub(super) type Frame = bytestring::ByteString;
 
 /// Closes one socket, with the reason set by whoever decided first.
 #[derive(Default)]
@@ -36,7 +36,17 @@ impl Closer {
         self.token.cancelled().await;
         self.code.get().copied().unwrap_or(CloseCode::GoingAway)
     }
+
+    /// [`Closer::closed`] as one future to poll for the socket's whole life: made
+    /// once, not at every turn of its loop (each made anew registers a waiter).
+    pub(super) fn watch(self: &Arc<Self>) -> Watch {
+        let closer = self.clone();
+        Box::pin(async move { closer.closed().await })
+    }
 }
+
+/// What [`Closer::watch`] returns.
+pub(super) type Watch = std::pin::Pin<Box<dyn std::future::Future<Output = CloseCode> + Send>>;
 
 struct Socket {
     user_id: i64,

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::fanout::Target;
-use super::hub::{Closer, Frame, Refusal, Registration};
+use super::hub::{Frame, Refusal, Registration, Watch};
 use super::protocol::{ClientFrame, CloseCode, FrameId, ServerFrame, valid_room};
 use super::{Relay, metrics};
 use crate::auth::{AuthError, AuthUser, authenticate, bearer_token};
@@ -129,7 +129,7 @@ struct Socket {
     connection_id: String,
     hub_id: u64,
     frames: tokio::sync::mpsc::Receiver<Frame>,
-    closer: Arc<Closer>,
+    closed: Watch,
     expires_at: Instant,
     bucket: TokenBucket,
 }
@@ -150,7 +150,7 @@ impl Socket {
             connection_id: uuid::Uuid::new_v4().simple().to_string(),
             hub_id: registration.id,
             frames: registration.frames,
-            closer: registration.closer,
+            closed: registration.closer.watch(),
             expires_at,
         }
     }
@@ -200,14 +200,19 @@ impl Socket {
                 .as_secs(),
         }
         .to_text();
-        if let Err(close) = self.write(session, &welcome).await {
+        if let Err(close) = self.write(session, welcome).await {
             return close;
         }
+        let expiry = tokio::time::sleep_until(self.expires_at);
+        tokio::pin!(expiry);
         loop {
+            if expiry.deadline() != self.expires_at {
+                expiry.as_mut().reset(self.expires_at);
+            }
             tokio::select! {
-                code = self.closer.closed() => return Some(code),
+                code = &mut self.closed => return Some(code),
                 frame = self.frames.recv() => match frame {
-                    Some(frame) => if let Err(close) = self.write(session, &frame).await {
+                    Some(frame) => if let Err(close) = self.write_queued(session, frame).await {
                         return close;
                     },
                     None => return Some(CloseCode::GoingAway),
@@ -219,14 +224,14 @@ impl Socket {
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             metrics::messages_in().inc();
                             let reply = self.answer(&text).await;
-                            if let Err(close) = self.write(session, &reply).await {
+                            if let Err(close) = self.write(session, reply).await {
                                 return close;
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             metrics::dropped("binary_not_supported").inc();
                             let reply = error(None, "binary_not_supported", "send JSON text frames");
-                            if let Err(close) = self.write(session, &reply).await {
+                            if let Err(close) = self.write(session, reply).await {
                                 return close;
                             }
                         }
@@ -236,6 +241,8 @@ impl Socket {
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         Some(Ok(AggregatedMessage::Close(_))) => return Some(CloseCode::Normal),
                         Some(Err(ProtocolError::Overflow)) => return Some(CloseCode::MessageTooBig),
+                        // The connection broke (a client that went without a close).
+                        Some(Err(ProtocolError::Io(_))) => return None,
                         Some(Err(_)) => return Some(CloseCode::ProtocolError),
                     }
                 }
@@ -243,13 +250,12 @@ impl Socket {
                     if last_seen.elapsed() >= idle_timeout {
                         return Some(CloseCode::IdleTimeout);
                     }
-                    let closer = self.closer.clone();
                     tokio::select! {
-                        code = closer.closed() => return Some(code),
+                        code = &mut self.closed => return Some(code),
                         sent = session.ping(b"") => sent.ok()?,
                     }
                 }
-                _ = tokio::time::sleep_until(self.expires_at) => return Some(CloseCode::TokenExpired),
+                _ = &mut expiry => return Some(CloseCode::TokenExpired),
                 _ = session_check.tick() => {
                     if !self.session_lives().await {
                         return Some(CloseCode::SessionEnded);
@@ -262,12 +268,33 @@ impl Socket {
     /// Writes one frame, unless the socket is closed meanwhile (a client that does
     /// not read blocks the write until the hub closes it as too slow). `Err`: stop
     /// with this close code (`None`: the client is gone).
-    async fn write(&self, session: &mut Session, text: &str) -> Result<(), Option<CloseCode>> {
+    async fn write(
+        &mut self,
+        session: &mut Session,
+        text: impl Into<Frame>,
+    ) -> Result<(), Option<CloseCode>> {
         tokio::select! {
             biased;
-            code = self.closer.closed() => Err(Some(code)),
-            sent = session.text(text.to_owned()) => sent.map_err(|_| None),
+            code = &mut self.closed => Err(Some(code)),
+            sent = session.text(text.into()) => sent.map_err(|_| None),
         }
+    }
+
+    /// Writes `first` and whatever else is queued already (a few at most, so the
+    /// client's own frames are read in between): one wake-up for a burst.
+    async fn write_queued(
+        &mut self,
+        session: &mut Session,
+        first: Frame,
+    ) -> Result<(), Option<CloseCode>> {
+        self.write(session, first).await?;
+        for _ in 0..32 {
+            match self.frames.try_recv() {
+                Ok(frame) => self.write(session, frame).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// Whether the session still lives; a failed check (the store is down) is not

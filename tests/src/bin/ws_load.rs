@@ -21,6 +21,26 @@ fn now_us() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
+/// CPU seconds used so far by process `pid` (`self` for this one): user + system.
+fn cpu_s(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The `sent_us` of a room message, read without parsing the frame: the client must
+/// cost little next to the server on the same two cores.
+fn sent_us(text: &str) -> Option<u64> {
+    let at = text.find("\"sent_us\":")? + "\"sent_us\":".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -75,8 +95,7 @@ async fn receive(mut ws: Ws, expected: usize) -> (Vec<u64>, Option<u64>) {
                 _ => break,
             }
         };
-        let frame: Value = serde_json::from_str(&text).unwrap_or_default();
-        if let Some(sent) = frame["data"]["sent_us"].as_u64() {
+        if let Some(sent) = sent_us(&text) {
             let now = now_us();
             latencies.push(now.saturating_sub(sent));
             last = Some(now);
@@ -161,6 +180,8 @@ async fn main() -> Result<(), String> {
         .map(|ws| tokio::spawn(receive(ws, messages)))
         .collect();
     let mut publisher = joined(&base, &tokens[0]).await?;
+    let app_cpu = pid.map(|p: u32| p.to_string());
+    let cpu_before = (app_cpu.as_deref().and_then(cpu_s), cpu_s("self"));
     let first_sent = now_us();
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(1)));
     for seq in 0..messages {
@@ -185,6 +206,7 @@ async fn main() -> Result<(), String> {
         last_delivery = last_delivery.max(last.unwrap_or(0));
     }
     drain.abort();
+    let cpu_after = (app_cpu.as_deref().and_then(cpu_s), cpu_s("self"));
     latencies.sort_unstable();
     let expected = connections * messages;
     let window_s = (last_delivery - first_sent) as f64 / 1e6;
@@ -200,6 +222,15 @@ async fn main() -> Result<(), String> {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
+    if let ((Some(app0), Some(me0)), (Some(app1), Some(me1))) = (cpu_before, cpu_after) {
+        println!(
+            "CPU during the broadcast: app {:.2} s ({:.2} µs per delivery), this client {:.2} s, over {window_s:.2} s on {} cores",
+            app1 - app0,
+            (app1 - app0) * 1e6 / latencies.len().max(1) as f64,
+            me1 - me0,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
     match latencies.len() == expected {
         true => Ok(()),
         false => Err(format!("{} deliveries missing", expected - latencies.len())),
