@@ -100,3 +100,14 @@ install_tool mdbook mdbook
 install_tool cargo-deny cargo-deny@0.20.2
 # Reads the rustdoc JSON of this toolchain (1.95); a newer rustc may need a newer one.
 install_tool cargo-semver-checks cargo-semver-checks@0.51.0
+
+# Python tools (tests/requirements.txt, every version pinned) in a virtual
+# environment of their own; the tests find it through WEAPP_TEST_PYTHON.
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/weapp-test-venv"
+if ! cmp -s tests/requirements.txt "$venv/requirements.txt" 2>/dev/null; then
+    echo "installing the Python test tools (first run on this machine only)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt "$venv/requirements.txt"
+fi
+export WEAPP_TEST_PYTHON="$venv/bin/python"

@@ -59,7 +59,7 @@ impl LastReload {
 }
 
 /// Body of `/healthz`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok` when the process answers.
     pub status: String,
@@ -83,7 +83,7 @@ pub struct Health {
 }
 
 /// One dependency's state in `/readyz`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Check {
     /// `up` or `down`.
     pub status: String,
@@ -96,7 +96,7 @@ pub struct Check {
 }
 
 /// Body of `/readyz`; on failure it also carries the error shape's `code` and `message`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready` or `unavailable`.
     pub status: String,

@@ -57,4 +57,4 @@ pub mod prelude {
 // Re-exported so plugin crates need no direct dependency for registration and routes.
 #[doc(hidden)]
 pub use weapp_kernel::inventory;
-pub use {actix_web, async_trait, diesel, diesel_async};
+pub use {actix_web, async_trait, diesel, diesel_async, utoipa};

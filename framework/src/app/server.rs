@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
 
 use super::AppContext;
-use crate::api::{Access, ApiRoutes};
+use crate::api::{Access, ApiRoutes, Spec};
 use crate::plugin::Plugin;
 
 /// A bound server: listening, background tasks running, not yet serving until
@@ -243,11 +243,17 @@ fn framework_routes(cfg: &mut web::ServiceConfig) {
             Access::Public,
             crate::health::healthz,
         )
+        .with(Spec::new().response::<crate::health::Health>(200, "The process answers"))
         .get(
             "/readyz",
             "Readiness: database and key-value store",
             Access::Public,
             crate::health::readyz,
+        )
+        .with(
+            Spec::new()
+                .response::<crate::health::Readiness>(200, "Ready to serve")
+                .response::<crate::health::Readiness>(503, "A dependency is down: `not_ready`"),
         )
         .get(
             "/metrics",
@@ -255,16 +261,27 @@ fn framework_routes(cfg: &mut web::ServiceConfig) {
             Access::Public,
             crate::observe::metrics::endpoint,
         )
+        .with(
+            Spec::new()
+                .empty(200, "Prometheus text exposition format")
+                .errors(&[(401, "unauthorized")]),
+        )
         .get(
             "/api/openapi.json",
             "This document",
             Access::Public,
             crate::api::openapi,
         )
+        .with(Spec::new().empty(200, "This OpenAPI 3 document"))
         .get(
             "/debug/pprof/profile",
             "CPU profile: flamegraph SVG or pprof protobuf (when enabled)",
             Access::Admin,
             crate::profiling::profile,
+        )
+        .with(
+            Spec::new()
+                .empty(200, "A flamegraph (SVG) or a pprof protobuf")
+                .errors(&[(404, "not_found"), (409, "profile_in_progress")]),
         );
 }

@@ -17,7 +17,8 @@ use weapp_crypto::{FieldContext, WechatDecryptor, mask::mask_phone};
 const SESSION_KEY: FieldContext = FieldContext::new("sessions", "session_key");
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::api::{Access, ApiRoutes};
+    use crate::api::{Access, ApiRoutes, Spec};
+    const WECHAT_ERRORS: &[(u16, &str)] = &[(502, "wechat_unavailable"), (502, "wechat_error")];
     ApiRoutes::new(cfg)
         .post(
             "/api/auth/login",
@@ -25,24 +26,54 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             Access::Public,
             login,
         )
+        .with(
+            Spec::new()
+                .body::<LoginRequest>()
+                .response::<TokenResponse>(200, "Tokens for the new session")
+                .errors(&[
+                    (400, "invalid_code"),
+                    (401, "invalid_code"),
+                    (401, "code_used"),
+                    (403, "high_risk_user"),
+                ])
+                .errors(WECHAT_ERRORS),
+        )
         .post(
             "/api/auth/refresh",
             "Rotate the refresh token",
             Access::Public,
             refresh,
         )
+        .with(
+            Spec::new()
+                .body::<RefreshRequest>()
+                .response::<TokenResponse>(200, "A new access token and refresh token")
+                .errors(&[
+                    (401, "invalid_refresh_token"),
+                    (401, "revoked_session"),
+                    (401, "refresh_token_reused"),
+                ]),
+        )
         .post("/api/auth/logout", "End this session", Access::User, logout)
+        .with(Spec::new().empty(204, "The session has ended"))
         .post(
             "/api/auth/logout-all",
             "End every session of the user",
             Access::User,
             logout_all,
         )
+        .with(Spec::new().empty(204, "Every session of the user has ended"))
         .post(
             "/api/auth/profile",
             "Store the profile from encryptedData",
             Access::User,
             profile,
+        )
+        .with(
+            Spec::new()
+                .body::<ProfileRequest>()
+                .response::<Me>(200, "The caller, updated")
+                .errors(&[(400, "stale_session_key"), (409, "profile_in_progress")]),
         )
         .post(
             "/api/auth/phone",
@@ -50,12 +81,20 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             Access::User,
             phone,
         )
+        .with(
+            Spec::new()
+                .body::<PhoneRequest>()
+                .response::<Me>(200, "The caller, updated")
+                .errors(&[(400, "invalid_phone_code")])
+                .errors(WECHAT_ERRORS),
+        )
         .get(
             "/api/me",
             "The caller: id, nickname, avatar, masked phone",
             Access::User,
             me,
-        );
+        )
+        .with(Spec::new().response::<Me>(200, "The caller"));
 }
 
 fn auth(ctx: &AppContext) -> Result<std::sync::Arc<Auth>, Error> {
@@ -64,14 +103,15 @@ fn auth(ctx: &AppContext) -> Result<std::sync::Arc<Auth>, Error> {
 }
 
 /// `POST /api/auth/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    /// The code `wx.login` gave the mini program.
     code: String,
 }
 
 /// Tokens handed to the mini program.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -113,9 +153,11 @@ async fn login(ctx: AppContext, body: web::Json<LoginRequest>) -> Result<HttpRes
     }))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/auth/refresh` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
+    /// The current refresh token; it is used up by this call.
     refresh_token: String,
 }
 
@@ -158,7 +200,7 @@ async fn logout_all(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Err
 }
 
 /// What `/api/me` and the profile/phone updates answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     /// The user's id.
     pub id: i64,
@@ -191,7 +233,8 @@ async fn me(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/auth/profile` body: what `wx.getUserProfile` returned.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ProfileRequest {
     encrypted_data: String,
@@ -245,9 +288,11 @@ async fn profile(
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/auth/phone` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PhoneRequest {
+    /// The code of a `getPhoneNumber` button.
     code: String,
 }
 

@@ -13,7 +13,7 @@ use crate::plugin::EnabledPlugins;
 use crate::{AppContext, Error};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::api::{Access, ApiRoutes};
+    use crate::api::{Access, ApiRoutes, Spec};
     ApiRoutes::new(cfg)
         .get(
             "/api/me/export",
@@ -21,12 +21,26 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             Access::User,
             export,
         )
+        .with(Spec::new().response::<Export>(200, "The caller's data, by plugin"))
         .delete(
             "/api/me",
             "Erase the caller's personal data",
             Access::User,
             erase,
-        );
+        )
+        .with(Spec::new().empty(204, "Erased; every session has ended"));
+}
+
+/// Answer of `GET /api/me/export`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Export {
+    /// The caller.
+    user_id: i64,
+    /// When the export was made (RFC 3339).
+    exported_at: String,
+    /// What each plugin holds about the caller, by plugin name.
+    #[schema(value_type = Object)]
+    data: serde_json::Map<String, serde_json::Value>,
 }
 
 fn plugins(ctx: &AppContext) -> Vec<&'static dyn crate::Plugin> {
@@ -43,11 +57,11 @@ async fn export(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> 
         }
     }
     announce(&ctx, "privacy.export", user.user_id).await;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "user_id": user.user_id,
-        "exported_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "data": data,
-    })))
+    Ok(HttpResponse::Ok().json(Export {
+        user_id: user.user_id,
+        exported_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        data,
+    }))
 }
 
 async fn erase(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {

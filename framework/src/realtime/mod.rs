@@ -162,12 +162,23 @@ impl crate::Plugin for RealtimePlugin {
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
-        crate::api::ApiRoutes::new(cfg).get(
-            "/ws",
-            "WebSocket upgrade for real-time pushes and rooms (token in Authorization or the `bearer.<token>` subprotocol)",
-            crate::api::Access::User,
-            socket::upgrade,
-        );
+        use crate::api::{Access, ApiRoutes, Spec};
+        ApiRoutes::new(cfg)
+            .get(
+                "/ws",
+                "WebSocket upgrade for real-time pushes and rooms (token in Authorization or the `bearer.<token>` subprotocol)",
+                Access::User,
+                socket::upgrade,
+            )
+            .with(
+                Spec::new()
+                    .empty(101, "Switching to the WebSocket protocol of the real-time guide")
+                    .errors(&[
+                        (400, "not_websocket"),
+                        (429, "too_many_connections"),
+                        (503, "relay_full"),
+                    ]),
+            );
     }
 
     async fn on_start(&self, ctx: &AppContext) -> crate::Result<()> {

@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use weapp::actix_web::{HttpResponse, web};
-use weapp::api::{Access, ApiRoutes};
+use weapp::api::{Access, ApiRoutes, Spec};
 use weapp::auth::AdminCaller;
 use weapp::events::Event;
 use weapp::wechat::{PushMessage, push_ack, verify_url};
 use weapp::{AppContext, Error};
 
 use crate::service::Messages;
+use crate::templates::TemplateRow;
 
 /// Where WeChat delivers message pushes (configure this URL in the console).
 pub const PUSH_PATH: &str = "/wechat/push";
@@ -23,11 +24,25 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Signed,
             verify_url,
         )
+        .with(
+            Spec::new()
+                .empty(200, "The `echostr`, echoed as plain text")
+                .errors(&[(401, "invalid_signature"), (503, "push_not_configured")]),
+        )
         .post(
             PUSH_PATH,
             "WeChat message push (published as wechat.push.<Event>)",
             Access::Signed,
             receive_push,
+        )
+        .with(
+            Spec::new()
+                .empty(200, "`success`, as WeChat expects")
+                .errors(&[
+                    (401, "invalid_signature"),
+                    (503, "push_not_configured"),
+                    (503, "push_handler_failed"),
+                ]),
         )
         .get(
             "/api/admin/message-templates",
@@ -35,11 +50,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Admin,
             list_templates,
         )
+        .with(Spec::new().response::<Templates>(200, "The cached templates"))
         .post(
             "/api/admin/message-templates",
             "Add a library template",
             Access::Admin,
             add_template,
+        )
+        .with(
+            Spec::new()
+                .body::<AddTemplate>()
+                .response::<TemplateAdded>(201, "The template, added to the app")
+                .errors(&[(502, "wechat_error"), (502, "wechat_unavailable")]),
         )
         .post(
             "/api/admin/message-templates/sync",
@@ -47,11 +69,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Admin,
             sync_templates,
         )
+        .with(
+            Spec::new()
+                .response::<Synced>(200, "How many templates the app has now")
+                .errors(&[(502, "wechat_error"), (502, "wechat_unavailable")]),
+        )
         .delete(
             "/api/admin/message-templates/{id}",
             "Delete a template",
             Access::Admin,
             delete_template,
+        )
+        .with(
+            Spec::new()
+                .empty(204, "Deleted")
+                .errors(&[(404, "unknown_template"), (502, "wechat_error")]),
         );
 }
 
@@ -107,23 +139,47 @@ async fn announce(ctx: &AppContext, admin: &AdminCaller, action: &str, target: &
 
 async fn list_templates(ctx: AppContext, _admin: AdminCaller) -> Result<HttpResponse, Error> {
     let list = messages(&ctx)?.templates().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "templates": list })))
+    Ok(HttpResponse::Ok().json(Templates { templates: list }))
 }
 
 async fn sync_templates(ctx: AppContext, admin: AdminCaller) -> Result<HttpResponse, Error> {
     let count = messages(&ctx)?.sync_templates(&ctx).await?;
     announce(&ctx, &admin, "admin.templates.sync", "*").await;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "templates": count })))
+    Ok(HttpResponse::Ok().json(Synced { templates: count }))
 }
 
 /// `POST /api/admin/message-templates` body: a library template and its keywords.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddTemplate {
+    /// The library template's id (`tid`).
     tid: String,
+    /// Its keywords to use, in order.
     kid_list: Vec<i64>,
+    /// What the subscription is for, shown to the user.
     #[serde(default)]
     scene_desc: String,
+}
+
+/// Answer of `GET /api/admin/message-templates`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Templates {
+    /// The cached templates.
+    templates: Vec<TemplateRow>,
+}
+
+/// Answer of `POST /api/admin/message-templates/sync`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Synced {
+    /// How many templates the app has.
+    templates: usize,
+}
+
+/// Answer of `POST /api/admin/message-templates` (201).
+#[derive(Serialize, utoipa::ToSchema)]
+struct TemplateAdded {
+    /// WeChat's `priTmplId` of the new template.
+    template_id: String,
 }
 
 async fn add_template(
@@ -142,7 +198,7 @@ async fn add_template(
         .add_template(&ctx, &body.tid, &body.kid_list, &body.scene_desc)
         .await?;
     announce(&ctx, &admin, "admin.templates.add", &id).await;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "template_id": id })))
+    Ok(HttpResponse::Created().json(TemplateAdded { template_id: id }))
 }
 
 async fn delete_template(

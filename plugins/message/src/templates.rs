@@ -17,7 +17,9 @@ use crate::service::{Messages, now_ms};
 pub const ONE_TIME: i32 = 2;
 
 /// A cached template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Queryable, Selectable, utoipa::ToSchema,
+)]
 #[diesel(table_name = templates)]
 pub struct TemplateRow {
     /// WeChat's `priTmplId`.

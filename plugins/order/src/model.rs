@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed, stock taken, waiting for payment.
@@ -40,7 +40,7 @@ impl OrderStatus {
 }
 
 /// One line of `POST /api/orders`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     /// The product.
@@ -50,7 +50,7 @@ pub struct OrderLine {
 }
 
 /// Body of `POST /api/orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     /// What to buy; each product at most once.
@@ -58,7 +58,7 @@ pub struct CreateOrder {
 }
 
 /// Answer of `POST /api/orders` (201).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderCreated {
     /// The new order.
     pub order_id: i64,
@@ -69,7 +69,7 @@ pub struct OrderCreated {
 }
 
 /// A product as the catalogue shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     /// Id.
     pub id: i64,
@@ -92,7 +92,7 @@ pub const MAX_PRICE_FEN: i64 = 10_000_000_000;
 /// Most units on hand of one product.
 pub const MAX_STOCK: i64 = 1_000_000_000;
 /// A product to add to the catalogue; also the body of `POST /api/admin/products`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// Name, 1 to 200 characters.
@@ -115,7 +115,7 @@ fn for_sale() -> bool {
 }
 
 /// A product as an administrator sees it: inactive ones too.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogEntry {
     /// Id.
     pub id: i64,
@@ -134,7 +134,7 @@ pub struct CatalogEntry {
 }
 
 /// Body of `PATCH /api/admin/products/{id}`: the fields to change; absent ones stay.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductChange {
     /// New name.
@@ -150,7 +150,7 @@ pub struct ProductChange {
 /// Body of `PUT /api/admin/products/{id}/stock`: exactly one of `qty` (units on hand
 /// from now) or `delta` (units to add, negative to remove; safe while orders take
 /// units concurrently).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockChange {
     /// Units on hand from now.
@@ -160,7 +160,7 @@ pub struct StockChange {
 }
 
 /// A line of an order as shown to its buyer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderItem {
     /// The product.
     pub product_id: i64,
@@ -171,7 +171,7 @@ pub struct OrderItem {
 }
 
 /// An order as shown to its buyer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// Id.
     pub order_id: i64,
@@ -194,7 +194,7 @@ pub struct OrderView {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// This page's entries.
     pub items: Vec<T>,
@@ -232,8 +232,9 @@ impl<T> Page<T> {
 }
 
 /// `?page=&per_page=` of list endpoints.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
     pub page: Option<i64>,
@@ -242,7 +243,7 @@ pub struct PageQuery {
 }
 
 /// A verified payment of an order (from a WeChat Pay notification or query).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentNotice {
     /// Our order id.
     pub order_id: i64,
@@ -255,7 +256,7 @@ pub struct PaymentNotice {
 }
 
 /// Body of `POST /api/admin/orders/{id}/refund`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundOrder {
     /// Shown to the buyer by WeChat Pay (at most 80 characters).

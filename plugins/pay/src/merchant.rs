@@ -31,7 +31,7 @@ pub struct Merchant {
 }
 
 /// What the mini program passes to `wx.requestPayment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestPayment {
     /// Unix seconds, as a string.

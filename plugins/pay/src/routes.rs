@@ -2,17 +2,19 @@
 
 use weapp::AppContext;
 use weapp::actix_web::{HttpRequest, HttpResponse, web};
-use weapp::api::{Access, ApiRoutes};
+use weapp::api::{Access, ApiRoutes, Spec};
 
 use crate::service::Payments;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    ApiRoutes::new(cfg).post(
-        "/api/pay/notify/{merchant}",
-        "WeChat Pay notification (Wechatpay-Signature over the raw body)",
-        Access::Signed,
-        notify,
-    );
+    ApiRoutes::new(cfg)
+        .post(
+            "/api/pay/notify/{merchant}",
+            "WeChat Pay notification (Wechatpay-Signature over the raw body)",
+            Access::Signed,
+            notify,
+        )
+        .with(Spec::new().empty(204, "Applied, or safely ignored"));
 }
 
 /// Answers as WeChat Pay expects: 204 once applied (or safely ignored); otherwise

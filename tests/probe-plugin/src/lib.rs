@@ -18,12 +18,14 @@ impl weapp::Plugin for ProbePlugin {
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
-        weapp::api::ApiRoutes::new(cfg).get(
-            "/probe",
-            "The probe plugin's route",
-            weapp::api::Access::Public,
-            probe,
-        );
+        weapp::api::ApiRoutes::new(cfg)
+            .get(
+                "/probe",
+                "The probe plugin's route",
+                weapp::api::Access::Public,
+                probe,
+            )
+            .with(weapp::api::Spec::new().empty(200, "`{\"plugin\": \"probe\"}`"));
     }
 
     fn migrations(&self) -> &'static [weapp::db::Migration] {

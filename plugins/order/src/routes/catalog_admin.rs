@@ -3,12 +3,12 @@
 //! audit plugin keeps.
 
 use weapp::actix_web::{HttpResponse, web};
-use weapp::api::{Access, ApiRoutes};
+use weapp::api::{Access, ApiRoutes, Spec};
 use weapp::auth::AdminCaller;
 use weapp::{AppContext, Error};
 
 use super::{orders, page_of};
-use crate::model::{NewProduct, PageQuery, ProductChange, StockChange};
+use crate::model::{CatalogEntry, NewProduct, Page, PageQuery, ProductChange, StockChange};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     ApiRoutes::new(cfg)
@@ -18,11 +18,22 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Admin,
             list,
         )
+        .with(
+            Spec::new()
+                .query::<PageQuery>()
+                .response::<Page<CatalogEntry>>(200, "One page of the catalogue"),
+        )
         .post(
             "/api/admin/products",
             "Add a product with its initial stock",
             Access::Admin,
             add,
+        )
+        .with(
+            Spec::new()
+                .body::<NewProduct>()
+                .response::<CatalogEntry>(201, "The product added")
+                .errors(&[(400, "invalid_product"), (409, "stock_out_of_range")]),
         )
         .get(
             "/api/admin/products/{id}",
@@ -30,17 +41,38 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Admin,
             get,
         )
+        .with(
+            Spec::new()
+                .response::<CatalogEntry>(200, "The product")
+                .errors(&[(404, "not_found")]),
+        )
         .patch(
             "/api/admin/products/{id}",
             "Change a product's name, description, price or whether it is on sale",
             Access::Admin,
             change,
         )
+        .with(
+            Spec::new()
+                .body::<ProductChange>()
+                .response::<CatalogEntry>(200, "The product, changed")
+                .errors(&[(400, "invalid_product"), (404, "not_found")]),
+        )
         .put(
             "/api/admin/products/{id}/stock",
             "Set (qty) or adjust (delta) a product's units on hand",
             Access::Admin,
             change_stock,
+        )
+        .with(
+            Spec::new()
+                .body::<StockChange>()
+                .response::<CatalogEntry>(200, "The product, its stock changed")
+                .errors(&[
+                    (400, "invalid_product"),
+                    (404, "not_found"),
+                    (409, "stock_out_of_range"),
+                ]),
         );
 }
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use weapp::actix_web::http::StatusCode;
 use weapp::actix_web::{HttpRequest, HttpResponse, web};
-use weapp::api::{Access, ApiRoutes};
+use weapp::api::{Access, ApiRoutes, Spec};
 use weapp::auth::{AdminCaller, AuthUser};
 use weapp::db::ReadFrom;
 use weapp::error::JSON_UTF8;
 use weapp::{AppContext, Error};
 
 use crate::idempotency::{IdempotencyKey, StoredResponse};
-use crate::model::{CreateOrder, PageQuery, RefundOrder};
+use crate::model::{CreateOrder, OrderCreated, OrderView, Page, PageQuery, Product, RefundOrder};
 use crate::payment::Checkout;
 use crate::service::Orders;
 use crate::transitions::CancelReason;
@@ -27,11 +27,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::Public,
             list_products,
         )
+        .with(
+            Spec::new()
+                .query::<PageQuery>()
+                .response::<Page<Product>>(200, "One page of products"),
+        )
         .get(
             "/api/products/{id}",
             "One product",
             Access::Public,
             get_product,
+        )
+        .with(
+            Spec::new()
+                .response::<Product>(200, "The product")
+                .errors(&[(404, "not_found")]),
         )
         .post(
             "/api/orders",
@@ -39,11 +49,39 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::User,
             create_order,
         )
+        .with(
+            Spec::new()
+                .header(
+                    "Idempotency-Key",
+                    "1 to 128 visible ASCII characters, new for each order: a retry with \
+                     the same key and body answers the first response again",
+                    true,
+                )
+                .body::<CreateOrder>()
+                .response::<OrderCreated>(201, "The order, pending payment")
+                .errors(&[
+                    (400, "missing_idempotency_key"),
+                    (400, "invalid_idempotency_key"),
+                    (400, "invalid_order"),
+                    (409, "out_of_stock"),
+                    (409, "request_in_progress"),
+                    (409, "too_many_pending_orders"),
+                    (409, "too_many_pending_units"),
+                    (422, "idempotency_key_reused"),
+                    (422, "unknown_product"),
+                    (422, "total_too_large"),
+                ]),
+        )
         .get(
             "/api/orders",
             "The caller's orders, newest first",
             Access::User,
             list_orders,
+        )
+        .with(
+            Spec::new()
+                .query::<PageQuery>()
+                .response::<Page<OrderView>>(200, "One page of the caller's orders"),
         )
         .get(
             "/api/orders/{id}",
@@ -51,11 +89,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::User,
             get_order,
         )
+        .with(
+            Spec::new()
+                .response::<OrderView>(200, "The order")
+                .errors(&[(404, "not_found")]),
+        )
         .post(
             "/api/orders/{id}/cancel",
             "Cancel a pending order and restock",
             Access::User,
             cancel_order,
+        )
+        .with(
+            Spec::new()
+                .response::<OrderView>(200, "The order, cancelled")
+                .errors(&[(404, "not_found"), (409, "invalid_order_state")]),
         )
         .post(
             "/api/orders/{id}/pay",
@@ -63,13 +111,52 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Access::User,
             pay_order,
         )
+        .with(
+            Spec::new()
+                .response::<weapp_pay::RequestPayment>(200, "Pass these to wx.requestPayment")
+                .errors(&[
+                    (404, "not_found"),
+                    (409, "order_not_payable"),
+                    (409, "nothing_to_pay"),
+                    (502, "pay_error"),
+                    (502, "pay_unavailable"),
+                    (503, "pay_not_configured"),
+                ]),
+        )
         .post(
             "/api/admin/orders/{id}/refund",
             "Refund a paid order in full through WeChat Pay",
             Access::Admin,
             refund_order,
+        )
+        .with(
+            Spec::new()
+                .body::<RefundOrder>()
+                .response::<RefundRequested>(202, "WeChat Pay took the refund")
+                .errors(&[
+                    (404, "not_found"),
+                    (409, "order_not_paid"),
+                    (502, "pay_error"),
+                    (502, "pay_unavailable"),
+                    (503, "pay_not_configured"),
+                ]),
         );
     catalog_admin::configure(cfg);
+}
+
+/// Answer of `POST /api/admin/orders/{id}/refund` (202).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct RefundRequested {
+    /// The order.
+    order_id: i64,
+    /// Our refund number.
+    out_refund_no: String,
+    /// WeChat Pay's refund id.
+    refund_id: String,
+    /// WeChat Pay's refund status, e.g. `PROCESSING`.
+    status: String,
+    /// Refunded, in fen.
+    amount_fen: i64,
 }
 
 pub(super) fn orders(ctx: &AppContext) -> Result<Arc<Orders>, Error> {
@@ -210,11 +297,11 @@ async fn refund_order(
     let reason = body.and_then(|b| b.into_inner().reason);
     let refund = checkout(&ctx)?.refund(id, reason, &admin.name).await?;
     tracing::info!(order_id = id, admin = %admin.name, refund_id = %refund.refund_id, "refund requested");
-    Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "order_id": id,
-        "out_refund_no": refund.out_refund_no,
-        "refund_id": refund.refund_id,
-        "status": refund.status,
-        "amount_fen": refund.amount.refund,
-    })))
+    Ok(HttpResponse::Accepted().json(RefundRequested {
+        order_id: id,
+        out_refund_no: refund.out_refund_no,
+        refund_id: refund.refund_id,
+        status: refund.status,
+        amount_fen: refund.amount.refund,
+    }))
 }

@@ -52,7 +52,7 @@ async fn the_document_lists_every_route_and_each_is_served() {
         .json()
         .await
         .unwrap();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in SHOP_ROUTES {
         let op = &paths[*path][*method];
@@ -132,3 +132,6 @@ async fn two_apps_in_one_process_each_document_their_own_routes() {
     shop.stop().await.unwrap();
     without_orders.stop().await.unwrap();
 }
+
+mod contract;
+mod schema;

@@ -1,19 +1,23 @@
 //! Route registration that documents itself: [`ApiRoutes`] mounts a handler and
-//! records its method, path, summary and access in one call, so
-//! `GET /api/openapi.json` (OpenAPI 3) is built from the routes the server really
-//! has and cannot drift from them. Each app keeps its own [`ApiOperations`] in its
-//! context, so two apps in one process document exactly their own routes.
+//! records its method, path, summary and access in one call, and [`ApiRoutes::with`]
+//! adds what it takes and answers ([`Spec`]: bodies, parameters, responses, error
+//! codes, from the Rust types through utoipa), so `GET /api/openapi.json` (OpenAPI 3)
+//! is built from the routes the server really has and cannot drift from them. Each
+//! app keeps its own [`ApiOperations`] in its context, so two apps in one process
+//! document exactly their own routes.
 //!
 //! ```no_run
 //! use weapp::actix_web::{HttpResponse, web};
-//! use weapp::api::{Access, ApiRoutes};
+//! use weapp::api::{Access, ApiRoutes, Spec};
 //!
 //! async fn hello() -> HttpResponse {
 //!     HttpResponse::Ok().finish()
 //! }
 //!
 //! fn routes(cfg: &mut web::ServiceConfig) {
-//!     ApiRoutes::new(cfg).get("/api/hello", "Says hello", Access::Public, hello);
+//!     ApiRoutes::new(cfg)
+//!         .get("/api/hello", "Says hello", Access::Public, hello)
+//!         .with(Spec::new().empty(200, "Hello"));
 //! }
 //! ```
 
@@ -21,10 +25,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{FromRequest, Handler, HttpResponse, Responder, web};
-use serde_json::{Value, json};
-
 use crate::AppContext;
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, web};
+
+mod document;
+mod spec;
+
+pub use document::document;
+pub use spec::Spec;
 
 /// Who may call a route; becomes its OpenAPI `security`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +48,7 @@ pub enum Access {
 }
 
 /// One documented operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
     /// `get`, `post`, `delete`...
     pub method: &'static str,
@@ -50,6 +58,8 @@ pub struct Operation {
     pub summary: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// What it takes and answers.
+    pub spec: Spec,
 }
 
 /// The operations one app documents, by path then method; in the app's context.
@@ -67,6 +77,12 @@ impl ApiOperations {
     fn record(&self, operation: Operation) {
         self.lock()
             .insert((operation.path, operation.method), operation);
+    }
+
+    fn describe(&self, path: &'static str, method: &'static str, spec: Spec) {
+        if let Some(operation) = self.lock().get_mut(&(path, method)) {
+            operation.spec = spec;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(&'static str, &'static str), Operation>> {
@@ -122,12 +138,26 @@ macro_rules! methods {
 /// Mounts documented routes on a [`web::ServiceConfig`].
 pub struct ApiRoutes<'a> {
     cfg: &'a mut web::ServiceConfig,
+    last: Option<(&'static str, &'static str)>,
 }
 
 impl<'a> ApiRoutes<'a> {
     /// Wraps the config a plugin's `routes` receives.
     pub fn new(cfg: &'a mut web::ServiceConfig) -> Self {
-        ApiRoutes { cfg }
+        ApiRoutes { cfg, last: None }
+    }
+
+    /// Describes the route mounted last: its body, parameters, responses and error
+    /// codes.
+    pub fn with(&mut self, spec: Spec) -> &mut Self {
+        if let Some((path, method)) = self.last {
+            RECORDING.with(|r| {
+                if let Some(operations) = r.borrow().as_ref() {
+                    operations.describe(path, method, spec);
+                }
+            });
+        }
+        self
     }
 
     fn add<F, Args>(
@@ -151,10 +181,12 @@ impl<'a> ApiRoutes<'a> {
                     path,
                     summary,
                     access,
+                    spec: Spec::default(),
                 });
             }
         });
         self.cfg.route(path, route.to(handler));
+        self.last = Some((path, method));
         self
     }
 
@@ -170,83 +202,6 @@ impl<'a> ApiRoutes<'a> {
         /// `DELETE path`.
         delete => web::delete(),
     }
-}
-
-/// The OpenAPI 3 document of `operations`.
-pub fn document(operations: &[Operation], title: &str, version: &str) -> Value {
-    let mut paths = serde_json::Map::new();
-    for op in operations {
-        let tag = op
-            .path
-            .split('/')
-            .find(|s| !s.is_empty() && *s != "api")
-            .unwrap_or("root");
-        let parameters: Vec<Value> = op
-            .path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let security = match op.access {
-            Access::Public => json!([]),
-            Access::User => json!([{"bearer": []}]),
-            Access::Admin => json!([{"admin": []}]),
-            Access::Signed => json!([{"signature": []}]),
-        };
-        let operation_id = format!(
-            "{}_{}",
-            op.method,
-            op.path
-                .trim_matches('/')
-                .replace(['/', '-'], "_")
-                .replace(['{', '}'], "")
-        );
-        let entry = json!({
-            "summary": op.summary,
-            "operationId": operation_id,
-            "tags": [tag],
-            "parameters": parameters,
-            "security": security,
-            "responses": {
-                "200": {"description": "Success"},
-                "default": {
-                    "description": "An error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                },
-            },
-        });
-        paths
-            .entry(op.path.to_owned())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(|methods| methods.insert(op.method.to_owned(), entry));
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": title, "version": version},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "admin": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
-                "signature": {
-                    "type": "apiKey", "in": "header", "name": "Wechatpay-Signature",
-                    "description": "signed by WeChat itself: Wechatpay-* headers over the raw body (WeChat Pay), or the signature query parameters (message push)"
-                },
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string", "description": "stable, machine-readable"},
-                        "message": {"type": "string"},
-                        "request_id": {"type": "string"},
-                    },
-                },
-            },
-        },
-    })
 }
 
 /// `GET /api/openapi.json`; the app mounts it with the framework's other routes.

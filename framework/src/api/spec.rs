@@ -1,0 +1,129 @@
+//! What an operation takes and answers, from the Rust types themselves (utoipa's
+//! `ToSchema` and `IntoParams`), for `GET /api/openapi.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::{IntoParams, ToSchema};
+
+/// One response of an operation.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) description: &'static str,
+    /// The JSON body's schema (a `$ref`), if it has one.
+    pub(super) schema: Option<Value>,
+}
+
+/// The request body, parameters, responses and error codes of one operation,
+/// attached with [`ApiRoutes::with`](super::ApiRoutes::with).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weapp::api::Spec;
+///
+/// #[derive(Deserialize, utoipa::ToSchema)]
+/// struct NewCoupon {
+///     title: String,
+/// }
+///
+/// #[derive(Serialize, utoipa::ToSchema)]
+/// struct Coupon {
+///     id: i64,
+///     title: String,
+/// }
+///
+/// let spec = Spec::new()
+///     .body::<NewCoupon>()
+///     .response::<Coupon>(201, "The coupon")
+///     .errors(&[(409, "coupon_exists")]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spec {
+    pub(super) body: Option<Value>,
+    pub(super) parameters: Vec<Value>,
+    pub(super) responses: Vec<Response>,
+    pub(super) errors: Vec<(u16, &'static str)>,
+    /// Every named schema the above refer to, for `components.schemas`.
+    pub(super) schemas: BTreeMap<String, Value>,
+}
+
+impl Spec {
+    /// Nothing described yet.
+    pub fn new() -> Spec {
+        Spec::default()
+    }
+
+    /// A JSON request body of type `T` (required).
+    pub fn body<T: ToSchema>(mut self) -> Spec {
+        self.body = Some(self.reference::<T>());
+        self
+    }
+
+    /// Query parameters, the fields of `T`.
+    pub fn query<T: IntoParams>(mut self) -> Spec {
+        for parameter in T::into_params(|| Some(ParameterIn::Query)) {
+            self.parameters
+                .push(serde_json::to_value(parameter).unwrap_or_default());
+        }
+        self
+    }
+
+    /// A request header, e.g. `Idempotency-Key`.
+    pub fn header(mut self, name: &'static str, description: &'static str, required: bool) -> Spec {
+        self.parameters.push(json!({
+            "name": name,
+            "in": "header",
+            "required": required,
+            "description": description,
+            "schema": {"type": "string"},
+        }));
+        self
+    }
+
+    /// A successful response with a JSON body of type `T`.
+    pub fn response<T: ToSchema>(mut self, status: u16, description: &'static str) -> Spec {
+        let schema = Some(self.reference::<T>());
+        self.responses.push(Response {
+            status,
+            description,
+            schema,
+        });
+        self
+    }
+
+    /// A successful response without a body (`204`).
+    pub fn empty(mut self, status: u16, description: &'static str) -> Spec {
+        self.responses.push(Response {
+            status,
+            description,
+            schema: None,
+        });
+        self
+    }
+
+    /// Error codes the operation answers besides the ones every route may (bad
+    /// JSON, a missing or expired token for its access, rate limits), with their
+    /// status: `(409, "out_of_stock")`.
+    pub fn errors(mut self, errors: &[(u16, &'static str)]) -> Spec {
+        self.errors.extend_from_slice(errors);
+        self
+    }
+
+    /// `T`'s schema and those it names, kept for the components; a `$ref` to it.
+    fn reference<T: ToSchema>(&mut self) -> Value {
+        let name = T::name().into_owned();
+        let mut named = Vec::new();
+        T::schemas(&mut named);
+        for (dependency, schema) in named {
+            self.schemas
+                .insert(dependency, serde_json::to_value(schema).unwrap_or_default());
+        }
+        self.schemas.insert(
+            name.clone(),
+            serde_json::to_value(T::schema()).unwrap_or_default(),
+        );
+        json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+}
