@@ -17,4 +17,5 @@ mod privacy;
 mod push;
 mod registration;
 mod replicas;
+mod sdk;
 mod support;

@@ -113,7 +113,7 @@ impl Spec {
 
     /// `T`'s schema and those it names, kept for the components; a `$ref` to it.
     fn reference<T: ToSchema>(&mut self) -> Value {
-        let name = T::name().into_owned();
+        let name = schema_name::<T>();
         let mut named = Vec::new();
         T::schemas(&mut named);
         for (dependency, schema) in named {
@@ -125,5 +125,53 @@ impl Spec {
             serde_json::to_value(T::schema()).unwrap_or_default(),
         );
         json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+}
+
+/// The component name of `T`: its own, or for a generic type the names of it and its
+/// arguments run together (`Page<Product>` → `PageProduct`), so `Page<Product>` and
+/// `Page<OrderView>` stay two schemas (utoipa names both `Page`).
+fn schema_name<T: ToSchema>() -> String {
+    let full = std::any::type_name::<T>();
+    if !full.contains('<') {
+        return T::name().into_owned();
+    }
+    let mut name = String::new();
+    let mut word = String::new();
+    for c in full.chars() {
+        match c {
+            ':' => word.clear(),
+            '<' | '>' | ',' | ' ' => name.push_str(&std::mem::take(&mut word)),
+            c => word.push(c),
+        }
+    }
+    name + &word
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(utoipa::ToSchema)]
+    struct Item {
+        _id: i64,
+    }
+
+    #[derive(utoipa::ToSchema)]
+    struct Page<T> {
+        _items: Vec<T>,
+    }
+
+    #[test]
+    fn generic_types_get_a_name_per_argument() {
+        assert_eq!(schema_name::<Item>(), "Item");
+        assert_eq!(schema_name::<Page<Item>>(), "PageItem");
+        let spec = Spec::new().response::<Page<Item>>(200, "a page");
+        assert!(
+            spec.schemas.contains_key("PageItem"),
+            "{:?}",
+            spec.schemas.keys()
+        );
+        assert!(spec.schemas.contains_key("Item"));
     }
 }

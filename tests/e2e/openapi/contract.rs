@@ -213,6 +213,15 @@ async fn answers_match_their_documented_schemas() {
     )
     .unwrap_or_else(|e| panic!("POST /api/orders: {e}\n{body}"));
     let order_id = body["order_id"].as_i64().unwrap();
+    let list: Value = get("/api/orders").await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    conforms(
+        &doc,
+        response_schema(&doc, "get", "/api/orders", 200),
+        &list,
+        "orders",
+    )
+    .unwrap_or_else(|e| panic!("GET /api/orders: {e}\n{list}"));
     let one: Value = get(&format!("/api/orders/{order_id}"))
         .await
         .unwrap()
