@@ -93,6 +93,14 @@ impl Spec {
         self
     }
 
+    /// Adds `T`'s schema to the document's components without using it here: the
+    /// argument of a generic answer (`Page<Item>` names `Item` but does not carry
+    /// its schema) that no other route describes.
+    pub fn schema<T: ToSchema>(mut self) -> Spec {
+        self.reference::<T>();
+        self
+    }
+
     /// A successful response without a body (`204`).
     pub fn empty(mut self, status: u16, description: &'static str) -> Spec {
         self.responses.push(Response {
@@ -172,6 +180,13 @@ mod tests {
             "{:?}",
             spec.schemas.keys()
         );
+        assert!(
+            spec.schemas["PageItem"]
+                .to_string()
+                .contains("#/components/schemas/Item")
+        );
+        // The argument's own schema comes with it only when asked for.
+        let spec = spec.schema::<Item>();
         assert!(spec.schemas.contains_key("Item"));
     }
 }
