@@ -352,6 +352,7 @@ export interface TokenResponse {
 
 /** Every error `code` an operation documents. */
 export type ErrorCode =
+  | "admin_token_required"
   | "code_used"
   | "expired_token"
   | "high_risk_user"
@@ -366,6 +367,7 @@ export type ErrorCode =
   | "invalid_query"
   | "invalid_refresh_token"
   | "invalid_signature"
+  | "invalid_template_request"
   | "invalid_token"
   | "malformed_json"
   | "missing_idempotency_key"
@@ -393,7 +395,6 @@ export type ErrorCode =
   | "too_many_pending_orders"
   | "too_many_pending_units"
   | "total_too_large"
-  | "unauthorized"
   | "unknown_field"
   | "unknown_product"
   | "unknown_template"

@@ -17,7 +17,7 @@ fn access_errors(access: Access) -> &'static [(u16, &'static str)] {
             (401, "expired_token"),
             (401, "revoked_session"),
         ],
-        Access::Admin => &[(401, "unauthorized")],
+        Access::Admin => &[(401, "admin_token_required")],
     }
 }
 

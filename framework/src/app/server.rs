@@ -264,7 +264,7 @@ fn framework_routes(cfg: &mut web::ServiceConfig) {
         .with(
             Spec::new()
                 .empty(200, "Prometheus text exposition format")
-                .errors(&[(401, "unauthorized")]),
+                .errors(&[(401, "invalid_token"), (404, "not_found")]),
         )
         .get(
             "/api/openapi.json",

@@ -34,6 +34,12 @@ pub mod errcode {
     pub const BAD_TEMPLATE_DATA: i64 = 47003;
     /// Content is risky (content security, legacy API versions).
     pub const RISKY_CONTENT: i64 = 87014;
+    /// `addTemplate`: no library template has this `tid`.
+    pub const UNKNOWN_LIBRARY_TEMPLATE: i64 = 200014;
+    /// `addTemplate`: the `kidList` is not valid for the template.
+    pub const INVALID_KEYWORD_LIST: i64 = 200020;
+    /// `addTemplate`: the `sceneDesc` is not valid.
+    pub const INVALID_SCENE_DESC: i64 = 200021;
 }
 
 /// A failed WeChat API call.

@@ -41,6 +41,9 @@ pub enum MessageError {
     /// No such user.
     #[error("unknown user {0}")]
     UnknownUser(i64),
+    /// WeChat refused the template to add: its `tid`, keywords or scene.
+    #[error("{0}")]
+    InvalidTemplateRequest(String),
 }
 
 impl From<MessageError> for weapp::Error {
@@ -66,6 +69,9 @@ impl From<MessageError> for weapp::Error {
             }
             MessageError::UnknownUser(id) => {
                 weapp::Error::not_found(format!("user {id} not found"))
+            }
+            MessageError::InvalidTemplateRequest(message) => {
+                weapp::Error::bad_request("invalid_template_request", message)
             }
         }
     }

@@ -61,7 +61,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             Spec::new()
                 .body::<AddTemplate>()
                 .response::<TemplateAdded>(201, "The template, added to the app")
-                .errors(&[(502, "wechat_error"), (502, "wechat_unavailable")]),
+                .errors(&[
+                    (400, "invalid_template_request"),
+                    (502, "wechat_error"),
+                    (502, "wechat_unavailable"),
+                ]),
         )
         .post(
             "/api/admin/message-templates/sync",
@@ -83,7 +87,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .with(
             Spec::new()
                 .empty(204, "Deleted")
-                .errors(&[(404, "unknown_template"), (502, "wechat_error")]),
+                .errors(&[(422, "unknown_template"), (502, "wechat_error")]),
         );
 }
 

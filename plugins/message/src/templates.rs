@@ -168,7 +168,23 @@ impl Messages {
         let wechat = ctx
             .wechat()
             .map_err(|e| MessageError::NotConfigured(e.to_string()))?;
-        let id = wechat.add_template(tid, kid_list, scene_desc).await?;
+        use weapp::wechat::errcode;
+        let id = match wechat.add_template(tid, kid_list, scene_desc).await {
+            // What the operator asked for is wrong, not WeChat: a 400, not a 502.
+            Err(e)
+                if matches!(
+                    e.errcode(),
+                    Some(
+                        errcode::UNKNOWN_LIBRARY_TEMPLATE
+                            | errcode::INVALID_KEYWORD_LIST
+                            | errcode::INVALID_SCENE_DESC
+                    )
+                ) =>
+            {
+                return Err(MessageError::InvalidTemplateRequest(e.to_string()));
+            }
+            other => other?,
+        };
         self.sync_templates(ctx).await?;
         Ok(id)
     }
@@ -178,7 +194,13 @@ impl Messages {
         let wechat = ctx
             .wechat()
             .map_err(|e| MessageError::NotConfigured(e.to_string()))?;
-        wechat.delete_template(id).await?;
+        match wechat.delete_template(id).await {
+            // WeChat knows no such template: bad input, not a failure of WeChat.
+            Err(e) if e.errcode() == Some(weapp::wechat::errcode::INVALID_TEMPLATE_ID) => {
+                return Err(MessageError::UnknownTemplate(id.to_owned()));
+            }
+            other => other?,
+        }
         let mut conn = self.db.conn().await?;
         with_conn!(conn, |c| diesel::delete(templates::table.find(id))
             .execute(c)

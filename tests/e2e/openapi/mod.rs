@@ -134,4 +134,5 @@ async fn two_apps_in_one_process_each_document_their_own_routes() {
 }
 
 mod contract;
+mod fuzz;
 mod schema;
