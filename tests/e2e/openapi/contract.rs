@@ -4,18 +4,8 @@
 use serde_json::Value;
 use weapp::testing::TestApp;
 
+use super::document;
 use super::schema::{conforms, resolve, response_schema};
-
-async fn document(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn every_operation_describes_its_answers_and_every_reference_resolves() {

@@ -43,15 +43,7 @@ const SHOP_ROUTES: &[(&str, &str)] = &[
 #[tokio::test]
 async fn the_document_lists_every_route_and_each_is_served() {
     let app = TestApp::builder().spawn().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in SHOP_ROUTES {
@@ -95,17 +87,25 @@ async fn the_document_lists_every_route_and_each_is_served() {
     app.stop().await.unwrap();
 }
 
-async fn documented_paths(app: &TestApp) -> Vec<String> {
-    let doc: Value = app
-        .client
+/// The app's `/api/openapi.json`.
+async fn document(app: &TestApp) -> Value {
+    app.client
         .get(app.url("/api/openapi.json"))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    doc["paths"].as_object().unwrap().keys().cloned().collect()
+        .unwrap()
+}
+
+async fn documented_paths(app: &TestApp) -> Vec<String> {
+    document(app).await["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
 
 /// Each app documents its own routes, kept in its context: an app without the
