@@ -31,6 +31,13 @@ pub enum Command {
         #[arg(long, default_value_t = 8090)]
         port: u16,
     },
+    /// Print the OpenAPI document of this app's routes (`/api/openapi.json`).
+    Openapi,
+    /// Write the mini-program SDK, typed for this app's routes, into a folder.
+    Sdk {
+        /// The folder, e.g. `miniprogram/weapp-sdk` (created or overwritten).
+        dir: std::path::PathBuf,
+    },
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

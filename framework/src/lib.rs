@@ -34,6 +34,7 @@ pub mod http;
 pub mod observe;
 pub mod profiling;
 pub mod realtime;
+pub mod sdk;
 #[cfg(feature = "sandbox")]
 pub mod testing;
 pub mod tls;

@@ -1,6 +1,6 @@
 //! The mini-program SDK (`framework/sdk`) under Node against the shop: login, the
-//! refresh race, a lost order answer, signing, errors, and its generated types
-//! against the live document (`framework/sdk/test`).
+//! refresh race, a lost order answer, signing, payment, errors (`framework/sdk/test`),
+//! and its files against what `weapp::sdk` writes for the shop's live document.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +21,8 @@ async fn the_sdk_passes_its_node_tests_against_the_shop() {
         .set("auth.jwt.leeway_s", 0)
         .set("guard.signing.prefixes", ["/api/orders"])
         .set(&format!("guard.signing.secrets.{APPID}"), SECRET)
+        // Payments through WeChat Pay's sandbox, for `pay()`.
+        .set("pay.merchants.shop.mchid", "1900000109")
         .spawn()
         .await;
     let orders = app.ctx.get::<weapp_order::Orders>().unwrap();
@@ -34,11 +36,16 @@ async fn the_sdk_passes_its_node_tests_against_the_shop() {
     let product_id = orders.seed_products(&[product]).await.unwrap()[0].id;
 
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../framework/sdk");
+    // Its types are the shop's: `cargo run -p example-app -- sdk framework/sdk`.
+    app.assert_sdk_current(&sdk).await;
     let app_url = app.address.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .args(["--test", "test/"])
             .current_dir(&sdk)
+            // The `wx` stand-in's sockets are Node's WebSocket: built in from Node 22,
+            // behind this flag on Node 20 (NODE_OPTIONS reaches the test processes).
+            .env("NODE_OPTIONS", node_options_for_websocket())
             .env("WEAPP_BASE_URL", app_url)
             .env("WEAPP_SIGNING_APPID", APPID)
             .env("WEAPP_SIGNING_SECRET", SECRET)
@@ -56,4 +63,20 @@ async fn the_sdk_passes_its_node_tests_against_the_shop() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `--experimental-websocket` where Node has no global WebSocket without it.
+fn node_options_for_websocket() -> String {
+    let mut options = std::env::var("NODE_OPTIONS").unwrap_or_default();
+    let built_in = Command::new("node")
+        .args([
+            "-e",
+            "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built_in {
+        options.push_str(" --experimental-websocket");
+    }
+    options
 }

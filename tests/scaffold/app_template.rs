@@ -33,6 +33,8 @@ const APP_FILES: &[&str] = &[
     "migrations/mysql/0001_create_feedback.sql",
     "migrations/sqlite/0001_create_feedback.sql",
     "tests/app.rs",
+    "miniprogram/api.js",
+    "miniprogram/README.md",
     "deploy/Dockerfile",
     "deploy/k8s/deployment.yaml",
     "deploy/k8s/service.yaml",
@@ -158,6 +160,9 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
         std::thread::sleep(Duration::from_millis(200));
     }
     let openapi = get(port, "/api/openapi.json");
+    let mini_program = health
+        .as_ref()
+        .map(|_| mini_program_session(&project, port));
     let _ = app.kill();
     let _ = app.wait();
     let health = health.expect("the generated app did not answer /healthz within 60 s");
@@ -173,6 +178,15 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     assert!(
         openapi.is_some_and(|doc| doc.contains("/api/feedback") && doc.contains("/api/orders")),
         "the generated app serves its own and the order plugin's routes"
+    );
+    // `cargo test` wrote the SDK for the project's routes, and its `api.js` works
+    // on it against the running app.
+    let sdk_types = read(&project, "miniprogram/weapp-sdk/types/api.d.ts");
+    assert!(sdk_types.contains("'POST /api/feedback'") && sdk_types.contains("'POST /api/orders'"));
+    let mini_program = mini_program.expect("the app answered");
+    assert!(
+        mini_program.status.success(),
+        "the mini program's calls failed: {mini_program:?}"
     );
     assert!(
         project.join("data/shop.db").is_file(),
@@ -195,6 +209,34 @@ fn a_project_generated_with_default_answers_builds_passes_its_tests_and_starts()
     );
     args.push(("PROFILE".to_owned(), "dev".to_owned()));
     assert_image_runs_the_app(&project, &[], &args, &scratch.path().join("image"));
+}
+
+/// The generated `miniprogram/api.js` under Node, with weapp's `wx` stand-in, against
+/// the app on `port`: login, feedback sent and read back, the products listed.
+fn mini_program_session(project: &Path, port: u16) -> std::process::Output {
+    const SCRIPT: &str = r#"
+const { createWx } = require(process.env.WX_SHIM)
+const { connect } = require(process.env.API_JS)
+const baseUrl = process.env.BASE_URL
+;(async () => {
+  const backend = connect(createWx({ baseUrl, openid: 'o_generated_app' }), baseUrl)
+  await backend.login()
+  const sent = await backend.sendFeedback('小程序里写的')
+  const mine = await backend.myFeedback()
+  if (mine.items.length !== 1 || mine.items[0].id !== sent.id) throw new Error(JSON.stringify(mine))
+  const products = await backend.products()
+  if (!Array.isArray(products.items)) throw new Error(JSON.stringify(products))
+  const me = await backend.me()
+  if (!me.id) throw new Error(JSON.stringify(me))
+})().catch((e) => { console.error(e); process.exit(1) })
+"#;
+    Command::new("node")
+        .args(["-e", SCRIPT])
+        .env("WX_SHIM", repo_root().join("framework/sdk/test/wx-shim.js"))
+        .env("API_JS", project.join("miniprogram/api.js"))
+        .env("BASE_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .expect("node runs (Node.js 18 or newer)")
 }
 
 /// Replays the image's build stage and checks its binary is the app with its plugins.

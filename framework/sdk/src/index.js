@@ -8,9 +8,11 @@
 // Login with one retry on a stale `wx.login` code; the access token refreshed once
 // for any number of calls that find it expired; X-WX request signing; orders with
 // an Idempotency-Key and a safe retry; `wx.requestPayment` from the pay parameters;
-// every failure a `WeappError` with the server's `code` and `request_id`.
+// the real-time relay over `wx.connectSocket`; every failure a `WeappError` with the
+// server's `code` and `request_id`.
 'use strict'
 
+const { createRealtime } = require('./realtime')
 const { hmacSha256Hex, sha256Hex } = require('./sha256')
 
 /** A failed call: HTTP `status` (0: no answer), the server's stable `code`. */
@@ -222,7 +224,14 @@ function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryD
   /** The order's `wx.requestPayment` parameters, then the payment itself. */
   async function pay(orderId) {
     const params = await call('POST', `/api/orders/${orderId}/pay`)
-    return promisify(wx.requestPayment)(params)
+    try {
+      return await promisify(wx.requestPayment)(params)
+    } catch (e) {
+      // `requestPayment:fail cancel` when the user closed the sheet.
+      const message = (e && e.errMsg) || String(e)
+      const code = /:fail cancel/.test(message) ? 'payment_cancelled' : 'payment_failed'
+      throw new WeappError({ status: 0, code, message })
+    }
   }
 
   return {
@@ -233,6 +242,17 @@ function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryD
     get: (path, options) => call('GET', path, options),
     post: (path, body, options) => call('POST', path, { ...options, body }),
     logout: () => call('POST', '/api/auth/logout'),
+    /** The relay (`GET /ws`) on this client's tokens; see ./realtime.js. */
+    realtime: (options = {}) =>
+      createRealtime(
+        wx,
+        {
+          token: () => store.get('access_token'),
+          refresh,
+          failure: ({ code, message }) => new WeappError({ status: 0, code, message }),
+        },
+        { url: `${baseUrl.replace(/^http/, 'ws')}/ws`, ...options },
+      ),
     stats,
   }
 }

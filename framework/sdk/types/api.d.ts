@@ -1,4 +1,4 @@
-// Generated from the OpenAPI document by scripts/gen-types.js: do not edit.
+// Generated from the backend's OpenAPI document by weapp (`cargo run -- sdk <dir>`): do not edit.
 
 /** `POST /api/admin/message-templates` body: a library template and its keywords. */
 export interface AddTemplate {

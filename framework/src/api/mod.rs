@@ -204,15 +204,14 @@ impl<'a> ApiRoutes<'a> {
     }
 }
 
+/// The document's `info.title`.
+pub const TITLE: &str = "weapp API";
+
 /// `GET /api/openapi.json`; the app mounts it with the framework's other routes.
 pub async fn openapi(ctx: AppContext) -> HttpResponse {
     let operations = ctx
         .get::<ApiOperations>()
         .map(|o| o.list())
         .unwrap_or_default();
-    HttpResponse::Ok().json(document(
-        &operations,
-        "weapp API",
-        &ctx.build_info().version,
-    ))
+    HttpResponse::Ok().json(document(&operations, TITLE, &ctx.build_info().version))
 }

@@ -182,6 +182,19 @@ impl App {
                 crate::observe::init_cli_logging(&self.config);
                 self.plugin_command(&args).await
             }
+            Command::Openapi => {
+                println!("{:#}", self.openapi()?);
+                Ok(())
+            }
+            Command::Sdk { dir } => {
+                let sdk = crate::sdk::Sdk::for_document(&self.openapi()?);
+                sdk.write(&dir)?;
+                println!(
+                    "wrote the mini-program SDK for this app's routes to {}",
+                    dir.display()
+                );
+                Ok(())
+            }
             Command::Config(ConfigCommand::Check) => {
                 let plugins = self.plugins()?;
                 println!("# environment: {}", self.config.environment);
@@ -198,6 +211,18 @@ impl App {
                 Ok(())
             }
         }
+    }
+
+    /// The app's OpenAPI document, as `GET /api/openapi.json` serves it, built from
+    /// the enabled plugins' routes without connecting to anything.
+    pub fn openapi(&self) -> crate::Result<serde_json::Value> {
+        let operations = server::documented_operations(&self.plugins()?);
+        let build = build_info(self.version.clone(), self.commit.clone());
+        Ok(crate::api::document(
+            &operations,
+            crate::api::TITLE,
+            &build.version,
+        ))
     }
 
     /// Builds the server and serves until SIGTERM/SIGINT.

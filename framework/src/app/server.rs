@@ -71,11 +71,7 @@ impl Server {
                         }
                     })
                     .configure(move |c| crate::wechat::mount_sandbox(c, sandbox.as_ref()))
-                    .configure(move |c| {
-                        for plugin in &plugins {
-                            plugin.routes(c);
-                        }
-                    })
+                    .configure(|c| plugin_routes(c, &plugins))
                     .default_service(web::to(crate::http::not_found))
             })
         })
@@ -232,6 +228,25 @@ async fn stop_signal(stopping: crate::shutdown::Stopping) {
         _ = stopping.wait() => tracing::info!("stop requested; stopping gracefully"),
     }
     stopping.begin();
+}
+
+/// Every plugin's routes, in start order.
+fn plugin_routes(cfg: &mut web::ServiceConfig, plugins: &[&'static dyn Plugin]) {
+    for plugin in plugins {
+        plugin.routes(cfg);
+    }
+}
+
+/// The operations the framework's and `plugins`' routes document, recorded by
+/// mounting them on an app that is never served: the document without a server.
+pub(super) fn documented_operations(plugins: &[&'static dyn Plugin]) -> Vec<crate::api::Operation> {
+    let operations = std::sync::Arc::new(crate::api::ApiOperations::default());
+    crate::api::documenting(&operations, || {
+        actix_web::App::new()
+            .configure(framework_routes)
+            .configure(|c| plugin_routes(c, plugins))
+    });
+    operations.list()
 }
 
 /// Mounts the framework's own documented routes: health, metrics and the document.

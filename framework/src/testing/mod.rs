@@ -8,6 +8,7 @@
 pub mod architecture;
 mod pg_replica;
 mod redis_cluster;
+mod sdk;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -119,6 +119,17 @@ async fn the_openapi_document_lists_the_feedback_routes() {
     app.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_mini_program_sdk_matches_the_routes() {
+    // `cargo run -- sdk miniprogram/weapp-sdk` writes it; the first run writes it too.
+    let app = spawn_app().await;
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("miniprogram/weapp-sdk");
+    app.assert_sdk_current(&sdk).await;
+    let types = std::fs::read_to_string(sdk.join("types/api.d.ts")).unwrap();
+    assert!(types.contains("'POST /api/feedback'"), "{types}");
+    app.stop().await.unwrap();
+}
+
 {%- if with_order %}
 /// A merchant API key made for this test alone (not one of the pay sandbox's
 /// published samples, which production refuses); never a real merchant's.

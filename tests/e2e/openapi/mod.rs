@@ -87,6 +87,21 @@ async fn the_document_lists_every_route_and_each_is_served() {
     app.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_document_built_without_a_server_is_the_one_served() {
+    // `cargo run -- openapi` and `cargo run -- sdk` build it without connecting.
+    let app = TestApp::builder()
+        .set("plugins.disabled", ["probe"])
+        .spawn()
+        .await;
+    let served = document(&app).await;
+    let config = app.ctx.config().clone();
+    app.stop().await.unwrap();
+    let built = weapp::App::new(config).openapi().unwrap();
+    assert!(built["paths"]["/api/orders"]["post"].is_object(), "{built}");
+    assert_eq!(built, served);
+}
+
 /// The app's `/api/openapi.json`.
 async fn document(app: &TestApp) -> Value {
     app.client

@@ -33,10 +33,41 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, HttpResponse> {
     serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
 }
 
+/// Which prepay a control call means: the merchant's `out_trade_no`, or the
+/// `prepay_id` a mini program holds (`package: "prepay_id=…"` of `wx.requestPayment`).
+fn select(
+    out_trade_no: &Option<String>,
+    prepay_id: &Option<String>,
+) -> Result<Selector, HttpResponse> {
+    match (out_trade_no, prepay_id) {
+        (Some(number), None) => Ok(Selector::OutTradeNo(number.clone())),
+        (None, Some(id)) => Ok(Selector::PrepayId(
+            id.trim_start_matches("prepay_id=").to_owned(),
+        )),
+        _ => Err(bad("give either out_trade_no or prepay_id")),
+    }
+}
+
+enum Selector {
+    OutTradeNo(String),
+    PrepayId(String),
+}
+
+impl Selector {
+    fn matches(&self, trade: &super::state::Trade) -> bool {
+        match self {
+            Selector::OutTradeNo(number) => trade.out_trade_no == *number,
+            Selector::PrepayId(id) => trade.prepay_id == *id,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PayRequest {
-    out_trade_no: String,
+    out_trade_no: Option<String>,
+    /// Instead of `out_trade_no`: what the mini program was handed.
+    prepay_id: Option<String>,
     /// Needed only when several merchants have that number.
     mchid: Option<String>,
     /// What the payer pays, if not the prepay's total (to test mismatches).
@@ -55,39 +86,43 @@ async fn pay(ctx: AppContext, body: web::Bytes) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let pending = {
-        let mut state = sandbox.lock();
-        let number = state.next();
-        let Some(trade) = state.trades.values_mut().find(|t| {
-            t.out_trade_no == request.out_trade_no
-                && request.mchid.as_ref().is_none_or(|m| *m == t.mchid)
-        }) else {
-            return HttpResponse::NotFound()
-                .json(json!({"code": "not_found", "message": "no such prepay"}));
-        };
-        if trade.state != "NOTPAY" {
-            return HttpResponse::Conflict().json(json!({
-                "code": "not_payable", "message": format!("the trade is {}", trade.state)
-            }));
-        }
-        trade.state = "SUCCESS".into();
-        trade.transaction_id = Some(format!(
-            "42000{}{number:015}",
-            chrono::Utc::now().format("%Y%m%d")
-        ));
-        trade.success_time = Some(now_rfc3339());
-        trade.paid_total = request.amount;
-        if let Some(openid) = request.openid {
-            trade.openid = openid;
-        }
-        Pending {
-            url: trade.notify_url.clone(),
-            mchid: trade.mchid.clone(),
-            event_type: "TRANSACTION.SUCCESS".into(),
-            out_trade_no: trade.out_trade_no.clone(),
-            resource: trade.transaction(),
-        }
+    let selector = match select(&request.out_trade_no, &request.prepay_id) {
+        Ok(s) => s,
+        Err(e) => return e,
     };
+    let pending =
+        {
+            let mut state = sandbox.lock();
+            let number = state.next();
+            let Some(trade) = state.trades.values_mut().find(|t| {
+                selector.matches(t) && request.mchid.as_ref().is_none_or(|m| *m == t.mchid)
+            }) else {
+                return HttpResponse::NotFound()
+                    .json(json!({"code": "not_found", "message": "no such prepay"}));
+            };
+            if trade.state != "NOTPAY" {
+                return HttpResponse::Conflict().json(json!({
+                    "code": "not_payable", "message": format!("the trade is {}", trade.state)
+                }));
+            }
+            trade.state = "SUCCESS".into();
+            trade.transaction_id = Some(format!(
+                "42000{}{number:015}",
+                chrono::Utc::now().format("%Y%m%d")
+            ));
+            trade.success_time = Some(now_rfc3339());
+            trade.paid_total = request.amount;
+            if let Some(openid) = request.openid {
+                trade.openid = openid;
+            }
+            Pending {
+                url: trade.notify_url.clone(),
+                mchid: trade.mchid.clone(),
+                event_type: "TRANSACTION.SUCCESS".into(),
+                out_trade_no: trade.out_trade_no.clone(),
+                resource: trade.transaction(),
+            }
+        };
     let transaction = pending.resource.clone();
     let delayed = sandbox.lock().faults.delay_ms > 0;
     let sandbox = (*sandbox).clone();
@@ -104,7 +139,8 @@ async fn pay(ctx: AppContext, body: web::Bytes) -> HttpResponse {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CancelRequest {
-    out_trade_no: String,
+    out_trade_no: Option<String>,
+    prepay_id: Option<String>,
 }
 
 /// The user closes the payment sheet: nothing is paid and nothing is notified.
@@ -117,11 +153,11 @@ async fn cancel(ctx: AppContext, body: web::Bytes) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let known = sandbox
-        .lock()
-        .trades
-        .values()
-        .any(|t| t.out_trade_no == request.out_trade_no);
+    let selector = match select(&request.out_trade_no, &request.prepay_id) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let known = sandbox.lock().trades.values().any(|t| selector.matches(t));
     if !known {
         return HttpResponse::NotFound()
             .json(json!({"code": "not_found", "message": "no such prepay"}));

@@ -10,8 +10,8 @@
 //!
 //! | endpoint | purpose |
 //! | --- | --- |
-//! | `POST /__sandbox/pay/pay` | the user pays a prepay: `{out_trade_no, mchid?, amount?, openid?}`; the signed, encrypted notification goes to its `notify_url` before the answer (after it, with a `delay_ms` fault) |
-//! | `POST /__sandbox/pay/cancel` | the user closes the payment sheet: `{out_trade_no}` (no notification, as on WeChat) |
+//! | `POST /__sandbox/pay/pay` | the user pays a prepay: `{out_trade_no or prepay_id, mchid?, amount?, openid?}`; the signed, encrypted notification goes to its `notify_url` before the answer (after it, with a `delay_ms` fault) |
+//! | `POST /__sandbox/pay/cancel` | the user closes the payment sheet: `{out_trade_no or prepay_id}` (no notification, as on WeChat) |
 //! | `POST`/`DELETE /__sandbox/pay/faults` | how the next notifications are delivered: `{copies, delay_ms, lost, bad_signature, wrong_apiv3_key, other_mchid, timestamp_offset_s, hold}` / back to normal |
 //! | `POST /__sandbox/pay/release` | send held notifications, `{"order": "reverse"}` by default |
 //! | `POST /__sandbox/pay/signer` | `{"signer": "public_key" \| "certificate_a" \| "certificate_b"}`: which key and serial sign from now on |

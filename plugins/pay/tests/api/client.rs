@@ -312,3 +312,44 @@ async fn during_a_migration_both_the_public_key_and_certificates_verify() {
             .unwrap_or_else(|e| panic!("{signer}: {e}"));
     }
 }
+
+#[tokio::test]
+async fn the_mini_programs_payment_sheet_names_its_prepay_by_prepay_id() {
+    let app = builder().spawn().await;
+    let client = payments(&app).client().clone();
+    let shop = shop(&app);
+    let prepay = client
+        .jsapi(&shop, &jsapi_order("order000010", 300, "o_buyer"))
+        .await
+        .unwrap();
+    // What `wx.requestPayment` holds: `package: "prepay_id=…"`.
+    let package = format!("prepay_id={prepay}");
+
+    let (status, closed) =
+        control(&app, "/__sandbox/pay/cancel", json!({"prepay_id": package})).await;
+    assert_eq!(
+        (status, closed["errMsg"].as_str()),
+        (200, Some("requestPayment:fail cancel"))
+    );
+    let unpaid = client.transaction(&shop, "order000010").await.unwrap();
+    assert_eq!(unpaid.trade_state, "NOTPAY");
+
+    for body in [
+        json!({}),
+        json!({"out_trade_no": "order000010", "prepay_id": prepay}),
+    ] {
+        let (status, answer) = control(&app, "/__sandbox/pay/pay", body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("invalid_body"))
+        );
+    }
+    let (status, _) = control(&app, "/__sandbox/pay/pay", json!({"prepay_id": "wx404"})).await;
+    assert_eq!(status, 404);
+
+    let (status, _) = control(&app, "/__sandbox/pay/pay", json!({"prepay_id": package})).await;
+    assert_eq!(status, 200);
+    let paid = client.transaction(&shop, "order000010").await.unwrap();
+    assert_eq!(paid.trade_state, "SUCCESS");
+    app.stop().await.unwrap();
+}
