@@ -32,7 +32,7 @@ const WEAPP_LAYERS: &[&[&str]] = &[
     &["kernel"],
     &["tls", "content", "observe"],
     &["http"],
-    &["health", "api"],
+    &["health", "api", "sdk"],
     &["wechat"],
     &["auth"],
     &["guard", "profiling", "realtime"],
