@@ -9,7 +9,7 @@ use weapp::testing::TestApp;
 
 const APPID: &str = "wx_sdk_test";
 const SECRET: &str = "sdk-signing-secret-for-tests";
-const TOKEN_TTL_S: u64 = 2;
+const TOKEN_TTL_S: u64 = 3;
 
 #[tokio::test]
 async fn the_sdk_passes_its_node_tests_against_the_shop() {

@@ -1,5 +1,5 @@
 // The SDK against the running example app (started by tests/e2e/sdk.rs, which
-// sets WEAPP_BASE_URL, a 2 s access-token lifetime, and signing on /api/orders).
+// sets WEAPP_BASE_URL, a 3 s access-token lifetime, and signing on /api/orders).
 'use strict'
 
 const test = require('node:test')

@@ -149,13 +149,16 @@ async fn a_session_ended_behind_the_relays_back_is_noticed_by_the_periodic_check
 #[tokio::test]
 async fn a_socket_closes_when_its_token_expires_unless_an_auth_frame_renews_it() {
     let app = app()
-        .set("auth.jwt.ttl_s", 2)
+        .set("auth.jwt.ttl_s", 4)
         .set("auth.jwt.leeway_s", 0)
         .spawn()
         .await;
     let (access, refresh, _) = login_with_refresh(&app, "ws-expiry").await;
     let mut renewed = connect(&app, &access).await;
     let mut lapsing = connect(&app, &access).await;
+    // Expiry is in whole seconds: a token refreshed 2 s later outlives the first by
+    // at least a second, time for the renewed socket to answer after the other closed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let body: serde_json::Value = app
         .client
