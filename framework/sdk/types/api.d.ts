@@ -2,9 +2,9 @@
 
 /** `POST /api/admin/message-templates` body: a library template and its keywords. */
 export interface AddTemplate {
-  /** Its keywords to use, in order. */
+  /** Its keywords to use, in order: 2 to 5. */
   kid_list: Array<number>
-  /** What the subscription is for, shown to the user. */
+  /** What the subscription is for, shown to the user: at most 60 characters. */
   scene_desc?: string
   /** The library template's id (`tid`). */
   tid: string
@@ -41,7 +41,7 @@ driver's own message, which may name hosts and users, stays in the log. */
 
 /** Body of `POST /api/orders`. */
 export interface CreateOrder {
-  /** What to buy; each product at most once. */
+  /** What to buy, 1 to `order.max_items` lines (default 50); each product at most once. */
   items: Array<OrderLine>
 }
 
@@ -109,7 +109,7 @@ export interface NewProduct {
   active?: boolean
   /** Description, at most 2,000 characters. */
   description?: string
-  /** Name, 1 to 200 characters. */
+  /** Name, 1 to 200 characters, not only spaces, no control characters. */
   name: string
   /** Unit price in fen. */
   price_fen: number
@@ -141,7 +141,7 @@ export interface OrderItem {
 export interface OrderLine {
   /** The product. */
   product_id: number
-  /** Units, at least 1. */
+  /** Units, 1 to `order.max_qty` (default 1,000). */
   qty: number
 }
 
@@ -230,7 +230,7 @@ export interface ProductChange {
   active?: boolean | null
   /** New description. */
   description?: string | null
-  /** New name. */
+  /** New name (as in `NewProduct`). */
   name?: string | null
   /** New unit price in fen; orders already placed keep theirs. */
   price_fen?: number | null

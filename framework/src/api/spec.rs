@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use utoipa::openapi::path::ParameterIn;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 /// One response of an operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,14 +70,20 @@ impl Spec {
         self
     }
 
-    /// A request header, e.g. `Idempotency-Key`.
-    pub fn header(mut self, name: &'static str, description: &'static str, required: bool) -> Spec {
+    /// A request header whose value is a `T` (`String`, or a type whose schema says
+    /// what the route accepts), e.g. `Idempotency-Key`.
+    pub fn header<T: PartialSchema>(
+        mut self,
+        name: &'static str,
+        description: &'static str,
+        required: bool,
+    ) -> Spec {
         self.parameters.push(json!({
             "name": name,
             "in": "header",
             "required": required,
             "description": description,
-            "schema": {"type": "string"},
+            "schema": serde_json::to_value(T::schema()).unwrap_or_default(),
         }));
         self
     }

@@ -102,11 +102,16 @@ fn auth(ctx: &AppContext) -> Result<std::sync::Arc<Auth>, Error> {
         .ok_or_else(|| Error::unavailable("auth_not_configured", "auth.jwt.keys is not configured"))
 }
 
+/// Longest `wx.login` or phone-number code taken (WeChat's are 32 characters).
+const CODE_MAX_CHARS: usize = 128;
+
 /// `POST /api/auth/login` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"code": "0c3Kk5Ga1mYa8K0pXwGa1h6P8v0Kk5GZ"})))]
 struct LoginRequest {
     /// The code `wx.login` gave the mini program.
+    #[schema(min_length = 1, max_length = 128)]
     code: String,
 }
 
@@ -125,7 +130,7 @@ pub struct TokenResponse {
 
 async fn login(ctx: AppContext, body: web::Json<LoginRequest>) -> Result<HttpResponse, Error> {
     let auth = auth(&ctx)?;
-    if body.code.is_empty() || body.code.len() > 128 {
+    if !(1..=CODE_MAX_CHARS).contains(&body.code.chars().count()) {
         return Err(Error::bad_request(
             "invalid_code",
             "code must be the wx.login code",
@@ -156,6 +161,7 @@ async fn login(ctx: AppContext, body: web::Json<LoginRequest>) -> Result<HttpRes
 /// `POST /api/auth/refresh` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"refresh_token": "kD3v9Qx2LmZ8pR4tW7yB1cF6hJ0nS5uE2aG8iK4oM3q"})))]
 struct RefreshRequest {
     /// The current refresh token; it is used up by this call.
     refresh_token: String,
@@ -291,8 +297,10 @@ async fn profile(
 /// `POST /api/auth/phone` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"code": "e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144"})))]
 struct PhoneRequest {
     /// The code of a `getPhoneNumber` button.
+    #[schema(min_length = 1, max_length = 128)]
     code: String,
 }
 
@@ -301,6 +309,15 @@ async fn phone(
     user: AuthUser,
     body: web::Json<PhoneRequest>,
 ) -> Result<HttpResponse, Error> {
+    let invalid_code = || {
+        Error::bad_request(
+            "invalid_phone_code",
+            "the phone-number code is invalid, expired or used",
+        )
+    };
+    if !(1..=CODE_MAX_CHARS).contains(&body.code.chars().count()) {
+        return Err(invalid_code());
+    }
     let info = ctx
         .wechat()?
         .get_phone_number(&body.code)
@@ -309,10 +326,7 @@ async fn phone(
             if e.errcode() == Some(crate::wechat::errcode::INVALID_CODE)
                 || e.errcode() == Some(crate::wechat::errcode::CODE_USED)
             {
-                Error::bad_request(
-                    "invalid_phone_code",
-                    "the phone-number code is invalid, expired or used",
-                )
+                invalid_code()
             } else {
                 e.into()
             }

@@ -155,13 +155,17 @@ async fn sync_templates(ctx: AppContext, admin: AdminCaller) -> Result<HttpRespo
 /// `POST /api/admin/message-templates` body: a library template and its keywords.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"tid": "1402", "kid_list": [1, 2, 3], "scene_desc": "订单发货通知"})))]
 struct AddTemplate {
     /// The library template's id (`tid`).
+    #[schema(min_length = 1)]
     tid: String,
-    /// Its keywords to use, in order.
+    /// Its keywords to use, in order: 2 to 5.
+    #[schema(min_items = 2, max_items = 5)]
     kid_list: Vec<i64>,
-    /// What the subscription is for, shown to the user.
+    /// What the subscription is for, shown to the user: at most 60 characters.
     #[serde(default)]
+    #[schema(max_length = 60)]
     scene_desc: String,
 }
 
@@ -191,11 +195,13 @@ async fn add_template(
     admin: AdminCaller,
     body: web::Json<AddTemplate>,
 ) -> Result<HttpResponse, Error> {
-    if body.tid.is_empty() || !(2..=5).contains(&body.kid_list.len()) || body.scene_desc.len() > 60
+    if body.tid.is_empty()
+        || !(2..=5).contains(&body.kid_list.len())
+        || body.scene_desc.chars().count() > 60
     {
         return Err(Error::bad_request(
             "invalid_template_request",
-            "tid is required, kid_list takes 2 to 5 keyword ids, scene_desc at most 60 bytes",
+            "tid is required, kid_list takes 2 to 5 keyword ids, scene_desc at most 60 characters",
         ));
     }
     let id = messages(&ctx)?

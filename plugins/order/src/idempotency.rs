@@ -20,6 +20,21 @@ pub const MAX_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
+/// Its schema in the OpenAPI document: what [`IdempotencyKey::parse`] accepts.
+impl utoipa::PartialSchema for IdempotencyKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_LEN))
+            // Visible ASCII, as `is_ascii_graphic`.
+            .pattern(Some("^[!-~]+$"))
+            .examples([serde_json::json!("5f0c6e2a-9b1d-4c3e-8a7f-2d4b6c8e0a1f")])
+            .into()
+    }
+}
+
 impl IdempotencyKey {
     /// Reads and validates the header.
     pub fn from_headers(headers: &HeaderMap) -> Result<IdempotencyKey, weapp::Error> {

@@ -44,16 +44,20 @@ impl OrderStatus {
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     /// The product.
+    #[schema(minimum = 1, example = 1)]
     pub product_id: i64,
-    /// Units, at least 1.
+    /// Units, 1 to `order.max_qty` (default 1,000).
+    #[schema(minimum = 1, example = 2)]
     pub qty: i64,
 }
 
 /// Body of `POST /api/orders`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"items": [{"product_id": 1, "qty": 2}]})))]
 pub struct CreateOrder {
-    /// What to buy; each product at most once.
+    /// What to buy, 1 to `order.max_items` lines (default 50); each product at most once.
+    #[schema(min_items = 1)]
     pub items: Vec<OrderLine>,
 }
 
@@ -94,16 +98,21 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// A product to add to the catalogue; also the body of `POST /api/admin/products`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "龙井茶 250g", "description": "明前", "price_fen": 4800, "stock": 100})))]
 pub struct NewProduct {
-    /// Name, 1 to 200 characters.
+    /// Name, 1 to 200 characters, not only spaces, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Description, at most 2,000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Unit price in fen.
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub price_fen: i64,
     /// Initial units on hand.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
     /// For sale at once (default `true`).
     #[serde(default = "for_sale")]
@@ -136,12 +145,16 @@ pub struct CatalogEntry {
 /// Body of `PATCH /api/admin/products/{id}`: the fields to change; absent ones stay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"price_fen": 4500, "active": true})))]
 pub struct ProductChange {
-    /// New name.
+    /// New name (as in `NewProduct`).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New description.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// New unit price in fen; orders already placed keep theirs.
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub price_fen: Option<i64>,
     /// Put on sale (`true`) or take off sale (`false`).
     pub active: Option<bool>,
@@ -152,10 +165,13 @@ pub struct ProductChange {
 /// units concurrently).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"delta": 50}), json!({"qty": 0})))]
 pub struct StockChange {
     /// Units on hand from now.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub qty: Option<i64>,
     /// Units to add (or remove, if negative).
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: Option<i64>,
 }
 
@@ -237,8 +253,10 @@ impl<T> Page<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<i64>,
-    /// Page size (default `order.page_size`, at most `order.max_page_size`).
+    /// Page size (default `order.page_size`, 20; at most `order.max_page_size`, 100).
+    #[param(minimum = 1)]
     pub per_page: Option<i64>,
 }
 
@@ -258,8 +276,10 @@ pub struct PaymentNotice {
 /// Body of `POST /api/admin/orders/{id}/refund`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"reason": "缺货退款"})))]
 pub struct RefundOrder {
     /// Shown to the buyer by WeChat Pay (at most 80 characters).
+    #[schema(max_length = 80)]
     pub reason: Option<String>,
 }
 
@@ -273,4 +293,33 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    fn schema_of<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_checked_ones() {
+        // utoipa takes literals only: these keep them equal to the constants.
+        for schema in [schema_of::<NewProduct>(), schema_of::<ProductChange>()] {
+            let fields = &schema["properties"];
+            assert_eq!(fields["name"]["maxLength"], MAX_NAME_CHARS, "{schema}");
+            assert_eq!(fields["description"]["maxLength"], MAX_DESCRIPTION_CHARS);
+            assert_eq!(fields["price_fen"]["maximum"], MAX_PRICE_FEN);
+        }
+        assert_eq!(
+            schema_of::<NewProduct>()["properties"]["stock"]["maximum"],
+            MAX_STOCK
+        );
+        let stock = schema_of::<StockChange>();
+        assert_eq!(stock["properties"]["qty"]["maximum"], MAX_STOCK);
+        assert_eq!(stock["properties"]["delta"]["minimum"], -MAX_STOCK);
+        assert_eq!(stock["properties"]["delta"]["maximum"], MAX_STOCK);
+    }
 }

@@ -116,6 +116,13 @@ async fn the_openapi_document_lists_the_feedback_routes() {
         feedback["get"].is_object() && feedback["post"].is_object(),
         "{doc}"
     );
+    // What it takes and answers, from the handlers' types.
+    let body = &feedback["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/NewFeedback", "{doc}");
+    let new_feedback = &doc["components"]["schemas"]["NewFeedback"];
+    assert_eq!(new_feedback["properties"]["body"]["minLength"], 1, "{doc}");
+    let answer = &feedback["post"]["responses"]["201"]["content"]["application/json"]["schema"];
+    assert_eq!(answer["$ref"], "#/components/schemas/Feedback", "{doc}");
     app.stop().await.unwrap();
 }
 

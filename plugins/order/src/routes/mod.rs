@@ -51,7 +51,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .with(
             Spec::new()
-                .header(
+                .header::<crate::idempotency::IdempotencyKey>(
                     "Idempotency-Key",
                     "1 to 128 visible ASCII characters, new for each order: a retry with \
                      the same key and body answers the first response again",

@@ -1,38 +1,66 @@
 //! HTTP handlers. Bad input gets a JSON error with a stable `code`, never a 500.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use weapp::actix_web::{HttpResponse, web};
-use weapp::api::{Access, ApiRoutes};
+use weapp::api::{Access, ApiRoutes, Spec};
 use weapp::auth::AuthUser;
+use weapp::utoipa;
 use weapp::{AppContext, Error};
 
 use super::feedback_store;
+use super::store::Feedback;
 
-/// Mounts the plugin's routes; each is listed in `/api/openapi.json`.
+/// Mounts the plugin's routes; each is listed in `/api/openapi.json` with what it
+/// takes and answers (the mini program's SDK is typed from that).
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     ApiRoutes::new(cfg)
         .post("/api/feedback", "Leave feedback", Access::User, create)
+        .with(
+            Spec::new()
+                .body::<NewFeedback>()
+                .response::<Feedback>(201, "The stored feedback")
+                .errors(&[(422, "invalid_feedback"), (422, "risky_content")]),
+        )
         .get(
             "/api/feedback",
             "The caller's feedback, newest first",
             Access::User,
             list,
+        )
+        .with(
+            Spec::new()
+                .query::<ListQuery>()
+                .response::<FeedbackList>(200, "The caller's feedback"),
         );
 }
 
 /// `POST /api/feedback` body. Unknown fields are refused (400 `unknown_field`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"body": "发货很快，谢谢"})))]
 struct NewFeedback {
+    /// What the user writes: not only spaces, at most `feedback.max_chars`
+    /// characters (default 500) once trimmed.
+    #[schema(min_length = 1)]
     body: String,
 }
 
 /// `GET /api/feedback` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many, newest first (default 20).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 100)]
     limit: i64,
+}
+
+/// Answer of `GET /api/feedback`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct FeedbackList {
+    /// Newest first.
+    items: Vec<Feedback>,
 }
 
 fn default_limit() -> i64 {
@@ -79,5 +107,5 @@ async fn list(
     let items = feedback_store(&ctx)?
         .of_user(user.user_id, query.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(FeedbackList { items }))
 }

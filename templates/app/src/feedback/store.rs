@@ -4,13 +4,13 @@ use diesel::prelude::*;
 use serde::Serialize;
 use weapp::db::{Db, DbError};
 use weapp::diesel_async::RunQueryDsl;
-use weapp::with_conn;
+use weapp::{utoipa, with_conn};
 
 use super::FeedbackConfig;
 use super::schema::feedback;
 
 /// One piece of feedback, as the API shows it.
-#[derive(Debug, Clone, Serialize, Queryable)]
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
 pub struct Feedback {
     /// Its id.
     pub id: i64,
