@@ -108,10 +108,13 @@ const CODE_MAX_CHARS: usize = 128;
 /// `POST /api/auth/login` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"code": "0c3Kk5Ga1mYa8K0pXwGa1h6P8v0Kk5GZ"})))]
 struct LoginRequest {
     /// The code `wx.login` gave the mini program.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        example = "0c3Kk5Ga1mYa8K0pXwGa1h6P8v0Kk5GZ"
+    )]
     code: String,
 }
 
@@ -297,10 +300,13 @@ async fn profile(
 /// `POST /api/auth/phone` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(examples(json!({"code": "e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144"})))]
 struct PhoneRequest {
     /// The code of a `getPhoneNumber` button.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        example = "e31968a7f94cc5ee25fafc2aef2773f0bb8c3937b22520eb8ee345274d00c144"
+    )]
     code: String,
 }
 
