@@ -2,6 +2,7 @@
 # Load test of GET /api/me and POST /api/auth/login: the example app built in release,
 # on PostgreSQL + Redis, WeChat calls to the embedded sandbox, wrk with 64 connections.
 # Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
+# Prints the app's peak RSS (VmHWM) at the end.
 # Usage: tests/load/run.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
 duration=${1:-20s}
@@ -16,7 +17,13 @@ curl -fs "$base/api/me" -H "Authorization: Bearer $token"; echo
 echo "== GET /api/me =="
 TOKEN=$token wrk -t2 -c64 -d"$duration" -s tests/load/me.lua --latency "$base"
 
+echo "app peak RSS after GET /api/me: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$app/status")"
+
 echo "== POST /api/auth/login =="
 curl -fs -X POST "$base/__sandbox/login" -d '{"openid":"o_load","count":400000}' \
     | python3 -c "import json,sys; print('\n'.join(json.load(sys.stdin)['codes']))" > "$work/codes.txt"
 CODES="$work/codes.txt" THREADS=2 wrk -t2 -c64 -d"$duration" -s tests/load/login.lua --latency "$base"
+
+# The app's peak resident memory over both runs (goal: 64 MB or less); the login run
+# has the sandbox hold 400,000 unused wx.login codes.
+echo "app peak RSS after both: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$app/status")"

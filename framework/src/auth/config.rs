@@ -20,6 +20,13 @@ pub struct AuthConfig {
     /// Operator credentials for admin routes, by name: `X-Admin-Token: <token>`.
     /// Never a user's JWT; empty means admin routes answer 401.
     pub admin_tokens: BTreeMap<String, Secret>,
+    /// How long one instance reuses a user's `GET /api/me` answer, in milliseconds
+    /// (0: never). The session is checked on every call all the same; a profile
+    /// or phone change is seen at once on the instance that made it, within this
+    /// time on the others.
+    pub me_cache_ms: u64,
+    /// Most users whose answer one instance keeps.
+    pub me_cache_entries: usize,
 }
 
 impl Default for AuthConfig {
@@ -29,6 +36,8 @@ impl Default for AuthConfig {
             session_ttl_s: 30 * 24 * 3600,
             dev_key_file: "data/dev-jwt-key".into(),
             admin_tokens: BTreeMap::new(),
+            me_cache_ms: 1_000,
+            me_cache_entries: 10_000,
         }
     }
 }
@@ -144,6 +153,12 @@ impl ConfigSection for AuthConfig {
         }
         if jwt.ttl_s == 0 {
             bad("auth.jwt.ttl_s".into(), "must be at least 1");
+        }
+        if self.me_cache_ms > 0 && self.me_cache_entries == 0 {
+            bad(
+                "auth.me_cache_entries".into(),
+                "must be at least 1 (or turn the cache off with auth.me_cache_ms = 0)",
+            );
         }
         if self.session_ttl_s < jwt.ttl_s {
             bad(

@@ -239,7 +239,22 @@ async fn load_me(ctx: &AppContext, user_id: i64) -> Result<Me, Error> {
 }
 
 async fn me(ctx: AppContext, user: AuthUser) -> Result<HttpResponse, Error> {
-    Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
+    let cache = &auth(&ctx)?.me;
+    let body = match cache.get(user.user_id) {
+        Some(body) => body,
+        None => {
+            let read_at = std::time::Instant::now();
+            let me = load_me(&ctx, user.user_id).await?;
+            let body = web::Bytes::from(
+                serde_json::to_vec(&me).map_err(|e| Error::internal(e.to_string()))?,
+            );
+            cache.put(user.user_id, read_at, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }
 
 /// `POST /api/auth/profile` body: what `wx.getUserProfile` returned.
@@ -293,6 +308,8 @@ async fn profile(
         clip(decoded.avatar_url, 512).as_deref(),
     )
     .await?;
+    // After the write: a read racing with it is kept at most `me_cache_ms`.
+    auth.me.forget(user.user_id);
     announce(&ctx, "auth.profile", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
@@ -344,6 +361,9 @@ async fn phone(
         &info.pure_phone_number,
     )
     .await?;
+    if let Some(auth) = ctx.get::<Auth>() {
+        auth.me.forget(user.user_id);
+    }
     announce(&ctx, "auth.phone", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }

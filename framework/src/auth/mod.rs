@@ -13,6 +13,7 @@ mod error;
 mod extractor;
 mod handlers;
 mod jwt;
+mod me_cache;
 mod privacy;
 pub mod sessions;
 pub mod users;
@@ -54,6 +55,7 @@ pub struct Auth {
     /// Token signing and verification.
     pub jwt: JwtKeys,
     session_ttl: Duration,
+    me: me_cache::MeCache,
 }
 
 impl Auth {
@@ -108,6 +110,10 @@ impl crate::Plugin for AuthPlugin {
             Some(jwt) => ctx.insert(Auth {
                 jwt,
                 session_ttl: Duration::from_secs(config.session_ttl_s),
+                me: me_cache::MeCache::new(
+                    Duration::from_millis(config.me_cache_ms),
+                    config.me_cache_entries,
+                ),
             }),
             None => tracing::warn!("auth.jwt.keys is not configured; /api/auth answers 503"),
         }

@@ -104,5 +104,8 @@ pub(super) async fn erase_user(ctx: &AppContext, user_id: i64) -> crate::Result<
         super::handlers::announce_session_end(ctx, user_id, None, "erased").await;
     }
     users::erase(ctx.db(), ctx.crypto()?, user_id).await?;
+    if let Some(auth) = ctx.get::<super::Auth>() {
+        auth.me.forget(user_id);
+    }
     Ok(())
 }

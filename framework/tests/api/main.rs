@@ -16,6 +16,7 @@ mod health;
 mod interleaved_store;
 mod kv;
 mod lease_queue;
+mod me_cache;
 mod metrics;
 mod plugins;
 mod production;
