@@ -9,7 +9,7 @@
 # running the app's batch transaction at that size (orders-batched.sql); and the
 # order events' trip through the Redis stream relay (events/s, lag, drain time).
 # Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
-# Usage: tests/load/orders.sh [duration, default 20s]
+# Usage: [PGBENCH=0] tests/load/orders.sh [duration, default 20s]
 source "$(dirname "$0")/lib.sh"
 duration=${1:-20s}
 pool=${DB_POOL:-16}
@@ -26,8 +26,20 @@ per_order() { python3 -c "print(f'{1000 * $1 / $hz / $2:.2f}')"; }
 
 echo "== POST /api/orders (app, wrk -c64) =="
 machine0=$(busy_ticks) app0=$(proc_ticks "$app")
+# Events not handled yet (order_events_behind), sampled every second during the load.
+( while sleep 1; do
+    curl -fs "$base/metrics" | awk '/^order_events_behind / {print $2}'
+  done > "$work/behind.txt" ) &
+sampler=$!
 TOKEN=$token wrk -t2 -c64 -d"$duration" -s tests/load/orders.lua --latency "$base" | tee "$work/wrk.txt"
+kill "$sampler" 2>/dev/null || true
 machine1=$(busy_ticks) app1=$(proc_ticks "$app")
+accepted=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "SELECT COUNT(*) FROM orders")
+outbox_end=$(psql -h 127.0.0.1 -U postgres -d "$db" -tAc "SELECT COUNT(*) FROM order_outbox WHERE state <> 'done'")
+echo "outbox events not delivered when the load stopped: $outbox_end"
+echo "orders accepted: $accepted ($(python3 -c "print(round($accepted / ${duration%s}))")/s);" \
+    "events behind during the load: max $(sort -n "$work/behind.txt" | tail -1)," \
+    "at the end $(tail -1 "$work/behind.txt") (order.outbox.max_behind refuses orders past it with 429)"
 app_rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
 app_orders=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
 
@@ -69,6 +81,11 @@ appended=$(redis-cli -h 127.0.0.1 XLEN "$stream")
 echo "event relay: $appended events through the stream; $behind_end behind when the load" \
     "stopped; outbox and groups drained ${drain_s}s later;" \
     "$(python3 -c "print(round($appended / (${duration%s} + $drain_s)))") events/s end to end"
+
+# PGBENCH=0: the app's figures only (e.g. a long run watching the event backlog).
+if [ "${PGBENCH:-1}" = 0 ]; then
+    exit 0
+fi
 
 # Stop the app (and its outbox worker) so pgbench has the database to itself.
 kill "$app" && wait "$app" 2>/dev/null || true

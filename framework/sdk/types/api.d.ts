@@ -354,6 +354,7 @@ export interface TokenResponse {
 export type ErrorCode =
   | "admin_token_required"
   | "code_used"
+  | "events_behind"
   | "expired_token"
   | "high_risk_user"
   | "idempotency_key_reused"

@@ -150,6 +150,12 @@ pub struct OutboxConfig {
     pub max_backoff_ms: i64,
     /// Delivered and parked events are deleted this long after they finished.
     pub keep_finished_s: i64,
+    /// Events not handled yet (the outbox's pending ones plus, with the Redis
+    /// relay, the slowest consumer group's; counted every `sweep_interval_ms`) past
+    /// which new orders are refused with 429 `events_behind` and `Retry-After`, so
+    /// delivery lag stays bounded instead of growing while orders come in (0: no
+    /// bound).
+    pub max_behind: i64,
 }
 
 impl Default for OutboxConfig {
@@ -163,6 +169,7 @@ impl Default for OutboxConfig {
             base_backoff_ms: 500,
             max_backoff_ms: 300_000,
             keep_finished_s: 7 * 86_400,
+            max_behind: 50_000,
         }
     }
 }
@@ -241,6 +248,12 @@ impl ConfigSection for OrderConfig {
         }
         if self.outbox.lease_ms < 1 {
             bad("order.outbox.lease_ms", "must be positive");
+        }
+        if self.outbox.max_behind < 0 {
+            bad(
+                "order.outbox.max_behind",
+                "must be 0 (no bound) or positive",
+            );
         }
         out
     }

@@ -151,6 +151,7 @@ impl Plugin for OrderPlugin {
     fn background_tasks(&self, _ctx: &AppContext) -> Vec<BackgroundTask> {
         vec![
             BackgroundTask::new("order-outbox", run_outbox),
+            BackgroundTask::new("order-outbox-backlog", run_backlog_counter),
             BackgroundTask::new("order-expiry", run_expiry),
             BackgroundTask::new("order-reconcile", run_reconcile),
         ]
@@ -237,6 +238,13 @@ async fn seed(ctx: &AppContext, file: &str) -> weapp::Result<()> {
 async fn run_outbox(ctx: AppContext, shutdown: weapp::Shutdown) {
     if let Some(orders) = ctx.get::<Orders>() {
         outbox::worker::run_worker(&orders.outbox, &ctx, shutdown).await;
+    }
+}
+
+/// Counts the events not handled yet (`order_events_behind`, the order bound).
+async fn run_backlog_counter(ctx: AppContext, shutdown: weapp::Shutdown) {
+    if let Some(orders) = ctx.get::<Orders>() {
+        outbox::worker::run_backlog_counter(&orders.outbox, &ctx, shutdown).await;
     }
 }
 

@@ -40,6 +40,14 @@ impl Orders {
         self.placer.strategy()
     }
 
+    /// The events not handled yet, if they are past `order.outbox.max_behind`: new
+    /// orders wait until delivery catches up.
+    pub fn events_behind(&self) -> Option<i64> {
+        let bound = self.config.outbox.max_behind;
+        let behind = self.outbox.backlog.behind();
+        (bound > 0 && behind >= bound).then_some(behind)
+    }
+
     /// The outbox sweep: publishes a batch of due events found by scanning the
     /// outbox; returns how many were attempted. The plugin's worker calls it on its
     /// own; tests and tools may too.

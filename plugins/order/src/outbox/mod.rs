@@ -12,6 +12,7 @@
 //! ([`EventBus::publish_shared_batch`](weapp::events::EventBus::publish_shared_batch)):
 //! with the Redis relay a row is done once its event is appended to the stream.
 
+pub(crate) mod backlog;
 pub(crate) mod hints;
 pub(crate) mod worker;
 
@@ -92,6 +93,7 @@ pub(crate) struct Outbox {
     queue: LeaseQueue,
     pub(crate) hints: OutboxHints,
     pub(crate) config: OutboxConfig,
+    pub(crate) backlog: backlog::Backlog,
 }
 
 impl Outbox {
@@ -110,7 +112,13 @@ impl Outbox {
             queue: LeaseQueue::new(TABLE, settings),
             hints: OutboxHints::new(usize::try_from(config.batch_size).unwrap_or(1)),
             config: config.clone(),
+            backlog: backlog::Backlog::default(),
         }
+    }
+
+    /// Counts the events not handled yet (`order_events_behind`, the order bound).
+    pub(crate) async fn refresh_backlog(&self, ctx: &AppContext) -> Result<i64, OrderError> {
+        self.backlog.refresh(&self.db, ctx).await
     }
 
     /// Names events whose transaction committed, for the worker.

@@ -39,6 +39,22 @@ pub(crate) async fn run_worker(outbox: &Outbox, ctx: &AppContext, shutdown: Shut
     }
 }
 
+/// Counts the events not handled yet every `order.outbox.sweep_interval_ms` until
+/// shutdown: a task of its own, since under overload the delivery loop above keeps
+/// draining full batches and would count too seldom.
+pub(crate) async fn run_backlog_counter(outbox: &Outbox, ctx: &AppContext, shutdown: Shutdown) {
+    let every = Duration::from_millis(outbox.config.sweep_interval_ms);
+    while !shutdown.is_shutting_down() {
+        if let Err(e) = outbox.refresh_backlog(ctx).await {
+            tracing::warn!(error = %e, "could not count the events not handled yet");
+        }
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// Runs `batch` until it comes back short of `full` or fails (logged).
 async fn drain<F, Fut>(full: usize, mut batch: F)
 where

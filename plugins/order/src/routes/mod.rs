@@ -68,6 +68,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     (409, "too_many_pending_orders"),
                     (409, "too_many_pending_units"),
                     (422, "idempotency_key_reused"),
+                    (429, "events_behind"),
                     (422, "unknown_product"),
                     (422, "total_too_large"),
                 ]),
@@ -222,10 +223,27 @@ async fn create_order(
     body: web::Json<CreateOrder>,
 ) -> Result<HttpResponse, Error> {
     let key = IdempotencyKey::from_headers(req.headers())?;
-    let response = orders(&ctx)?
-        .place_order(user.user_id, &key, &body.items)
-        .await?;
+    let orders = orders(&ctx)?;
+    if let Some(behind) = orders.events_behind() {
+        return Ok(events_behind(behind));
+    }
+    let response = orders.place_order(user.user_id, &key, &body.items).await?;
     Ok(stored(response))
+}
+
+/// 429 `events_behind`: event delivery is too far behind to take more orders now.
+fn events_behind(behind: i64) -> HttpResponse {
+    let error = Error::http(
+        StatusCode::TOO_MANY_REQUESTS,
+        "events_behind",
+        format!("{behind} events wait to be handled; try again shortly"),
+    );
+    let mut response = weapp::actix_web::ResponseError::error_response(&error);
+    response.headers_mut().insert(
+        weapp::actix_web::http::header::RETRY_AFTER,
+        weapp::actix_web::http::header::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 async fn list_orders(

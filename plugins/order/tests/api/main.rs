@@ -6,6 +6,7 @@ use weapp_pay as _;
 mod support;
 
 mod architecture;
+mod backlog;
 mod catalog_admin;
 mod concurrency;
 mod group_commit;
