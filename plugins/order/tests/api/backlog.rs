@@ -60,6 +60,12 @@ async fn orders_wait_while_event_delivery_is_behind_and_resume_after() {
         weapp::testing::metric_sample(&metrics, "order_events_behind "),
         Some(5.0)
     );
+    // The plugin's alert rule watches that very gauge.
+    let rules = include_str!("../../observability/alerts.yml");
+    assert!(
+        rules.contains("expr: max(order_events_behind) > "),
+        "{rules}"
+    );
 
     // Delivery caught up: orders are taken again.
     app.execute(&format!("DELETE FROM order_outbox WHERE topic = '{TOPIC}'"))
