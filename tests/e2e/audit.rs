@@ -61,15 +61,7 @@ async fn an_anonymous_body_with_an_unknown_field_is_counted_not_audited() {
         .texts("SELECT action AS t FROM audit_log WHERE action = 'request.rejected'")
         .await;
     assert!(rows.is_empty(), "{rows:?}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"http_rejected_bodies_total{reason="unknown_field",route="/api/auth/login"} 3"#

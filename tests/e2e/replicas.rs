@@ -126,12 +126,7 @@ async fn the_catalogue_comes_from_the_replica_and_a_buyer_reads_their_own_writes
             .await
             .contains(&"replicated-second".to_owned())
     );
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("db_replica_usable{replica=\"postgres://postgres@127.0.0.1:5443/"),
         "{metrics}"

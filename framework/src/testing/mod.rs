@@ -649,6 +649,20 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The app's `GET /metrics` page (metrics served without a token).
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("app reachable")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
 /// The value of the first sample line of a Prometheus text page (`GET /metrics`)
 /// that starts with `prefix`: a family name, with its labels if they matter, e.g.
 /// `http_requests_total{method="GET"` for `http_requests_total{method="GET",...} 3`.

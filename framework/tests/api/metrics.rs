@@ -184,15 +184,7 @@ async fn the_dashboard_and_alert_rules_only_use_metrics_that_exist() {
         .send()
         .await
         .unwrap();
-    let exposition = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = app.metrics().await;
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("observability");
     let dashboard: serde_json::Value = serde_json::from_str(

@@ -6,7 +6,7 @@ use serde_json::json;
 use weapp::realtime::Relay;
 use weapp::testing::metric_sample;
 
-use super::{app, close_code, connect, join, metrics_text, next_json, request, send, try_connect};
+use super::{app, close_code, connect, join, next_json, request, send, try_connect};
 
 #[tokio::test]
 async fn a_room_message_reaches_every_member_and_only_members() {
@@ -94,7 +94,7 @@ async fn the_server_pushes_to_every_socket_of_a_user_and_to_a_room() {
         json!({"type": "push", "topic": "sale", "room": "news", "data": {"percent": 20}}),
         "the other user got the room push, not the order push"
     );
-    let metrics = metrics_text(&app).await;
+    let metrics = app.metrics().await;
     assert!(
         metric_sample(&metrics, "realtime_connections ").is_some_and(|n| n >= 3.0),
         "{metrics}"
@@ -133,7 +133,7 @@ async fn a_reader_that_falls_behind_is_dropped_while_the_others_keep_receiving()
         }
     }
     assert_eq!(relay.connections(), 1, "the slow reader was dropped");
-    let metrics = metrics_text(&app).await;
+    let metrics = app.metrics().await;
     assert!(
         metric_sample(&metrics, "realtime_dropped_total{reason=\"too_slow\"}")
             .is_some_and(|n| n >= 1.0),

@@ -6,9 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{
-    app, close_code, connect, join, metrics_text, next_json, refusal, request, send, try_connect,
-};
+use super::{app, close_code, connect, join, next_json, refusal, request, send, try_connect};
 
 #[tokio::test]
 async fn connections_are_limited_per_user_and_per_instance() {
@@ -177,7 +175,7 @@ async fn a_client_that_answers_nothing_idles_out_and_one_that_pongs_stays() {
     // Meanwhile the silent one, which never read and so never ponged, idled out.
     let relay = app.ctx.get::<weapp::realtime::Relay>().unwrap();
     assert_eq!(relay.connections(), 1, "only the silent socket was closed");
-    let metrics = metrics_text(&app).await;
+    let metrics = app.metrics().await;
     let idled =
         weapp::testing::metric_sample(&metrics, "realtime_closed_total{reason=\"idle_timeout\"}");
     assert_eq!(idled, Some(1.0), "{metrics}");

@@ -183,18 +183,6 @@ async fn login_with_refresh(app: &TestApp, openid: &str) -> (String, String, i64
     )
 }
 
-/// The app's `/metrics` text.
-async fn metrics_text(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("app reachable")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 /// POSTs with the bearer token; the status.
 async fn post_authorized(app: &TestApp, path: &str, token: &str) -> u16 {
     app.client

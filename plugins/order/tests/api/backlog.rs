@@ -47,15 +47,7 @@ async fn orders_wait_while_event_delivery_is_behind_and_resume_after() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "events_behind", "{body}");
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM orders").await, 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert_eq!(
         weapp::testing::metric_sample(&metrics, "order_events_behind "),
         Some(5.0)

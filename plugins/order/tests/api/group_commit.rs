@@ -261,15 +261,7 @@ async fn max_orders_one_turns_group_commit_off() {
 
 /// A sample of `/metrics` without labels.
 async fn metric(app: &weapp::testing::TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("app reachable")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = app.metrics().await;
     weapp::testing::metric_sample(&text, &format!("{name} "))
         .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
 }
