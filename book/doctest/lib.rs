@@ -45,6 +45,8 @@ pub mod guides_stale_session_key {}
 
 #[doc = include_str!("../src/guides/payments.md")]
 pub mod guides_payments {}
+#[doc = include_str!("../src/guides/flash-sales.md")]
+pub mod guides_flash_sales {}
 
 #[doc = include_str!("../src/guides/writing-a-plugin.md")]
 pub mod guides_writing_a_plugin {}

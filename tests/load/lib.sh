@@ -6,6 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 port=${PORT:-18080}
 db="weapp_load_$$"
 base="http://127.0.0.1:$port"
+# The operators' token of the instances (X-Admin-Token), for scripts that use the
+# admin API.
+admin_token="load-scripts-admin-token-$$-0123456789abcdef"
 
 cargo build --release -p example-app
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
@@ -26,6 +29,7 @@ trap cleanup EXIT
 # first one's generated development keys (under $work/data) serve them all.
 # One user drives the whole load: the default rate limits and the per-user cap on
 # unpaid orders are off, so the figures measure throughput, not the limits.
+# APP_ENV: more settings for the instances, as `VAR=value VAR=value`.
 start_app() {
     (
         cd "$work"
@@ -35,10 +39,11 @@ start_app() {
         WEAPP__REDIS__KEY_PREFIX="weapp_load_$$:" \
         WEAPP__SERVER__PORT=$1 \
         WEAPP__GUARD__RATE_LIMITS='[]' \
+        WEAPP__AUTH__ADMIN_TOKENS__LOAD="$admin_token" \
         WEAPP__ORDER__MAX_PENDING_ORDERS=0 \
         WEAPP__ORDER__MAX_PENDING_UNITS=0 \
         WEAPP__OBSERVE__LOG_LEVEL=warn \
-        exec "$OLDPWD/target/release/example-app"
+        exec env ${APP_ENV:-} "$OLDPWD/target/release/example-app"
     ) &
     apps+=($!)
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.2; done
@@ -47,6 +52,9 @@ start_app() {
 }
 start_app "$port"
 app=${apps[0]}
+
+# The app's peak resident memory (VmHWM), e.g. "46120 kB".
+peak_rss() { awk '/^VmHWM/ {print $2, $3}' "/proc/${1:-$app}/status"; }
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 

@@ -82,6 +82,8 @@ echo "event relay: $appended events through the stream; $behind_end behind when 
     "stopped; outbox and groups drained ${drain_s}s later;" \
     "$(python3 -c "print(round($appended / (${duration%s} + $drain_s)))") events/s end to end"
 
+echo "app peak RSS: $(peak_rss)"
+
 # PGBENCH=0: the app's figures only (e.g. a long run watching the event backlog).
 if [ "${PGBENCH:-1}" = 0 ]; then
     exit 0

@@ -17,7 +17,7 @@ curl -fs "$base/api/me" -H "Authorization: Bearer $token"; echo
 echo "== GET /api/me =="
 TOKEN=$token wrk -t2 -c64 -d"$duration" -s tests/load/me.lua --latency "$base"
 
-echo "app peak RSS after GET /api/me: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$app/status")"
+echo "app peak RSS after GET /api/me: $(peak_rss)"
 
 echo "== POST /api/auth/login =="
 curl -fs -X POST "$base/__sandbox/login" -d '{"openid":"o_load","count":400000}' \
@@ -26,4 +26,4 @@ CODES="$work/codes.txt" THREADS=2 wrk -t2 -c64 -d"$duration" -s tests/load/login
 
 # The app's peak resident memory over both runs (goal: 64 MB or less); the login run
 # has the sandbox hold 400,000 unused wx.login codes.
-echo "app peak RSS after both: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$app/status")"
+echo "app peak RSS after both: $(peak_rss)"

@@ -15,5 +15,5 @@ source "$(dirname "$0")/lib.sh"
 
 cargo build --release -p weapp-e2e --bin ws-load
 target/release/ws-load "$base" "${CONNECTIONS:-5000}" "${MESSAGES:-200}" "${INTERVAL_MS:-50}" "$app"
-echo "app peak RSS: $(grep VmHWM "/proc/$app/status" | awk '{print $2, $3}')"
+echo "app peak RSS: $(peak_rss)"
 curl -fs "$base/metrics" | grep -E '^realtime_(connections|messages|dropped|closed)' || true

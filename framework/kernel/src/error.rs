@@ -7,7 +7,7 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -181,6 +181,16 @@ impl Error {
             Error::Subsystem(e) => e.code(),
             Error::Io(_) | Error::Internal(_) => "internal_error",
         }
+    }
+
+    /// This error's response with `Retry-After: <seconds>` (at least 1): a 429 or
+    /// 503 that tells the client when to come back.
+    pub fn retry_after_response(&self, seconds: u64) -> HttpResponse {
+        let mut response = self.error_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        response
     }
 
     /// The client-safe message: 5xx details stay in the logs.

@@ -17,14 +17,19 @@ const { hmacSha256Hex, sha256Hex } = require('./sha256')
 
 /** A failed call: HTTP `status` (0: no answer), the server's stable `code`. */
 class WeappError extends Error {
-  constructor({ status, code, message, requestId }) {
+  constructor({ status, code, message, requestId, retryAfterS }) {
     super(`${code}: ${message || ''}`.trim())
     this.name = 'WeappError'
     this.status = status
     this.code = code
     this.requestId = requestId
+    this.retryAfterS = retryAfterS
   }
 }
+
+/** 429 codes after which an order is worth trying again once `Retry-After` passed:
+ * the server was busy, nothing was kept. */
+const BUSY_ORDER_CODES = ['flash_sale_busy', 'events_behind']
 
 /** Codes after which a fresh `wx.login` code is worth one more try. */
 const STALE_LOGIN_CODES = ['code_used', 'invalid_code']
@@ -87,7 +92,8 @@ function sleep(ms) {
  * - `storage`: where tokens live (default: `wx` storage when it has it).
  * - `signing`: `{ appid, secret, prefixes }` to sign calls under `prefixes` (all
  *   when absent) with X-WX-* headers, as `guard.signing` expects.
- * - `orderAttempts`: tries of an order that got no answer or a 5xx (default 3).
+ * - `orderAttempts`: tries of an order that got no answer, a 5xx or a busy 429
+ *   (default 3).
  */
 function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryDelayMs = 300 }) {
   const store = storage || (wx && wx.getStorageSync ? wxStorage(wx) : memoryStorage())
@@ -137,11 +143,13 @@ function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryD
   function failure(res) {
     const data = res.data && typeof res.data === 'object' ? res.data : {}
     const header = res.header || {}
+    const retryAfter = Number(header['retry-after'] || header['Retry-After'])
     return new WeappError({
       status: res.statusCode,
       code: data.code || `http_${res.statusCode}`,
       message: data.message,
       requestId: data.request_id || header['x-request-id'] || header['X-Request-Id'],
+      retryAfterS: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
     })
   }
 
@@ -199,8 +207,10 @@ function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryD
 
   /**
    * Places an order under one Idempotency-Key, tried again (same key, same body)
-   * when no answer came or the server failed: the server answers a repeat with
-   * the first order, so a retry never buys twice.
+   * when no answer came, the server failed, or it was busy (429 with
+   * `Retry-After`, waited out): the server answers a repeat with the first order,
+   * so a retry never buys twice. In a flash sale the answer is `reserved` (202):
+   * the order is `pending`, and payable, moments later.
    */
   async function placeOrder(items, { idempotencyKey } = {}) {
     const key = idempotencyKey || `wo-${Date.now().toString(36)}-${randomHex(wx, 8)}`
@@ -213,9 +223,10 @@ function createClient({ baseUrl, wx, storage, signing, orderAttempts = 3, retryD
         })
       } catch (e) {
         last = e
-        const again = e.status === 0 || e.status >= 500 || e.code === 'request_in_progress'
+        const busy = e.status === 429 && BUSY_ORDER_CODES.includes(e.code)
+        const again = busy || e.status === 0 || e.status >= 500 || e.code === 'request_in_progress'
         if (!again) throw e
-        await sleep(retryDelayMs * 2 ** attempt)
+        await sleep(Math.max(retryDelayMs * 2 ** attempt, (e.retryAfterS || 0) * 1000))
       }
     }
     throw last

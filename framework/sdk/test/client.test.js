@@ -70,6 +70,17 @@ test('an order whose answer was lost is retried under its key: one order', async
   assert.deepEqual(orders.items.map((o) => o.order_id), [placed.order_id])
 })
 
+test('a busy server\'s 429 is waited out as Retry-After says, then the order is placed once', async () => {
+  const { wx, api } = client()
+  await api.login()
+  wx.busyOnce('POST /api/orders', 'flash_sale_busy', 1)
+  const started = Date.now()
+  const placed = await api.placeOrder([{ product_id: productId, qty: 1 }])
+  assert.ok(Date.now() - started >= 1000, 'waited the Retry-After second')
+  assert.equal(placed.status, 'pending')
+  assert.equal(wx.requests.filter((r) => r === 'POST /api/orders').length, 2)
+})
+
 test('pay opens wx.requestPayment with the order\'s parameters; paid, or cancelled', async () => {
   const { wx, api } = client()
   await api.login()

@@ -8,6 +8,7 @@ function createWx({ baseUrl, openid, staleLoginCodes = 0 }) {
   const storage = {}
   const requests = []
   const drops = []
+  const busy = []
   let stale = staleLoginCodes
   const payments = []
   const sockets = []
@@ -19,9 +20,21 @@ function createWx({ baseUrl, openid, staleLoginCodes = 0 }) {
     dropAnswerOf(call) {
       drops.push(call)
     },
+    /** The next call of `METHOD path` is answered `429 code` with `Retry-After` by a
+     * busy server, without reaching it. */
+    busyOnce(call, code, retryAfterS) {
+      busy.push({ call, code, retryAfterS })
+    },
     request({ url, method = 'GET', data, header, success, fail }) {
       const call = `${method} ${new URL(url).pathname}`
       requests.push(call)
+      const refused = busy.findIndex((b) => b.call === call)
+      if (refused >= 0) {
+        const [{ code, retryAfterS }] = busy.splice(refused, 1)
+        const answer = { code, message: 'busy, try again shortly' }
+        setTimeout(() => success({ statusCode: 429, data: answer, header: { 'retry-after': String(retryAfterS) } }))
+        return
+      }
       fetch(url, { method, headers: header, body: data }).then(
         async (res) => {
           const text = await res.text()

@@ -62,6 +62,33 @@ export interface Export {
   user_id: number
 }
 
+/** Body of `PUT /api/admin/products/{id}/flash-sale`. */
+export interface FlashSaleSettings {
+  /** Most units one buyer may hold of the product in the sale (their cancelled
+orders give theirs back). */
+  per_user_limit: number
+}
+
+/** A flash sale as an administrator sees it (`/api/admin/products/{id}/flash-sale`). */
+export interface FlashSaleView {
+  /** Whether orders of the product are reserved in Redis now. */
+  active: boolean
+  /** Units Redis still lets buyers reserve; `null` until the counters are loaded. */
+  available?: number | null
+  /** When it ended (RFC 3339), if it did. */
+  ended_at?: string | null
+  /** Most units one buyer may hold in the sale. */
+  per_user_limit: number
+  /** The product. */
+  product_id: number
+  /** Reservations not yet written to the database. */
+  queued: number
+  /** When the sale started (RFC 3339); a buyer's units count from then. */
+  started_at: string
+  /** Units on hand in the database (not yet taken by a written order). */
+  stock: number
+}
+
 /** Body of `/healthz`. */
 export interface Health {
   /** Commit weapp was built from. */
@@ -117,11 +144,12 @@ export interface NewProduct {
   stock?: number
 }
 
-/** Answer of `POST /api/orders` (201). */
+/** Answer of `POST /api/orders`: 201 `pending`, or 202 `reserved` in a flash sale. */
 export interface OrderCreated {
   /** The new order. */
   order_id: number
-  /** Always `pending`. */
+  /** `pending` (201), or `reserved` (202: a flash sale; `pending` once written,
+which `GET /api/orders/{id}` shows). */
   status: OrderStatus
   /** What the buyer pays, in fen. */
   total_fen: number
@@ -146,11 +174,12 @@ export interface OrderLine {
 }
 
 /** Where an order is in its life. */
-export type OrderStatus = "pending" | "paid" | "cancelled" | "refunded"
+export type OrderStatus = "reserved" | "pending" | "paid" | "cancelled" | "refunded"
 
 /** An order as shown to its buyer. */
 export interface OrderView {
-  /** `user` or `timeout` when cancelled. */
+  /** `user`, `timeout`, or `out_of_stock` (a flash-sale reservation the
+database had no unit left for) when cancelled. */
   cancel_reason?: string | null
   /** RFC 3339. */
   created_at: string
@@ -356,10 +385,16 @@ export type ErrorCode =
   | "code_used"
   | "events_behind"
   | "expired_token"
+  | "flash_sale_busy"
+  | "flash_sale_limit"
+  | "flash_sale_loading"
+  | "flash_sale_single_line"
+  | "flash_sale_unsupported"
   | "high_risk_user"
   | "idempotency_key_reused"
   | "invalid_body"
   | "invalid_code"
+  | "invalid_flash_sale"
   | "invalid_idempotency_key"
   | "invalid_order"
   | "invalid_order_state"
@@ -413,6 +448,9 @@ export interface Operations {
   'POST /api/admin/products': { body: NewProduct; answer: CatalogEntry }
   'GET /api/admin/products/{id}': { body: never; answer: CatalogEntry }
   'PATCH /api/admin/products/{id}': { body: ProductChange; answer: CatalogEntry }
+  'DELETE /api/admin/products/{id}/flash-sale': { body: never; answer: FlashSaleView }
+  'GET /api/admin/products/{id}/flash-sale': { body: never; answer: FlashSaleView }
+  'PUT /api/admin/products/{id}/flash-sale': { body: FlashSaleSettings; answer: FlashSaleView }
   'PUT /api/admin/products/{id}/stock': { body: StockChange; answer: CatalogEntry }
   'POST /api/auth/login': { body: LoginRequest; answer: TokenResponse }
   'POST /api/auth/logout': { body: never; answer: null }

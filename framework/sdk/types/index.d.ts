@@ -9,6 +9,8 @@ export class WeappError extends Error {
   status: number
   code: ErrorCode | 'network_error' | 'payment_cancelled' | 'payment_failed' | `http_${number}`
   requestId?: string
+  /** Seconds the server asked to wait before trying again (`Retry-After`). */
+  retryAfterS?: number
 }
 
 /** Where tokens are kept. */
@@ -26,7 +28,7 @@ export interface ClientOptions {
   storage?: TokenStorage
   /** Sign calls under `prefixes` (all when absent), as `guard.signing` expects. */
   signing?: { appid: string; secret: string; prefixes?: string[] }
-  /** Tries of an order that got no answer or a 5xx (default 3). */
+  /** Tries of an order that got no answer, a 5xx or a busy 429 (default 3). */
   orderAttempts?: number
   retryDelayMs?: number
 }
@@ -49,7 +51,8 @@ export interface Client {
   get<P extends string>(path: P, options?: CallOptions): Promise<Answer<`GET ${P}`>>
   post<P extends string>(path: P, body?: unknown, options?: CallOptions): Promise<Answer<`POST ${P}`>>
   request(method: string, path: string, options?: CallOptions & { body?: unknown }): Promise<unknown>
-  /** Under one Idempotency-Key, retried safely when no answer came. */
+  /** Under one Idempotency-Key, retried safely when no answer came or the server
+   * was busy (`Retry-After` waited out). `reserved` in a flash sale. */
   placeOrder(items: OrderItems, options?: { idempotencyKey?: string }): Promise<Answer<'POST /api/orders'>>
   /** The order's payment parameters, then `wx.requestPayment`; rejects with
    * `payment_cancelled` (the user closed the sheet) or `payment_failed`. */

@@ -313,6 +313,10 @@ impl App {
         let addr = listener.local_addr()?;
         let wechat = crate::wechat::WechatServices::build(&self.config, addr, kv.clone())?;
         let ctx = AppContext::new(self.config, db, kv, crypto, build);
+        if let Some(client) = &redis {
+            // For plugins with Redis work of their own (`ctx.get::<RedisClient>()`).
+            ctx.insert(client.clone());
+        }
         let events = ctx.config().get::<crate::events::EventsConfig>()?;
         if let Some(client) = redis.filter(|_| events.uses_redis(&redis_config)) {
             let relay = crate::events::stream::StreamRelay::new(client, &events)?;

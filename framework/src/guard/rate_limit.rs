@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use actix_web::HttpMessage;
-use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::middleware::Next;
 
 use super::config::Limit;
@@ -94,12 +92,8 @@ pub async fn rate_limit(
                 "rate_limited",
                 "too many requests, slow down",
             );
-            let mut response = error.error_response();
-            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(RETRY_AFTER, value);
-            }
-            return Ok(req.into_response(response));
+            let seconds = wait.as_secs_f64().ceil() as u64;
+            return Ok(req.into_response(error.retry_after_response(seconds)));
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())

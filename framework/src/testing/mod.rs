@@ -7,6 +7,8 @@
 
 pub mod architecture;
 mod pg_replica;
+mod private_servers;
+pub use private_servers::{PrivatePostgres, PrivateRedis};
 mod redis_cluster;
 mod sdk;
 

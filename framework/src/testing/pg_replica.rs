@@ -22,7 +22,7 @@ pub(super) fn home() -> PathBuf {
 
 /// The folder of `initdb`, `pg_ctl` and `pg_basebackup`: the newest installed
 /// PostgreSQL's.
-fn bin_dir() -> Result<PathBuf, String> {
+pub(super) fn bin_dir() -> Result<PathBuf, String> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map_err(|e| format!("no PostgreSQL binaries in /usr/lib/postgresql: {e}"))?
         .filter_map(|entry| {
@@ -41,7 +41,7 @@ fn bin_dir() -> Result<PathBuf, String> {
 
 /// Runs a PostgreSQL tool as the `postgres` user (the server refuses to run as
 /// root), or as ourselves when we are not root.
-fn run_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
+pub(super) fn run_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -70,7 +70,7 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn answers(port: u16) -> bool {
+pub(super) fn answers(port: u16) -> bool {
     Command::new("pg_isready")
         .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
         .status()

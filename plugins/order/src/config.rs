@@ -43,6 +43,9 @@ pub struct OrderConfig {
     pub outbox: OutboxConfig,
     /// Orders placed at the same time sharing one transaction (PostgreSQL).
     pub group_commit: GroupCommitConfig,
+    /// Products sold in flash-sale mode: units reserved in Redis, orders written in
+    /// batches (PostgreSQL and Redis).
+    pub flash_sale: FlashSaleConfig,
 }
 
 impl Default for OrderConfig {
@@ -63,6 +66,56 @@ impl Default for OrderConfig {
             pay: OrderPayConfig::default(),
             outbox: OutboxConfig::default(),
             group_commit: GroupCommitConfig::default(),
+            flash_sale: FlashSaleConfig::default(),
+        }
+    }
+}
+
+/// `[order.flash_sale]`: how flash-sale orders are reserved and written. Which
+/// products are on flash sale is set at run time (`PUT /api/admin/products/{id}/flash-sale`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlashSaleConfig {
+    /// Reservations of one product not yet written to the database past which new
+    /// ones get 429 `flash_sale_busy` with `Retry-After`: the queue in Redis stays
+    /// bounded when the database falls behind.
+    pub max_queued: i64,
+    /// Most reservations written in one transaction.
+    pub batch_size: usize,
+    /// How long the writer waits for reservations when none are queued.
+    pub poll_interval_ms: u64,
+    /// How often the Redis counters are checked against the database (and rebuilt
+    /// from it if Redis lost them).
+    pub reconcile_interval_ms: u64,
+    /// Reservations read by an instance and not written after this long are taken
+    /// over by another (the first one stopped).
+    pub claim_after_ms: u64,
+    /// Order ids taken from the database's sequence at a time.
+    pub id_block: i64,
+    /// After Redis answered "sold out", this instance answers 409 without asking
+    /// again for this long (units of cancelled orders come back after it).
+    pub sold_out_recheck_ms: u64,
+    /// How often each instance re-reads which products are on flash sale.
+    pub refresh_interval_ms: u64,
+    /// Most reservations each instance writes per second (`0`: as fast as the
+    /// database takes them). A limit shaves the peak: the database gets a steady
+    /// load while Redis takes the rush, and the queue (up to `max_queued`) is
+    /// written after it.
+    pub max_writes_per_s: u64,
+}
+
+impl Default for FlashSaleConfig {
+    fn default() -> Self {
+        FlashSaleConfig {
+            max_queued: 20_000,
+            batch_size: 500,
+            poll_interval_ms: 20,
+            reconcile_interval_ms: 5_000,
+            claim_after_ms: 10_000,
+            id_block: 1_000,
+            sold_out_recheck_ms: 500,
+            refresh_interval_ms: 1_000,
+            max_writes_per_s: 0,
         }
     }
 }
@@ -248,6 +301,32 @@ impl ConfigSection for OrderConfig {
         }
         if self.outbox.lease_ms < 1 {
             bad("order.outbox.lease_ms", "must be positive");
+        }
+        let flash = &self.flash_sale;
+        for (key, value) in [
+            ("order.flash_sale.max_queued", flash.max_queued),
+            ("order.flash_sale.batch_size", flash.batch_size as i64),
+            (
+                "order.flash_sale.poll_interval_ms",
+                flash.poll_interval_ms as i64,
+            ),
+            (
+                "order.flash_sale.reconcile_interval_ms",
+                flash.reconcile_interval_ms as i64,
+            ),
+            (
+                "order.flash_sale.claim_after_ms",
+                flash.claim_after_ms as i64,
+            ),
+            ("order.flash_sale.id_block", flash.id_block),
+            (
+                "order.flash_sale.refresh_interval_ms",
+                flash.refresh_interval_ms as i64,
+            ),
+        ] {
+            if value < 1 {
+                bad(key, "must be positive");
+            }
         }
         if self.outbox.max_behind < 0 {
             bad(

@@ -12,6 +12,9 @@ pub enum OrderError {
     /// No connection, or another database failure.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// Redis failed (flash sales).
+    #[error(transparent)]
+    Kv(#[from] weapp::kv::KvError),
     /// Not enough units of a product; nothing of the order was kept.
     #[error("not enough stock for product {product_id}")]
     OutOfStock {
@@ -80,6 +83,7 @@ impl From<OrderError> for weapp::Error {
         match e {
             OrderError::Query(e) => DbError::Query(e).into(),
             OrderError::Db(e) => e.into(),
+            OrderError::Kv(e) => e.into(),
             OrderError::OutOfStock { product_id } => weapp::Error::conflict(
                 "out_of_stock",
                 format!("not enough stock for product {product_id}"),

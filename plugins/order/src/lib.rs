@@ -11,6 +11,9 @@
 //! this plugin's [`payment::Checkout`].
 //! `app order seed <file.json>` adds the products of a file that the catalogue lacks.
 //!
+//! A product put on flash sale (`PUT /api/admin/products/{id}/flash-sale`) has its
+//! orders reserved in Redis and written in batches instead ([`flash`]).
+//!
 //! Correctness rests on three rules: stock is taken with a conditional update in the
 //! order's transaction ([`placing`], by the strategy `placement` chose for the
 //! database); every state change locks the order and checks its
@@ -24,6 +27,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod flash;
 mod gate;
 pub mod idempotency;
 pub mod model;
@@ -58,6 +62,7 @@ const MIGRATIONS: &[weapp::db::Migration] = &[
     weapp::migration!("0001_create_order_tables"),
     weapp::migration!("0002_index_pending_outbox_events"),
     weapp::migration!("0003_add_wechat_pay_columns"),
+    weapp::migration!("0004_create_flash_sales"),
 ];
 
 /// Tells the buyer's open sockets (on any instance) that the order is paid, as
@@ -95,7 +100,7 @@ impl Plugin for OrderPlugin {
 
     async fn on_start(&self, ctx: &AppContext) -> weapp::Result<()> {
         let config = (*ctx.config().get::<OrderConfig>()?).clone();
-        let orders = Orders::new(config, ctx.db().clone());
+        let orders = with_flash_sales(ctx, Orders::new(config, ctx.db().clone())).await?;
         tracing::info!(strategy = orders.placement_strategy(), "order placement");
         ctx.insert(orders);
         // The outbox's topics (crate::events), published as shared events.
@@ -154,7 +159,42 @@ impl Plugin for OrderPlugin {
             BackgroundTask::new("order-outbox-backlog", run_backlog_counter),
             BackgroundTask::new("order-expiry", run_expiry),
             BackgroundTask::new("order-reconcile", run_reconcile),
+            BackgroundTask::new("order-flash-writer", run_flash_writer),
+            BackgroundTask::new("order-flash-upkeep", run_flash_upkeep),
         ]
+    }
+}
+
+/// Flash sales where the app can run them (PostgreSQL and Redis). Elsewhere a
+/// running sale stops the start: its orders would silently go the ordinary way.
+async fn with_flash_sales(ctx: &AppContext, orders: Orders) -> weapp::Result<Orders> {
+    let client = ctx.get::<weapp::kv::RedisClient>();
+    if let (weapp::db::Backend::Postgres, Some(client)) = (ctx.db().backend(), client) {
+        let config = orders.config();
+        let sales = flash::FlashSales::new(
+            ctx.db().clone(),
+            client.connection()?,
+            client.key_prefix(),
+            config.flash_sale.clone(),
+            config.unpaid_timeout_s,
+        );
+        if let Err(e) = sales.refresh().await {
+            tracing::warn!(error = %e, "reading the flash sales failed; retried in the background");
+        }
+        return Ok(orders.with_flash_sales(sales));
+    }
+    match flash::any_running(ctx.db()).await {
+        Ok(false) => Ok(orders),
+        Ok(true) => Err(config_error(
+            "order.flash_sale",
+            "a product is on flash sale, which needs PostgreSQL (database.url) and Redis \
+             (redis.url): configure both, or end the sale \
+             (DELETE /api/admin/products/{id}/flash-sale) where they are",
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check for flash sales (not migrated yet?)");
+            Ok(orders)
+        }
     }
 }
 
@@ -245,6 +285,24 @@ async fn run_outbox(ctx: AppContext, shutdown: weapp::Shutdown) {
 async fn run_backlog_counter(ctx: AppContext, shutdown: weapp::Shutdown) {
     if let Some(orders) = ctx.get::<Orders>() {
         outbox::worker::run_backlog_counter(&orders.outbox, &ctx, shutdown).await;
+    }
+}
+
+/// Writes flash-sale reservations to the database until shutdown.
+async fn run_flash_writer(ctx: AppContext, shutdown: weapp::Shutdown) {
+    if let Some(orders) = ctx.get::<Orders>()
+        && let Some(flash) = &orders.flash
+    {
+        flash::run_writer(flash, &orders.outbox, &shutdown).await;
+    }
+}
+
+/// Keeps the flash sales and their Redis counters current until shutdown.
+async fn run_flash_upkeep(ctx: AppContext, shutdown: weapp::Shutdown) {
+    if let Some(orders) = ctx.get::<Orders>()
+        && let Some(flash) = &orders.flash
+    {
+        flash::run_upkeep(flash, &shutdown).await;
     }
 }
 

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
+    /// Reserved in a flash sale and being written: `pending` in moments. Never
+    /// stored; shown until the order is written.
+    Reserved,
     /// Placed, stock taken, waiting for payment.
     Pending,
     /// Paid.
@@ -20,6 +23,7 @@ impl OrderStatus {
     /// The value stored in `orders.status`.
     pub fn as_str(self) -> &'static str {
         match self {
+            OrderStatus::Reserved => "reserved",
             OrderStatus::Pending => "pending",
             OrderStatus::Paid => "paid",
             OrderStatus::Cancelled => "cancelled",
@@ -61,12 +65,13 @@ pub struct CreateOrder {
     pub items: Vec<OrderLine>,
 }
 
-/// Answer of `POST /api/orders` (201).
+/// Answer of `POST /api/orders`: 201 `pending`, or 202 `reserved` in a flash sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderCreated {
     /// The new order.
     pub order_id: i64,
-    /// Always `pending`.
+    /// `pending` (201), or `reserved` (202: a flash sale; `pending` once written,
+    /// which `GET /api/orders/{id}` shows).
     pub status: OrderStatus,
     /// What the buyer pays, in fen.
     pub total_fen: i64,
@@ -197,7 +202,8 @@ pub struct OrderView {
     pub total_fen: i64,
     /// Lines.
     pub items: Vec<OrderItem>,
-    /// `user` or `timeout` when cancelled.
+    /// `user`, `timeout`, or `out_of_stock` (a flash-sale reservation the
+    /// database had no unit left for) when cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// RFC 3339.

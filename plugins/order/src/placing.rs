@@ -22,7 +22,8 @@ const PENDING_ROWS_READ: i64 = 10_000;
 impl Orders {
     /// Places an order for `user_id`, or answers as the first request with this key
     /// did. Refusals that depend on the stored state (out of stock) are kept under the
-    /// key too; malformed input is not.
+    /// key too; malformed input is not. An order of a product on flash sale is
+    /// reserved instead (`202`, see [`crate::flash`]); its refusals are not kept.
     pub async fn place_order(
         &self,
         user_id: i64,
@@ -30,6 +31,12 @@ impl Orders {
         lines: &[OrderLine],
     ) -> Result<StoredResponse, weapp::Error> {
         let lines = self.validated(lines)?;
+        if let Some(flash) = &self.flash
+            && let Some(sale) = flash.sale_for(&lines)?
+        {
+            let hash = request_hash(&lines);
+            return flash.reserve(&sale, user_id, key, &lines[0], &hash).await;
+        }
         self.check_pending_cap(user_id, &lines).await?;
         let hash = request_hash(&lines);
         let request = OrderRequest {

@@ -126,4 +126,29 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(products, stock, orders, order_items);
+diesel::table! {
+    /// Products sold in flash-sale mode (see `crate::flash`).
+    order_flash_sales (product_id) {
+        /// The product.
+        product_id -> BigInt,
+        /// Most units one buyer may hold in the sale.
+        per_user_limit -> BigInt,
+        /// Whether orders of the product are reserved in Redis now.
+        active -> Bool,
+        /// When the sale (last) started (Unix milliseconds); a buyer's units count
+        /// from then.
+        started_at -> BigInt,
+        /// When it ended, if it did (Unix milliseconds).
+        ended_at -> Nullable<BigInt>,
+        /// Unix milliseconds.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    products,
+    stock,
+    orders,
+    order_items,
+    order_flash_sales
+);

@@ -3,8 +3,11 @@
 use weapp::AppContext;
 use weapp::db::Db;
 
+use std::sync::Arc;
+
 use crate::config::OrderConfig;
 use crate::error::OrderError;
+use crate::flash::FlashSales;
 use crate::outbox::Outbox;
 use crate::placement::Placer;
 
@@ -17,6 +20,8 @@ pub struct Orders {
     pub(crate) placer: Placer,
     /// Events committed here, and their delivery.
     pub(crate) outbox: Outbox,
+    /// Flash sales, where the app can run them (PostgreSQL and Redis).
+    pub(crate) flash: Option<Arc<FlashSales>>,
 }
 
 impl Orders {
@@ -25,8 +30,33 @@ impl Orders {
         Orders {
             placer: Placer::new(db.clone(), &config),
             outbox: Outbox::new(db.clone(), &config.outbox),
+            flash: None,
             config,
             db,
+        }
+    }
+
+    /// Runs flash sales with `flash`.
+    pub(crate) fn with_flash_sales(mut self, flash: FlashSales) -> Orders {
+        self.flash = Some(Arc::new(flash));
+        self
+    }
+
+    /// The flash sales, or 409 `flash_sale_unsupported` where the app cannot run them.
+    pub(crate) fn flash_sales(&self) -> Result<&FlashSales, weapp::Error> {
+        self.flash.as_deref().ok_or_else(|| {
+            weapp::Error::conflict(
+                "flash_sale_unsupported",
+                "flash sales need PostgreSQL (database.url) and Redis (redis.url)",
+            )
+        })
+    }
+
+    /// Tells the flash sales that `users`' orders gave units back (cancelled,
+    /// refunded, restocked), so Redis counts them again.
+    pub(crate) fn units_returned(&self, users: impl IntoIterator<Item = i64>) {
+        if let Some(flash) = &self.flash {
+            flash.resync(users);
         }
     }
 

@@ -74,7 +74,8 @@ impl CancelReason {
 }
 
 fn status_of(row: &OrderRow) -> OrderStatus {
-    // Only this plugin writes the column; an unknown value is treated as final.
+    // Only this plugin writes the column, never `reserved`; an unknown value is
+    // treated as final.
     OrderStatus::parse(&row.status).unwrap_or(OrderStatus::Cancelled)
 }
 
@@ -99,7 +100,10 @@ impl Orders {
                         return Ok((PaymentOutcome::AlreadyPaid, None));
                     }
                     OrderStatus::Paid | OrderStatus::Refunded => PaymentAnomaly::PaidTwice,
-                    OrderStatus::Cancelled => PaymentAnomaly::PaidAfterCancel,
+                    // A stored order is never `reserved` (see `status_of`).
+                    OrderStatus::Cancelled | OrderStatus::Reserved => {
+                        PaymentAnomaly::PaidAfterCancel
+                    }
                     OrderStatus::Pending if notice.amount_fen != row.total_fen => {
                         PaymentAnomaly::AmountMismatch
                     }
@@ -162,6 +166,7 @@ impl Orders {
                     OrderStatus::Cancelled => return Ok(None),
                     OrderStatus::Paid => return Err(OrderError::WrongState("paid")),
                     OrderStatus::Refunded => return Err(OrderError::WrongState("refunded")),
+                    OrderStatus::Reserved => return Err(OrderError::WrongState("reserved")),
                     OrderStatus::Pending => {}
                 }
                 let change = Transition {
@@ -178,10 +183,13 @@ impl Orders {
                 };
                 let event = NewEvent::new(&cancelled, now);
                 let event_id = c.insert_event(&event).await?;
-                Ok::<_, OrderError>(Some(event_id))
+                Ok::<_, OrderError>(Some((event_id, row.user_id)))
             })
         })?;
-        self.outbox.hint(event_id);
+        if let Some((event_id, user_id)) = event_id {
+            self.outbox.hint([event_id]);
+            self.units_returned(user_id);
+        }
         Ok(())
     }
 
@@ -201,7 +209,9 @@ impl Orders {
                 match status_of(&row) {
                     OrderStatus::Refunded => return Ok(None),
                     OrderStatus::Paid => {}
-                    OrderStatus::Pending => return Err(OrderError::WrongState("pending")),
+                    OrderStatus::Pending | OrderStatus::Reserved => {
+                        return Err(OrderError::WrongState("pending"));
+                    }
                     OrderStatus::Cancelled => return Err(OrderError::WrongState("cancelled")),
                 }
                 let change = Transition {
@@ -219,10 +229,15 @@ impl Orders {
                     restocked: restock,
                 };
                 let event_id = c.insert_event(&NewEvent::new(&refunded, now)).await?;
-                Ok::<_, OrderError>(Some(event_id))
+                Ok::<_, OrderError>(Some((event_id, row.user_id)))
             })
         })?;
-        self.outbox.hint(event_id);
+        if let Some((event_id, user_id)) = event_id {
+            self.outbox.hint([event_id]);
+            if restock {
+                self.units_returned(user_id);
+            }
+        }
         Ok(event_id.is_some())
     }
 

@@ -52,7 +52,15 @@ impl Orders {
                 .optional()
         })?;
         drop(conn);
-        let row = row.ok_or(OrderError::OrderNotFound)?;
+        let Some(row) = row else {
+            // Reserved in a flash sale and not written yet?
+            if let Some(flash) = &self.flash
+                && let Some(view) = flash.reserved_order(user_id, order_id).await?
+            {
+                return Ok(view);
+            }
+            return Err(OrderError::OrderNotFound);
+        };
         let mut views = self.with_items(vec![row], from).await?;
         views.pop().ok_or(OrderError::OrderNotFound)
     }

@@ -21,6 +21,8 @@ pub(crate) struct TestClusterBuilder {
     nodes: usize,
     toml: String,
     redis_cluster: bool,
+    database_url: Option<String>,
+    redis_url: Option<String>,
 }
 
 impl TestClusterBuilder {
@@ -39,6 +41,20 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Uses this PostgreSQL database (e.g. a [`weapp::testing::PrivatePostgres`]'s)
+    /// instead of a fresh one on the machine's server.
+    pub(crate) fn database_url(mut self, url: String) -> Self {
+        self.database_url = Some(url);
+        self
+    }
+
+    /// Uses this Redis (e.g. a [`weapp::testing::PrivateRedis`]'s) instead of the
+    /// machine's.
+    pub(crate) fn redis_url(mut self, url: String) -> Self {
+        self.redis_url = Some(url);
+        self
+    }
+
     /// Starts the sandbox host, then the first node (it migrates and seeds the
     /// catalogue), then the others; panics with the node's log if one does not
     /// become ready.
@@ -46,7 +62,14 @@ impl TestClusterBuilder {
         if self.redis_cluster {
             ensure_redis_cluster().await;
         }
-        let db = TestDatabase::create(Backend::Postgres).await;
+        let db = match self.database_url {
+            Some(_) => None,
+            None => Some(TestDatabase::create(Backend::Postgres).await),
+        };
+        let db_url = match (&db, self.database_url) {
+            (Some(db), _) => db.url().to_owned(),
+            (None, url) => url.unwrap_or_default(),
+        };
         let dir = std::env::temp_dir().join(format!("weapp-cluster-{}", uuid_like()));
         // The nodes' folder holds their config/; the sandbox host's is beside it, as
         // the configuration is looked for in parent folders too.
@@ -74,13 +97,14 @@ url = "{db_url}"
 log_format = "pretty"
 {extra}
 "#,
-            redis = match self.redis_cluster {
-                true => redis_cluster_url(),
-                false => redis_url(),
+            redis = match (self.redis_url, self.redis_cluster) {
+                (Some(url), _) => url,
+                (None, true) => redis_cluster_url(),
+                (None, false) => redis_url(),
             },
             cluster = self.redis_cluster,
             prefix = key_prefix,
-            db_url = db.url(),
+            db_url = db_url,
             extra = self.toml,
         );
         std::fs::write(nodes_dir.join("config/default.toml"), shared).expect("config written");
@@ -93,7 +117,7 @@ log_format = "pretty"
             nodes: Vec::new(),
             sandbox,
             database: Db::connect(&DatabaseConfig {
-                url: weapp::config::ConnectionUrl::new(db.url()),
+                url: weapp::config::ConnectionUrl::new(&db_url),
                 ..Default::default()
             })
             .expect("a pool"),
@@ -115,7 +139,7 @@ pub(crate) struct TestCluster {
     nodes: Vec<Option<Node>>,
     sandbox: Node,
     database: Db,
-    _db: TestDatabase,
+    _db: Option<TestDatabase>,
     dir: PathBuf,
     key_prefix: String,
     /// An HTTP client for requests to the nodes.
@@ -221,6 +245,8 @@ impl TestCluster {
             nodes: 3,
             toml: String::new(),
             redis_cluster: false,
+            database_url: None,
+            redis_url: None,
         }
     }
 
@@ -376,20 +402,25 @@ impl TestCluster {
     /// The first column of the first row of `sql` (a `BIGINT` named `n`), run on
     /// the shared database.
     pub(crate) async fn count(&self, sql: &str) -> i64 {
-        use diesel_async::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.database.conn().await.expect("a database connection");
-        let rows: Vec<Count> = weapp::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.into_iter()
-            .next()
-            .map(|r| r.n)
-            .unwrap_or_else(|| panic!("{sql}: no row"))
+        count_on(&self.database, sql).await
     }
+}
+
+/// The first column of the first row of `sql` (a `BIGINT` named `n`), run on `db`.
+pub(crate) async fn count_on(db: &Db, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = db.conn().await.expect("a database connection");
+    let rows: Vec<Count> = weapp::with_conn!(conn, |c| diesel::sql_query(sql).load(c).await)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter()
+        .next()
+        .map(|r| r.n)
+        .unwrap_or_else(|| panic!("{sql}: no row"))
 }
 
 impl Drop for TestCluster {

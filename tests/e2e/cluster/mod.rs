@@ -2,6 +2,7 @@
 //! sessions, rate limits, the access_token, stock and the audit chain hold across
 //! instances.
 
+mod flash_crash;
 mod harness;
 mod paid_message;
 mod realtime;

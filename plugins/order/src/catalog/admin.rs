@@ -282,7 +282,7 @@ impl Orders {
         change: StockChange,
         admin: &str,
     ) -> Result<CatalogEntry, OrderError> {
-        match (change.qty, change.delta) {
+        let changed = match (change.qty, change.delta) {
             (Some(qty), None) => {
                 check_stock(qty)?;
                 self.set_stock(id, qty, admin).await
@@ -296,7 +296,12 @@ impl Orders {
                 self.adjust_stock(id, delta, admin).await
             }
             _ => Err(invalid("give exactly one of qty and delta")),
+        };
+        if changed.is_ok() {
+            // A product on flash sale: Redis counts the new figure at once.
+            self.units_returned([]);
         }
+        changed
     }
 
     /// Sets the stock to `qty` with a compare-and-set on the units it found, so the

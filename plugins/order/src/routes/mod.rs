@@ -1,6 +1,7 @@
 //! HTTP handlers; the work happens in [`Orders`].
 
 mod catalog_admin;
+mod flash_admin;
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use weapp::error::JSON_UTF8;
 use weapp::{AppContext, Error};
 
 use crate::idempotency::{IdempotencyKey, StoredResponse};
-use crate::model::{CreateOrder, OrderCreated, OrderView, Page, PageQuery, Product, RefundOrder};
+use crate::model::{
+    CreateOrder, OrderCreated, OrderStatus, OrderView, Page, PageQuery, Product, RefundOrder,
+};
 use crate::payment::Checkout;
 use crate::service::Orders;
 use crate::transitions::CancelReason;
@@ -45,7 +48,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .post(
             "/api/orders",
-            "Place an order (Idempotency-Key header)",
+            "Place an order (Idempotency-Key header); in a flash sale, reserve it",
             Access::User,
             create_order,
         )
@@ -59,6 +62,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .body::<CreateOrder>()
                 .response::<OrderCreated>(201, "The order, pending payment")
+                .response::<OrderCreated>(
+                    202,
+                    "Reserved in a flash sale: pending (payable) once written, in moments",
+                )
                 .errors(&[
                     (400, "missing_idempotency_key"),
                     (400, "invalid_idempotency_key"),
@@ -67,10 +74,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     (409, "request_in_progress"),
                     (409, "too_many_pending_orders"),
                     (409, "too_many_pending_units"),
+                    (409, "flash_sale_limit"),
                     (422, "idempotency_key_reused"),
+                    (422, "flash_sale_single_line"),
                     (429, "events_behind"),
+                    (429, "flash_sale_busy"),
                     (422, "unknown_product"),
                     (422, "total_too_large"),
+                    (503, "flash_sale_loading"),
                 ]),
         )
         .get(
@@ -143,6 +154,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 ]),
         );
     catalog_admin::configure(cfg);
+    flash_admin::configure(cfg);
 }
 
 /// Answer of `POST /api/admin/orders/{id}/refund` (202).
@@ -227,23 +239,22 @@ async fn create_order(
     if let Some(behind) = orders.events_behind() {
         return Ok(events_behind(behind));
     }
-    let response = orders.place_order(user.user_id, &key, &body.items).await?;
-    Ok(stored(response))
+    match orders.place_order(user.user_id, &key, &body.items).await {
+        Ok(response) => Ok(stored(response)),
+        // A flash sale busy or loading: the client comes back in a second.
+        Err(e) if crate::flash::RETRY_SOON.contains(&e.code()) => Ok(e.retry_after_response(1)),
+        Err(e) => Err(e),
+    }
 }
 
 /// 429 `events_behind`: event delivery is too far behind to take more orders now.
 fn events_behind(behind: i64) -> HttpResponse {
-    let error = Error::http(
+    Error::http(
         StatusCode::TOO_MANY_REQUESTS,
         "events_behind",
         format!("{behind} events wait to be handled; try again shortly"),
-    );
-    let mut response = weapp::actix_web::ResponseError::error_response(&error);
-    response.headers_mut().insert(
-        weapp::actix_web::http::header::RETRY_AFTER,
-        weapp::actix_web::http::header::HeaderValue::from_static("1"),
-    );
-    response
+    )
+    .retry_after_response(1)
 }
 
 async fn list_orders(
@@ -277,7 +288,13 @@ async fn cancel_order(
     let orders = orders(&ctx)?;
     let id = id.into_inner();
     // Only the owner's order: someone else's is 404 like any unknown one.
-    orders.order(user.user_id, id, ReadFrom::Primary).await?;
+    let view = orders.order(user.user_id, id, ReadFrom::Primary).await?;
+    if view.status == OrderStatus::Reserved {
+        return Err(Error::conflict(
+            "invalid_order_state",
+            "the order is reserved and being written; it can be cancelled in a moment",
+        ));
+    }
     if let Some(checkout) = ctx.get::<Checkout>() {
         checkout.before_cancel(id).await?;
     }
@@ -301,8 +318,24 @@ async fn pay_order(
     user: AuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, Error> {
-    let params = checkout(&ctx)?.pay(user.user_id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(params))
+    let id = id.into_inner();
+    match checkout(&ctx)?.pay(user.user_id, id).await {
+        Ok(params) => Ok(HttpResponse::Ok().json(params)),
+        // Not written yet: a flash-sale reservation is payable once it is.
+        Err(e)
+            if e.code() == "not_found"
+                && orders(&ctx)?
+                    .order(user.user_id, id, ReadFrom::Primary)
+                    .await
+                    .is_ok() =>
+        {
+            Err(Error::conflict(
+                "order_not_payable",
+                "the order is reserved and being written; it can be paid in a moment",
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn refund_order(

@@ -1,5 +1,6 @@
 //! The order plugin's modules in layers, with no cycle: rows and statements at the
-//! bottom, the placement strategies over them, the service, then what it offers.
+//! bottom, flash sales and the placement strategies over them, the service, then
+//! what it offers.
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ const ORDER_LAYERS: &[&[&str]] = &[
     &["outbox"],
     &["rows"],
     &["statements"],
+    &["flash"],
     &["placement"],
     &["service"],
     &["catalog", "placing", "transitions", "views", "privacy"],

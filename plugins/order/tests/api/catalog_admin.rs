@@ -12,32 +12,11 @@ use weapp_order::NewProduct;
 
 use crate::support::*;
 
-const ADMIN: &str = "test-admin-token-for-the-catalogue";
-
 async fn spawn(backend: Backend) -> TestApp {
     builder(backend)
         .set("auth.admin_tokens.ops", ADMIN)
         .spawn()
         .await
-}
-
-/// An admin request: `(status, JSON body)`.
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("X-Admin-Token", ADMIN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("app reachable");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Every `catalog.*` event's payload, in delivery order.

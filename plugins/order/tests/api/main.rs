@@ -9,6 +9,7 @@ mod architecture;
 mod backlog;
 mod catalog_admin;
 mod concurrency;
+mod flash_sale;
 mod group_commit;
 mod idempotency;
 mod journey;

@@ -90,6 +90,28 @@ pub(crate) async fn place(
     )
 }
 
+/// The admin token of tests that use the admin API (`auth.admin_tokens.ops`).
+pub(crate) const ADMIN: &str = "test-admin-token-for-the-catalogue";
+
+/// An admin request: `(status, JSON body)`.
+pub(crate) async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .header("X-Admin-Token", ADMIN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("app reachable");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A fresh key.
 pub(crate) fn key() -> String {
     uuid::Uuid::new_v4().to_string()

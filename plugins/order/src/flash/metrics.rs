@@ -1,0 +1,90 @@
+//! Flash-sale metrics, process-wide in Prometheus' default registry:
+//!
+//! - `order_flash_reservations_total{outcome}`: answers to flash-sale orders
+//!   (`reserved`, `replayed`, `sold_out`, `limit`, `busy`);
+//! - `order_flash_written_total{result}`: reservations written to the database
+//!   (`pending`, or `refused` when the database had no unit left for them);
+//! - `order_flash_queued`: reservations not yet written, at the last sync.
+
+use std::sync::OnceLock;
+
+use prometheus::{IntCounterVec, IntGauge, Opts};
+
+/// An answer to a flash-sale order.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Outcome {
+    Reserved,
+    Replayed,
+    SoldOut,
+    Limit,
+    Busy,
+}
+
+struct FlashMetrics {
+    reservations: IntCounterVec,
+    written: IntCounterVec,
+    queued: IntGauge,
+}
+
+fn metrics() -> &'static FlashMetrics {
+    static METRICS: OnceLock<FlashMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let metrics = FlashMetrics {
+            reservations: IntCounterVec::new(
+                Opts::new(
+                    "order_flash_reservations_total",
+                    "Answers to flash-sale orders, by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            written: IntCounterVec::new(
+                Opts::new(
+                    "order_flash_written_total",
+                    "Flash-sale reservations written to the database: pending, or refused for lack of units.",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            queued: IntGauge::new(
+                "order_flash_queued",
+                "Flash-sale reservations not yet written to the database, at the last sync.",
+            )
+            .expect("valid metric"),
+        };
+        let registry = prometheus::default_registry();
+        // Registration fails only for a duplicate name, which cannot happen here.
+        let _ = registry.register(Box::new(metrics.reservations.clone()));
+        let _ = registry.register(Box::new(metrics.written.clone()));
+        let _ = registry.register(Box::new(metrics.queued.clone()));
+        metrics
+    })
+}
+
+/// Counts one answer.
+pub(super) fn count(outcome: Outcome) {
+    let label = match outcome {
+        Outcome::Reserved => "reserved",
+        Outcome::Replayed => "replayed",
+        Outcome::SoldOut => "sold_out",
+        Outcome::Limit => "limit",
+        Outcome::Busy => "busy",
+    };
+    metrics().reservations.with_label_values(&[label]).inc();
+}
+
+/// Counts written reservations.
+pub(super) fn written(pending: usize, refused: usize) {
+    let m = metrics();
+    m.written
+        .with_label_values(&["pending"])
+        .inc_by(pending as u64);
+    m.written
+        .with_label_values(&["refused"])
+        .inc_by(refused as u64);
+}
+
+/// Reports the reservations not yet written.
+pub(super) fn queued(n: i64) {
+    metrics().queued.set(n);
+}

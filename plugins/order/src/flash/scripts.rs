@@ -1,0 +1,138 @@
+//! The Redis side of a flash sale: one product's keys, all under one hash tag so a
+//! script may use them together on a cluster, and the three scripts that change
+//! them. Each script runs atomically, so Redis never shows a reservation half made.
+//!
+//! - `stock`: units not reserved, as the last sync computed them minus the
+//!   reservations since (a string integer);
+//! - `users`: units each buyer holds in the sale (hash user → units);
+//! - `keys`: the answer of each `Idempotency-Key` (hash `user:key` → [`KeyRecord`]);
+//! - `held`: reservations not yet written to the database (hash order → [`Reserved`]);
+//! - `queue`: the same reservations as a stream, read by the writers' consumer group.
+//!
+//! [`KeyRecord`]: super::reservation::KeyRecord
+//! [`Reserved`]: super::reservation::Reserved
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The consumer group every instance's writer reads the queue in.
+pub(crate) const WRITERS: &str = "writers";
+
+/// The Redis keys of one product's sale.
+#[derive(Debug, Clone)]
+pub(crate) struct SaleKeys {
+    pub stock: String,
+    pub users: String,
+    pub keys: String,
+    pub held: String,
+    pub queue: String,
+}
+
+impl SaleKeys {
+    /// The keys of `product_id`'s sale under the app's `redis.key_prefix`.
+    pub(crate) fn new(prefix: &str, product_id: i64) -> SaleKeys {
+        let base = format!("{prefix}order:fs:{{{product_id}}}:");
+        SaleKeys {
+            stock: format!("{base}stock"),
+            users: format!("{base}users"),
+            keys: format!("{base}keys"),
+            held: format!("{base}held"),
+            queue: format!("{base}queue"),
+        }
+    }
+}
+
+/// Reserves units for one order. KEYS: stock users keys held queue. ARGV: user, qty,
+/// per-user limit, key field, order id, key record, payload, most queued.
+/// Answers `{outcome, detail}`: `replay` + the key's record; `unloaded` (no counter:
+/// a sync must run first); `sold_out` + units left; `busy` (queue full); `limit` +
+/// units the user holds; `reserved` + units left.
+pub(crate) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local prior = redis.call('HGET', KEYS[3], ARGV[4])
+if prior then return {'replay', prior} end
+local stock = redis.call('GET', KEYS[1])
+if not stock then return {'unloaded', ''} end
+local qty = tonumber(ARGV[2])
+if tonumber(stock) < qty then return {'sold_out', stock} end
+if redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[8]) then return {'busy', ''} end
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if held + qty > tonumber(ARGV[3]) then return {'limit', tostring(held)} end
+local left = redis.call('DECRBY', KEYS[1], qty)
+redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[6])
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[7])
+redis.call('XADD', KEYS[5], '*', 'p', ARGV[7])
+return {'reserved', tostring(left)}
+"#,
+    )
+});
+
+/// Forgets reservations written to the database. KEYS: users held queue. ARGV: the
+/// group, `n`, `n` stream entry ids, `n` order ids, then `user, units` pairs of
+/// orders the database refused (their units go back to the user; the stock counter
+/// is left to the next sync, as the database had fewer units than Redis thought).
+pub(crate) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2 + i])
+  redis.call('XDEL', KEYS[3], ARGV[2 + i])
+  redis.call('HDEL', KEYS[2], ARGV[2 + n + i])
+end
+local i = 3 + 2 * n
+while i < #ARGV do
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+  i = i + 2
+end
+return n
+"#,
+    )
+});
+
+/// Sets the counters from the database's figures, taken under the stock row's lock
+/// so no write of the product commits meanwhile. KEYS: stock users held. ARGV: units
+/// on hand in the database, `n`, `n` order ids already written (dropped from
+/// `held`), `all` or `some`, then `user, units` pairs: each buyer's units in the
+/// database's orders of the sale (`all`: every buyer; the others are forgotten).
+/// Reservations still held are added to both figures. Answers the units left.
+pub(crate) static SYNC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = tonumber(ARGV[2])
+for i = 1, n do redis.call('HDEL', KEYS[3], ARGV[2 + i]) end
+local total = 0
+local held = {}
+for _, record in ipairs(redis.call('HVALS', KEYS[3])) do
+  local user, qty = string.match(record, '^%d+:(%d+):(%d+):')
+  if user then
+    total = total + tonumber(qty)
+    held[user] = (held[user] or 0) + tonumber(qty)
+  end
+end
+local left = tonumber(ARGV[1]) - total
+if left < 0 then left = 0 end
+redis.call('SET', KEYS[1], left)
+if ARGV[3 + n] == 'all' then
+  redis.call('DEL', KEYS[2])
+  for user, qty in pairs(held) do redis.call('HSET', KEYS[2], user, qty) end
+end
+local i = 4 + n
+while i < #ARGV do
+  local units = tonumber(ARGV[i + 1]) + (held[ARGV[i]] or 0)
+  if units > 0 then
+    redis.call('HSET', KEYS[2], ARGV[i], units)
+  else
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+  i = i + 2
+end
+return left
+"#,
+    )
+});

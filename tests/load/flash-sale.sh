@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Load test of a flash sale (秒杀) on PostgreSQL + Redis: BUYERS sandbox buyers
+# (default 10,000) hammer POST /api/orders for product 1 on flash sale with wrk at
+# CONNS connections (default 64), each request a buyer in turn and a fresh key.
+#
+# 1. The sale: STOCK units (default 2,000), one per buyer, 10 s. Reports how fast
+#    the stock was reserved and written, p99, and the ledger after the drain:
+#    units oversold (must be 0), reservations answered 202 whose order is missing
+#    (lost, must be 0), units left in the database and in Redis.
+# 2. A burst: BURST units (default 50,000), five per buyer, every one reserved
+#    before the writers catch up (the queue bound is raised above it): the rate
+#    buyers get their answers at, with the writers working meanwhile on the same
+#    cores; then again with the writers paced at PACE orders/s (default 2,000;
+#    order.flash_sale.max_writes_per_s), the queue written after the rush.
+# 3. Sustained: a stock that does not run out, no per-buyer limit, DURATION
+#    (default 20s): reservations settle at the writers' pace, the rest get 429
+#    flash_sale_busy (the queue bound, order.flash_sale.max_queued, at 20,000).
+# 4. pgbench running the one-order transaction on the same hot row
+#    (tests/load/orders.sql, DB_POOL clients, default 16), for the ratios.
+# Needs the services tests/setup.sh starts and wrk (apt-get install -y wrk).
+# Usage: [BUYERS=10000] [STOCK=2000] [BURST=50000] [PACE=2000] [CONNS=64] \
+#        tests/load/flash-sale.sh [duration]
+burst=${BURST:-50000}
+# The burst must fit in the queue: run 3 resets the bound to its default.
+APP_ENV="WEAPP__ORDER__FLASH_SALE__MAX_QUEUED=$((burst + 1))" source "$(dirname "$0")/lib.sh"
+duration=${1:-20s}
+buyers=${BUYERS:-10000}
+stock=${STOCK:-2000}
+conns=${CONNS:-64}
+pool=${DB_POOL:-16}
+pace=${PACE:-2000}
+
+# restart <settings>: a fresh instance with these APP_ENV settings in place of the
+# running one (the same database, Redis and development keys).
+restart() {
+    echo "app peak RSS: $(peak_rss)"
+    kill "$app" && wait "$app" 2>/dev/null || true
+    port=$((port + 1))
+    APP_ENV="$1" start_app "$port"
+    app=${apps[-1]}
+    base="http://127.0.0.1:$port"
+}
+sql() { psql -h 127.0.0.1 -U postgres -d "$db" -tAc "$1"; }
+sale() {
+    curl -fs -X "$1" "$base/api/admin/products/1/flash-sale" -H "X-Admin-Token: $admin_token" \
+        -H 'Content-Type: application/json' ${2:+-d "$2"}
+}
+drain() {
+    for _ in $(seq 1 1200); do
+        [ "$(sale GET | json "['queued']")" = 0 ] && return
+        sleep 0.1
+    done
+    echo "the queue did not drain in 120 s" >&2
+    exit 1
+}
+
+echo "== logging in $buyers buyers =="
+python3 tests/load/buyers.py "$base" "$buyers" o_flash_load_ > "$work/tokens"
+
+# run <name> <stock> <per-user limit> <duration>: one sale under wrk; leaves
+# $work/<name>.* and prints the figures.
+run() {
+    local name=$1 units=$2 limit=$3 secs=${4%s}
+    sql "UPDATE stock SET qty = $units WHERE product_id = 1" >/dev/null
+    sale PUT "{\"per_user_limit\": $limit}" >/dev/null
+    local first
+    first=$(sql "SELECT COALESCE(MAX(id), 0) FROM orders")
+    TOKENS="$work/tokens" ACCEPTED="$work/$name.accepted" \
+        wrk -t2 -c"$conns" -d"${secs}s" -s tests/load/flash-sale.lua --latency "$base" |
+        tee "$work/$name.wrk"
+    local stopped
+    stopped=$(date +%s%3N)
+    drain
+    local drained
+    drained=$(date +%s%3N)
+    sql "SELECT o.id FROM orders o WHERE o.id > $first ORDER BY 1" | sort > "$work/$name.written"
+    sort "$work/$name.accepted" > "$work/$name.accepted.sorted"
+    local accepted lost
+    accepted=$(wc -l < "$work/$name.accepted")
+    lost=$(comm -23 "$work/$name.accepted.sorted" "$work/$name.written" | wc -l)
+    # Reservation and write windows: created_at is when Redis reserved the order,
+    # updated_at when its batch was written.
+    IFS='|' read -r reserved_ms written_ms rows cancelled sold < <(sql "
+        SELECT GREATEST(MAX(o.created_at) - MIN(o.created_at), 1),
+               GREATEST(MAX(o.updated_at) - MIN(o.created_at), 1),
+               COUNT(*), COUNT(*) FILTER (WHERE o.status = 'cancelled'),
+               COALESCE(SUM(i.qty) FILTER (WHERE o.status <> 'cancelled'), 0)
+        FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.id > $first")
+    local left available
+    left=$(sql "SELECT qty FROM stock WHERE product_id = 1")
+    available=$(sale GET | json "['available']")
+    sale DELETE >/dev/null
+    echo "-- $name: $accepted reservations answered 202, $rows orders written ($cancelled cancelled by the database)"
+    echo "   reserved in $reserved_ms ms ($(python3 -c "print(round($accepted * 1000 / $reserved_ms))")/s);" \
+        "written within $written_ms ms of the first reservation ($(python3 -c "print(round($rows * 1000 / $written_ms))")/s);" \
+        "queue drained $((drained - stopped)) ms after the load"
+    echo "   units sold $sold of $units: oversold $(python3 -c "print(max(0, $sold - $units))");" \
+        "lost (202 without an order) $lost; units left: database $left, Redis $available;" \
+        "ledger $([ $((left + sold)) = "$units" ] && echo holds || echo BROKEN)"
+    eval "${name}_accepted=$accepted ${name}_rows=$rows ${name}_written_ms=$written_ms ${name}_reserved_ms=$reserved_ms"
+}
+
+echo "== 1. the sale: $stock units, one per buyer, $buyers buyers, wrk -c$conns 10s =="
+run sale "$stock" 1 10s
+echo "== 2a. a burst: $burst units, five per buyer, writers as fast as they go =="
+run burst "$burst" 5 10s
+burst_per_s=$(python3 -c "print(round($burst_accepted * 1000 / $burst_reserved_ms))")
+echo "== 2b. the burst again, writers paced at $pace orders/s =="
+restart "WEAPP__ORDER__FLASH_SALE__MAX_QUEUED=$((burst + 1)) WEAPP__ORDER__FLASH_SALE__MAX_WRITES_PER_S=$pace"
+run paced "$burst" 5 10s
+paced_per_s=$(python3 -c "print(round($paced_accepted * 1000 / $paced_reserved_ms))")
+echo "== 3. sustained: a stock that does not run out, no per-buyer limit, $duration (queue bound 20,000) =="
+restart ""
+run sustained 1000000000 1000000000 "$duration"
+sustained_per_s=$(python3 -c "print(round($sustained_accepted / ${duration%s}))")
+written_per_s=$(python3 -c "print(round($sustained_rows * 1000 / $sustained_written_ms))")
+
+echo "app peak RSS: $(peak_rss)"
+kill "$app" && wait "$app" 2>/dev/null || true
+app=
+export PGSSLMODE=disable
+echo "== 4. the one-order transaction on the same hot row (pgbench -c$pool, ${duration}) =="
+pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$pool" -j 2 -T "${duration%s}" \
+    -f tests/load/orders.sql "$db" | tee "$work/pgbench.txt"
+pg_tps=$(awk '/^tps/ {print $3; exit}' "$work/pgbench.txt")
+python3 -c "
+pg = float('$pg_tps')
+print(f'burst: {$burst_per_s} reservations/s = {$burst_per_s / pg:.1f}x pgbench hot row ({pg:.0f} tps);'
+      f' writers paced: {$paced_per_s} reservations/s = {$paced_per_s / pg:.1f}x')
+print(f'sustained: {$sustained_per_s} reservations/s ({$sustained_per_s / pg:.1f}x), {$written_per_s} orders written/s ({$written_per_s / pg:.1f}x)')"
