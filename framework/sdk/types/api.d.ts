@@ -81,7 +81,8 @@ export interface FlashSaleView {
   per_user_limit: number
   /** The product. */
   product_id: number
-  /** Reservations not yet written to the database. */
+  /** Reservations not yet written to the database (or written and not yet
+settled in Redis). */
   queued: number
   /** When the sale started (RFC 3339); a buyer's units count from then. */
   started_at: string
