@@ -50,8 +50,26 @@ start_app() {
     echo "the instance on port $1 did not answer" >&2
     exit 1
 }
+# SANDBOX_HOST=1: the WeChat sandbox runs as a process of its own (the example app
+# with its defaults, in $work/sandbox), as WeChat is another host, and the app calls
+# it through wechat.base_url: the app's figures (CPU, memory) are then its own, not
+# those of the sandbox's fixtures. $sandbox is where the sandbox answers either way.
+sandbox=$base
+if [ "${SANDBOX_HOST:-0}" = 1 ]; then
+    sandbox_port=$((port + 100))
+    mkdir -p "$work/sandbox"
+    (
+        cd "$work/sandbox"
+        WEAPP__SERVER__PORT=$sandbox_port WEAPP__OBSERVE__LOG_LEVEL=warn \
+            exec "$OLDPWD/target/release/example-app"
+    ) &
+    apps+=($!)
+    sandbox="http://127.0.0.1:$sandbox_port"
+    for _ in $(seq 1 100); do curl -fs "$sandbox/healthz" >/dev/null && break; sleep 0.2; done
+    APP_ENV="WEAPP__WECHAT__SANDBOX=false WEAPP__WECHAT__BASE_URL=$sandbox ${APP_ENV:-}"
+fi
 start_app "$port"
-app=${apps[0]}
+app=${apps[-1]}
 
 # The app's peak resident memory (VmHWM), e.g. "46120 kB".
 peak_rss() { awk '/^VmHWM/ {print $2, $3}' "/proc/${1:-$app}/status"; }
@@ -62,7 +80,7 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 login() {
     local code
     local fixture="{\"openid\":\"$1\"${2:+,\"phone\":\"$2\"}}"
-    code=$(curl -fs -X POST "$base/__sandbox/login" -d "$fixture" | json "['code']")
+    code=$(curl -fs -X POST "$sandbox/__sandbox/login" -d "$fixture" | json "['code']")
     curl -fs -X POST "$base/api/auth/login" -H 'Content-Type: application/json' \
         -d "{\"code\":\"$code\"}" | json "['access_token']"
 }

@@ -13,7 +13,7 @@
 //! - a reservation is forgotten in Redis only after its order committed, and a
 //!   batch may be written twice (a writer that stopped mid-way): orders already
 //!   there are skipped;
-//! - [`sync`] sets the Redis counters from the database's figures under the same
+//! - a sync sets the Redis counters from the database's figures under the same
 //!   lock (every `order.flash_sale.reconcile_interval_ms`, after cancellations, and
 //!   from scratch when Redis lost them).
 //!
