@@ -66,7 +66,17 @@ if [ "${SANDBOX_HOST:-0}" = 1 ]; then
     apps+=($!)
     sandbox="http://127.0.0.1:$sandbox_port"
     for _ in $(seq 1 100); do curl -fs "$sandbox/healthz" >/dev/null && break; sleep 0.2; done
-    APP_ENV="WEAPP__WECHAT__SANDBOX=false WEAPP__WECHAT__BASE_URL=$sandbox ${APP_ENV:-}"
+    # WeChat and WeChat Pay at the sandbox host, with the pay sandbox's published
+    # sample merchant (plugins/pay/src/samples.rs), as the cluster tests do.
+    sample() { sed -n "s/^pub const $1: &str = \"\(.*\)\";/\1/p" plugins/pay/src/samples.rs; }
+    export WEAPP__WECHAT__SANDBOX=false WEAPP__WECHAT__BASE_URL=$sandbox \
+        WEAPP__PAY__BASE_URL=$sandbox \
+        WEAPP__PAY__MERCHANTS__SHOP__NOTIFY_URL="$base/api/pay/notify/shop" \
+        WEAPP__PAY__MERCHANTS__SHOP__SERIAL_NO="$(sample MERCHANT_SERIAL)" \
+        WEAPP__PAY__MERCHANTS__SHOP__APIV3_KEY="$(sample APIV3_KEY)" \
+        WEAPP__PAY__MERCHANTS__SHOP__PUBLIC_KEY_ID="$(sample PUBLIC_KEY_ID)" \
+        WEAPP__PAY__MERCHANTS__SHOP__PRIVATE_KEY="$(cat plugins/pay/sandbox-keys/merchant.key.pem)" \
+        WEAPP__PAY__MERCHANTS__SHOP__PUBLIC_KEY="$(cat plugins/pay/sandbox-keys/platform-a.pub.pem)"
 fi
 start_app "$port"
 app=${apps[-1]}

@@ -177,6 +177,25 @@ impl FlashSales {
     }
 }
 
+/// Locks `product_id`'s stock row for the rest of the transaction and returns its
+/// units on hand (0 without a row): what every write and sync of a sale starts with,
+/// so they take turns.
+async fn lock_stock(
+    c: &mut weapp::db::AsyncPgConnection,
+    product_id: i64,
+) -> Result<i64, crate::error::OrderError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let on_hand: Option<i64> = crate::schema::stock::table
+        .find(product_id)
+        .select(crate::schema::stock::qty)
+        .for_update()
+        .first(c)
+        .await
+        .optional()?;
+    Ok(on_hand.unwrap_or(0))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())

@@ -24,7 +24,7 @@ use super::scripts::SYNC;
 use super::{FlashSales, Sale, metrics};
 use crate::error::OrderError;
 use crate::model::OrderStatus;
-use crate::schema::{order_idempotency_keys as keys, order_items, orders, stock};
+use crate::schema::{order_idempotency_keys as keys, order_items, orders};
 
 /// Every this many periodic syncs, every buyer is recounted (else only those
 /// whose orders changed): a recount missed by a stopped instance is redone.
@@ -141,14 +141,7 @@ impl FlashSales {
         sale: &Sale,
         recount: &Recount,
     ) -> Result<i64, OrderError> {
-        let on_hand: i64 = stock::table
-            .find(sale.product_id)
-            .select(stock::qty)
-            .for_update()
-            .first(c)
-            .await
-            .optional()?
-            .unwrap_or(0);
+        let on_hand: i64 = super::lock_stock(c, sale.product_id).await?;
         let mut all = matches!(recount, Recount::All);
         if !self.is_loaded(sale).await? {
             self.load_keys(c, sale).await?;

@@ -254,14 +254,7 @@ async fn write_in_transaction(
     batch: &[&Reserved],
 ) -> Result<Written, OrderError> {
     let mut written = Written::default();
-    let on_hand: i64 = stock::table
-        .find(product_id)
-        .select(stock::qty)
-        .for_update()
-        .first(c)
-        .await
-        .optional()?
-        .unwrap_or(0);
+    let on_hand: i64 = super::lock_stock(c, product_id).await?;
     let ids: Vec<i64> = batch.iter().map(|r| r.order_id).collect();
     let there: HashSet<i64> = orders::table
         .filter(orders::id.eq_any(&ids))

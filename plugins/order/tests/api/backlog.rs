@@ -33,15 +33,7 @@ async fn orders_wait_while_event_delivery_is_behind_and_resume_after() {
     })
     .await;
 
-    let refused = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", key())
-        .json(&json!({"items": [{"product_id": tea, "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
+    let refused = place_raw(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().await.unwrap();

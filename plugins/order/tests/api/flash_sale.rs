@@ -39,6 +39,13 @@ async fn sale(app: &TestApp, product: i64) -> Value {
     sale
 }
 
+/// A Redis connection of the app, and the prefix of `product`'s sale keys.
+fn sale_redis(app: &TestApp, product: i64) -> (weapp::kv::RedisConnection, String) {
+    let client = app.ctx.get::<weapp::kv::RedisClient>().expect("redis");
+    let base = format!("{}order:fs:{{{product}}}:", client.key_prefix());
+    (client.connection().expect("a connection"), base)
+}
+
 /// `n` buyers: `(token, user id)`.
 async fn buyers(app: &TestApp, tag: &str, n: usize) -> Vec<(String, i64)> {
     let mut out = Vec::new();
@@ -235,15 +242,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     let line = json!([{"product_id": tea, "qty": 1}]);
     let (status, first, _) = place(&app, &buyers[0].0, key(), line.clone()).await;
     assert_eq!(status, 202, "{first}");
-    let refused = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(&buyers[1].0)
-        .header("Idempotency-Key", key())
-        .json(&json!({ "items": line }))
-        .send()
-        .await
-        .unwrap();
+    let refused = place_raw(&app, &buyers[1].0, key(), line.clone()).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().await.unwrap();
@@ -389,9 +388,8 @@ async fn a_sale_redis_lost_is_rebuilt_from_the_database() {
     .await;
 
     // Redis restarted without its data.
-    let client = app.ctx.get::<weapp::kv::RedisClient>().expect("redis");
-    let mut redis = client.connection().unwrap();
-    let pattern = format!("{}order:fs:{{{tea}}}:*", client.key_prefix());
+    let (mut redis, base) = sale_redis(&app, tea);
+    let pattern = format!("{base}*");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
         .query_async(&mut redis)
@@ -404,15 +402,7 @@ async fn a_sale_redis_lost_is_rebuilt_from_the_database() {
         .await
         .unwrap();
 
-    let refused = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", key())
-        .json(&json!({"items": [{"product_id": tea, "qty": 1}]}))
-        .send()
-        .await
-        .unwrap();
+    let refused = place_raw(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().await.unwrap();
@@ -497,9 +487,7 @@ async fn a_reservation_written_but_not_forgotten_is_not_written_twice() {
 
     // As if the writer stopped between its commit and telling Redis: the
     // reservation is queued and held again.
-    let client = app.ctx.get::<weapp::kv::RedisClient>().expect("redis");
-    let mut redis = client.connection().unwrap();
-    let base = format!("{}order:fs:{{{tea}}}:", client.key_prefix());
+    let (mut redis, base) = sale_redis(&app, tea);
     let record: String = redis::cmd("HVALS")
         .arg(format!("{base}keys"))
         .query_async::<Vec<String>>(&mut redis)

@@ -65,6 +65,23 @@ pub(crate) async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (Stat
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /api/orders`, the response as it came (for tests that read headers).
+pub(crate) async fn place_raw(
+    app: &TestApp,
+    token: &str,
+    key: impl AsRef<str>,
+    items: Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key.as_ref())
+        .json(&serde_json::json!({ "items": items }))
+        .send()
+        .await
+        .expect("app reachable")
+}
+
 /// `POST /api/orders`: `(status, body, replayed)`.
 pub(crate) async fn place(
     app: &TestApp,
@@ -72,15 +89,7 @@ pub(crate) async fn place(
     key: impl AsRef<str>,
     items: Value,
 ) -> (StatusCode, Value, bool) {
-    let response = app
-        .client
-        .post(app.url("/api/orders"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key.as_ref())
-        .json(&serde_json::json!({ "items": items }))
-        .send()
-        .await
-        .expect("app reachable");
+    let response = place_raw(app, token, key, items).await;
     let status = response.status();
     let replayed = response.headers().get("Idempotent-Replayed").is_some();
     (
