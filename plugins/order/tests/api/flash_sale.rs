@@ -463,7 +463,10 @@ async fn flash_sales_are_refused_without_postgresql_and_redis() {
         .err()
         .expect("the app refuses to start");
     assert!(error.to_string().contains("flash sale"), "{error}");
-    let _ = std::fs::remove_file(&file);
+    // The database and SQLite's write-ahead log and shared-memory files beside it.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }
 
 #[tokio::test]
