@@ -558,7 +558,15 @@ impl TestApp {
     /// Logs a user in through the sandbox and `/api/auth/login`:
     /// `(access_token, user_id)`. Panics if login fails.
     pub async fn login(&self, openid: &str) -> (String, i64) {
-        let (code, _, _) = self.sandbox_login(Some(openid)).await;
+        self.login_with(serde_json::json!({ "openid": openid }))
+            .await
+    }
+
+    /// Logs in the user a sandbox fixture describes (`{"openid", "phone", …}`, as
+    /// `POST /__sandbox/login` takes it): `(access_token, user_id)`. Panics if login
+    /// fails.
+    pub async fn login_with(&self, fixture: serde_json::Value) -> (String, i64) {
+        let code = self.sandbox_post("/__sandbox/login", fixture).await["code"].clone();
         let response = self
             .client
             .post(self.url("/api/auth/login"))

@@ -30,20 +30,9 @@ async fn answers_are_reused_briefly_but_changes_made_here_and_logouts_show_at_on
         .set("auth.me_cache_ms", 500)
         .spawn()
         .await;
-    let fixture = json!({"openid": "o_me_cache", "phone": "13812348000"});
-    let code = app.sandbox_post("/__sandbox/login", fixture).await["code"].clone();
-    let login: Value = app
-        .client
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "code": code }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let user_id = login["user_id"].as_i64().unwrap();
+    let (token, user_id) = app
+        .login_with(json!({"openid": "o_me_cache", "phone": "13812348000"}))
+        .await;
     let (status, first) = me(&app, &token).await;
     assert_eq!((status, &first["nickname"]), (200, &Value::Null), "{first}");
 

@@ -166,7 +166,13 @@ impl FlashSales {
 
     /// Asks the sync task to run now, recounting `users` (e.g. after cancellations).
     pub(crate) fn resync(&self, users: impl IntoIterator<Item = i64>) {
-        if self.all_sales().is_empty() {
+        // Every cancellation asks: without a sale, nothing to copy or wake.
+        if self
+            .sales
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
             return;
         }
         self.recount
