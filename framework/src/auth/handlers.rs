@@ -309,7 +309,7 @@ async fn profile(
     )
     .await?;
     // After the write: a read racing with it is kept at most `me_cache_ms`.
-    auth.me.forget(user.user_id);
+    auth.me_changed(user.user_id).await;
     announce(&ctx, "auth.profile", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
@@ -362,7 +362,7 @@ async fn phone(
     )
     .await?;
     if let Some(auth) = ctx.get::<Auth>() {
-        auth.me.forget(user.user_id);
+        auth.me_changed(user.user_id).await;
     }
     announce(&ctx, "auth.phone", user.user_id).await;
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))

@@ -2,9 +2,11 @@
 //!
 //! The answer needs a database read and a field decryption; a mini program asks for
 //! it on every page. The session is still checked on every request (logout and
-//! erasure take effect at once); only the profile fields may be up to
-//! `auth.me_cache_ms` old on another instance. On this instance, every change of
-//! them (profile, phone, erasure) forgets the entry once it is written.
+//! erasure take effect at once). Every change of the profile fields (profile,
+//! phone, erasure) forgets the entry once it is written, here at once and, with
+//! Redis, on the other instances as soon as they read the `auth:me-changed`
+//! broadcast (milliseconds); a change they miss (Redis away, a row changed outside
+//! the app) shows within `auth.me_cache_ms`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -73,6 +75,13 @@ impl MeCache {
     pub(crate) fn forget(&self, user_id: i64) {
         self.shard(user_id).remove(&user_id);
     }
+
+    /// Forgets every answer: changes may have been missed.
+    pub(crate) fn clear(&self) {
+        for index in 0..SHARDS {
+            self.shard(index as i64).clear();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +96,11 @@ mod tests {
         assert_eq!(cache.get(7).as_deref(), Some(&b"{\"id\":7}"[..]));
         cache.forget(7);
         assert!(cache.get(7).is_none());
+        for id in [7, 8, -3] {
+            cache.put(id, Instant::now(), Bytes::from_static(b"x"));
+        }
+        cache.clear();
+        assert!([7, 8, -3].iter().all(|id| cache.get(*id).is_none()));
         cache.put(
             7,
             Instant::now() - Duration::from_millis(250),

@@ -31,7 +31,8 @@ pub use jwt::{Claims, JwtKeys};
 use sessions::SessionStore;
 
 use crate::AppContext;
-use crate::kv::KvStore;
+use crate::kv::{Broadcast, KvStore};
+use crate::plugin::BackgroundTask;
 
 /// `auth.session_ended`, published in-process when sessions end by logout
 /// (`reason` `logout`, that one session), logout-all (`logout_all`) or erasure of
@@ -56,6 +57,8 @@ pub struct Auth {
     pub jwt: JwtKeys,
     session_ttl: Duration,
     me: me_cache::MeCache,
+    /// With Redis: tells the other instances whose cached `/api/me` to forget.
+    me_changes: Option<Broadcast>,
 }
 
 impl Auth {
@@ -63,7 +66,27 @@ impl Auth {
     pub fn sessions<'a>(&self, kv: &'a dyn KvStore) -> SessionStore<'a> {
         SessionStore::new(kv, self.session_ttl)
     }
+
+    /// Forgets the user's cached `/api/me` answer here and on every other instance;
+    /// call it after their profile fields are written. Not reaching Redis is logged,
+    /// not an error: the others' copies then age out within `auth.me_cache_ms`.
+    async fn me_changed(&self, user_id: i64) {
+        self.me.forget(user_id);
+        if let Some(changes) = &self.me_changes {
+            let id = user_id.to_string();
+            if let Err(e) = changes.publish(&[(ME_CHANGED_USER, id.as_bytes())]).await {
+                tracing::warn!(error = %e, "cannot tell other instances to forget a cached /api/me");
+            }
+        }
+    }
 }
+
+/// The stream naming users whose `/api/me` changed, `<key_prefix>auth:me-changed`.
+const ME_CHANGED_STREAM: &str = "auth:me-changed";
+/// Its one field: the user id.
+const ME_CHANGED_USER: &str = "u";
+/// About how many entries it keeps: readers are at most a few seconds behind.
+const ME_CHANGED_MAX_LEN: usize = 10_000;
 
 /// The built-in plugin mounting the auth routes (disable with
 /// `plugins.disabled = ["auth"]`).
@@ -107,17 +130,53 @@ impl crate::Plugin for AuthPlugin {
             tracing::warn!(file = %config.dev_key_file, "using a development JWT key");
         }
         match JwtKeys::new(&jwt_config).map_err(crate::Error::internal)? {
-            Some(jwt) => ctx.insert(Auth {
-                jwt,
-                session_ttl: Duration::from_secs(config.session_ttl_s),
-                me: me_cache::MeCache::new(
-                    Duration::from_millis(config.me_cache_ms),
-                    config.me_cache_entries,
-                ),
-            }),
+            Some(jwt) => {
+                let me_changes = match ctx.get::<crate::kv::RedisClient>() {
+                    Some(redis) if config.me_cache_ms > 0 => Some(Broadcast::new(
+                        &redis,
+                        ME_CHANGED_STREAM,
+                        ME_CHANGED_MAX_LEN,
+                    )?),
+                    _ => None,
+                };
+                ctx.insert(Auth {
+                    jwt,
+                    session_ttl: Duration::from_secs(config.session_ttl_s),
+                    me: me_cache::MeCache::new(
+                        Duration::from_millis(config.me_cache_ms),
+                        config.me_cache_entries,
+                    ),
+                    me_changes,
+                })
+            }
             None => tracing::warn!("auth.jwt.keys is not configured; /api/auth answers 503"),
         }
         Ok(())
+    }
+
+    fn background_tasks(&self, ctx: &AppContext) -> Vec<BackgroundTask> {
+        let Some(auth) = ctx.get::<Auth>().filter(|auth| auth.me_changes.is_some()) else {
+            return Vec::new();
+        };
+        vec![BackgroundTask::new(
+            "auth-me-changes",
+            move |_ctx, stop| async move {
+                let Some(changes) = &auth.me_changes else {
+                    return;
+                };
+                let forget = |entry: &crate::events::stream::entry::Entry| match entry
+                    .field(ME_CHANGED_USER)
+                    .and_then(|id| std::str::from_utf8(id).ok()?.parse().ok())
+                {
+                    Some(user_id) => auth.me.forget(user_id),
+                    None => {
+                        tracing::warn!(id = %entry.id, "malformed auth:me-changed entry skipped")
+                    }
+                };
+                // Changes made while Redis was away may not have been sent at all.
+                changes.run(stop, forget, || auth.me.clear()).await;
+            },
+        )]
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) async fn erase_user(ctx: &AppContext, user_id: i64) -> crate::Result<
     }
     users::erase(ctx.db(), ctx.crypto()?, user_id).await?;
     if let Some(auth) = ctx.get::<super::Auth>() {
-        auth.me.forget(user_id);
+        auth.me_changed(user_id).await;
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    fn new(config: RealtimeConfig, redis: Option<crate::kv::RedisClient>) -> crate::Result<Self> {
+    fn new(config: RealtimeConfig, redis: Option<&crate::kv::RedisClient>) -> crate::Result<Self> {
         let fanout = match redis {
             Some(client) => Some(Arc::new(
                 Fanout::new(client, config.stream_max_len).map_err(crate::Error::from)?,
@@ -187,12 +187,8 @@ impl crate::Plugin for RealtimePlugin {
             return Ok(());
         }
         metrics::init();
-        let redis_config = ctx.config().get::<crate::kv::RedisConfig>()?;
-        let redis = match redis_config.url {
-            Some(_) => Some(crate::kv::RedisClient::open(&redis_config)?),
-            None => None,
-        };
-        ctx.insert(Relay::new((*config).clone(), redis)?);
+        let redis = ctx.get::<crate::kv::RedisClient>();
+        ctx.insert(Relay::new((*config).clone(), redis.as_deref())?);
         ctx.events()
             .on::<SessionEnded, _, _>("realtime", |ctx, ended| async move {
                 if let Some(relay) = ctx.get::<Relay>() {

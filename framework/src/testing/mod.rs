@@ -406,6 +406,26 @@ impl TestAppBuilder {
         self
     }
 
+    /// A second instance of `other`'s app: the same database and Redis (and key
+    /// prefix), as instances behind one load balancer share them.
+    pub fn beside(mut self, other: &TestApp) -> Self {
+        let config = other.ctx.config();
+        let database = config
+            .get::<crate::db::DatabaseConfig>()
+            .expect("the other app's database config");
+        self.database_url = Some(database.url.expose().to_owned());
+        let redis = config
+            .get::<crate::kv::RedisConfig>()
+            .expect("the other app's Redis config");
+        if let Some(url) = &redis.url {
+            self.loader = self
+                .loader
+                .set("redis.url", url.expose())
+                .set("redis.key_prefix", redis.key_prefix.as_str());
+        }
+        self
+    }
+
     /// Sets one configuration value, e.g. `.set("server.body_limit_bytes", 1024)`.
     pub fn set(mut self, key: &str, value: impl serde::Serialize) -> Self {
         self.custom_jwt_keys |= key.starts_with("auth.jwt.keys");

@@ -260,3 +260,55 @@ async fn redis_cluster_reads_keys_of_many_slots_at_once() {
         assert_eq!(value, expected, "key {i}");
     }
 }
+
+/// What one instance appends to a broadcast stream, every other instance hears, in
+/// order; an instance does not hear itself; a reader hears only what came after it
+/// started.
+async fn exercise_broadcast(config: weapp::kv::RedisConfig) {
+    use weapp::kv::{Broadcast, RedisClient};
+    let client = RedisClient::open(&config).unwrap();
+    let (sender, listener) = (
+        Broadcast::new(&client, "news", 100).unwrap(),
+        std::sync::Arc::new(Broadcast::new(&client, "news", 100).unwrap()),
+    );
+    sender.publish(&[("n", b"before")]).await.unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = weapp::shutdown::Shutdown::default();
+    let reader = tokio::spawn({
+        let (listener, heard, stop) = (listener.clone(), heard.clone(), stop.clone());
+        async move {
+            let hear = |entry: &weapp::events::stream::entry::Entry| {
+                let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
+                heard.lock().unwrap().push(text);
+            };
+            listener.run(stop, hear, || {}).await;
+        }
+    });
+    // The reader starts from the newest entry it finds: wait until it has read once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in ["one", "two", "three"] {
+        sender.publish(&[("n", n.as_bytes())]).await.unwrap();
+    }
+    listener.publish(&[("n", b"own")]).await.unwrap();
+    sender.publish(&[("n", b"four")]).await.unwrap();
+    for _ in 0..50 {
+        if heard.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.trigger();
+    reader.await.unwrap();
+    assert_eq!(*heard.lock().unwrap(), ["one", "two", "three", "four"]);
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_other_reader_in_order() {
+    exercise_broadcast(weapp::testing::redis_config()).await;
+}
+
+#[tokio::test]
+async fn a_broadcast_works_on_a_redis_cluster() {
+    weapp::testing::ensure_redis_cluster().await;
+    exercise_broadcast(weapp::testing::redis_cluster_config()).await;
+}

@@ -1,10 +1,12 @@
 //! `GET /api/me` answers reused for `auth.me_cache_ms` on one instance: a change
-//! made elsewhere shows once the answer is that old, one made here at once, and the
-//! session is checked on every call all the same.
+//! made outside the app shows once the answer is that old, one made through the app
+//! at once (on another instance too, with Redis), and the session is checked on
+//! every call all the same.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use weapp::db::Backend;
 use weapp::testing::TestApp;
 
 async fn me(app: &TestApp, token: &str) -> (u16, Value) {
@@ -44,18 +46,7 @@ async fn answers_are_reused_briefly_but_changes_made_here_and_logouts_show_at_on
     assert_eq!(fresh["nickname"], "elsewhere", "{fresh}");
 
     // A phone number shared through this instance shows in the very next answer.
-    let phone_code = app
-        .sandbox_post("/__sandbox/phone-code", json!({"openid": "o_me_cache"}))
-        .await;
-    let shared = app
-        .client
-        .post(app.url("/api/auth/phone"))
-        .bearer_auth(&token)
-        .json(&json!({"code": phone_code["code"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(shared.status(), 200);
+    share_phone(&app, &token, "o_me_cache").await;
     let (_, with_phone) = me(&app, &token).await;
     assert!(with_phone["phone"].is_string(), "{with_phone}");
 
@@ -74,6 +65,60 @@ async fn answers_are_reused_briefly_but_changes_made_here_and_logouts_show_at_on
         (401, Some("revoked_session"))
     );
     app.stop().await.unwrap();
+}
+
+async fn share_phone(app: &TestApp, token: &str, openid: &str) {
+    let phone_code = app
+        .sandbox_post("/__sandbox/phone-code", json!({"openid": openid}))
+        .await;
+    let shared = app
+        .client
+        .post(app.url("/api/auth/phone"))
+        .bearer_auth(token)
+        .json(&json!({"code": phone_code["code"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shared.status(), 200);
+}
+
+#[tokio::test]
+async fn a_change_made_on_one_instance_shows_at_once_on_another() {
+    // A minute: only the broadcast can explain a fresh answer within the test.
+    let first = TestApp::builder()
+        .database(Backend::Postgres)
+        .redis()
+        .set("auth.me_cache_ms", 60_000)
+        .spawn()
+        .await;
+    let second = TestApp::builder()
+        .beside(&first)
+        .set("auth.me_cache_ms", 60_000)
+        .spawn()
+        .await;
+    let (token, user_id) = first
+        .login_with(json!({"openid": "o_me_two", "phone": "13812348001"}))
+        .await;
+    let (status, before) = me(&second, &token).await;
+    assert_eq!((status, &before["phone"]), (200, &Value::Null), "{before}");
+    // The second instance does cache: a change outside the app does not show.
+    rename_elsewhere(&first, user_id, "outside").await;
+    let (_, cached) = me(&second, &token).await;
+    assert_eq!(cached, before);
+
+    share_phone(&first, &token, "o_me_two").await;
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = me(&second, &token).await.1;
+        if seen["phone"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen["phone"].is_string(), "never shown there: {seen}");
+    assert_eq!(seen["nickname"], "outside", "read afresh: {seen}");
+    second.stop().await.unwrap();
+    first.stop().await.unwrap();
 }
 
 #[tokio::test]

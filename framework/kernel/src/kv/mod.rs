@@ -6,6 +6,7 @@
 //! are per key. Every operation but `get_many` touches a single key, so none needs
 //! keys in one hash slot on a cluster (`get_many` is split by slot).
 
+mod broadcast;
 mod config;
 mod memory;
 pub mod metrics;
@@ -16,6 +17,7 @@ mod redis_store;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use broadcast::Broadcast;
 pub use memory::MemoryStore;
 pub use redis_client::{RedisClient, RedisConnection};
 pub use redis_store::RedisStore;

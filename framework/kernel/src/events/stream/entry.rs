@@ -100,6 +100,11 @@ fn entries(value: Value, what: &str) -> Result<Vec<Entry>, KvError> {
     Ok(out)
 }
 
+/// The entries of an `XRANGE` or `XREVRANGE` reply.
+pub fn range_reply(value: Value) -> Result<Vec<Entry>, KvError> {
+    entries(value, "XRANGE")
+}
+
 /// The entries of an `XREADGROUP` or `XREAD` reply on one stream (nil when none
 /// came).
 pub fn read_reply(value: Value) -> Result<Vec<Entry>, KvError> {
