@@ -164,7 +164,7 @@ impl crate::Plugin for AuthPlugin {
                 let Some(changes) = &auth.me_changes else {
                     return;
                 };
-                let forget = |entry: &crate::events::stream::entry::Entry| match entry
+                let forget = |entry: &crate::kv::stream_entry::Entry| match entry
                     .field(ME_CHANGED_USER)
                     .and_then(|id| std::str::from_utf8(id).ok()?.parse().ok())
                 {

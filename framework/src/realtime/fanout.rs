@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::hub::{Frame, Hub};
 use super::metrics;
-use crate::events::stream::entry::Entry;
+use crate::kv::stream_entry::Entry;
 use crate::kv::{Broadcast, KvError, RedisClient};
 use crate::shutdown::Shutdown;
 

@@ -277,7 +277,7 @@ async fn exercise_broadcast(config: weapp::kv::RedisConfig) {
     let reader = tokio::spawn({
         let (listener, heard, stop) = (listener.clone(), heard.clone(), stop.clone());
         async move {
-            let hear = |entry: &weapp::events::stream::entry::Entry| {
+            let hear = |entry: &weapp::kv::stream_entry::Entry| {
                 let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
                 heard.lock().unwrap().push(text);
             };

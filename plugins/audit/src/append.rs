@@ -48,14 +48,19 @@ pub(crate) trait AppendRows: Send {
     ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
 }
 
-/// PostgreSQL and MySQL: one multi-row INSERT per batch, not a round trip per row.
+/// Rows per INSERT: eleven bind parameters each, well inside the 65,535 a
+/// statement may carry on PostgreSQL and MySQL, whatever batch the bus hands over.
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// PostgreSQL and MySQL: one multi-row INSERT per batch (of up to
+/// [`ROWS_PER_INSERT`]), not a round trip per row.
 macro_rules! append_in_one_insert {
     ($($conn:ty),+) => {$(
         impl AppendRows for $conn {
             async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
-                if !rows.is_empty() {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into(log::table)
-                        .values(rows)
+                        .values(chunk)
                         .execute(self)
                         .await?;
                 }

@@ -300,21 +300,24 @@ async fn chain_batch(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, Aud
         let event_ids: Vec<&str> = rows.iter().filter_map(|r| r.7.as_deref()).collect();
         // An event redelivered after it was chained is staged again; skip it.
         // Also holds the ids chained by this batch, so a batch naming one event
-        // twice chains it once.
-        let mut chained_before: Vec<String> = if event_ids.is_empty() {
-            Vec::new()
+        // twice chains it once. A set: a batch from a consumer that is behind holds
+        // thousands of events.
+        let mut chained_before: std::collections::HashSet<String> = if event_ids.is_empty() {
+            Default::default()
         } else {
             log::table
                 .filter(log::event_id.eq_any(&event_ids))
                 .select(log::event_id.assume_not_null())
-                .load(c)
+                .load::<String>(c)
                 .await?
+                .into_iter()
+                .collect()
         };
         let mut chained = Vec::with_capacity(rows.len());
         for (_, at, actor, action, target, request_id, details, event_id) in &rows {
             if event_id
                 .as_ref()
-                .is_some_and(|e| chained_before.contains(e))
+                .is_some_and(|e| chained_before.contains(e.as_str()))
             {
                 continue;
             }

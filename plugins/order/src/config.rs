@@ -192,6 +192,9 @@ pub struct OutboxConfig {
     pub sweep_interval_ms: u64,
     /// Events claimed per poll.
     pub batch_size: i64,
+    /// Events claimed at once at most when the worker is behind: it takes what
+    /// waits, so its batches grow with the backlog and it catches up.
+    pub max_batch_size: usize,
     /// Attempts before an event is parked as `failed`.
     pub max_attempts: i32,
     /// How long a worker's claim on an event lasts (another instance may take it over
@@ -217,6 +220,7 @@ impl Default for OutboxConfig {
             poll_interval_ms: 200,
             sweep_interval_ms: 1_000,
             batch_size: 100,
+            max_batch_size: 1_000,
             max_attempts: 12,
             lease_ms: 30_000,
             base_backoff_ms: 500,
@@ -295,6 +299,12 @@ impl ConfigSection for OrderConfig {
         }
         if self.outbox.batch_size < 1 {
             bad("order.outbox.batch_size", "must be positive");
+        }
+        if (self.outbox.max_batch_size as i64) < self.outbox.batch_size {
+            bad(
+                "order.outbox.max_batch_size",
+                "must be at least order.outbox.batch_size",
+            );
         }
         if self.outbox.max_attempts < 1 {
             bad("order.outbox.max_attempts", "must be positive");

@@ -34,6 +34,10 @@ pub struct EventsConfig {
     pub max_age_s: u64,
     /// Events read (and handed to a batch subscriber) at once.
     pub batch_size: usize,
+    /// Events read at once at most while a group is behind: a read that comes back
+    /// full doubles the next one, up to this, so a batch subscriber (the audit log)
+    /// pays its per-batch cost once per more events and catches up.
+    pub max_batch_size: usize,
     /// How long a read waits for new events before checking for shutdown (ms).
     pub block_ms: u64,
     /// An event delivered but not acknowledged for this long (its consumer died, or
@@ -59,6 +63,7 @@ impl Default for EventsConfig {
             max_len: 1_000_000,
             max_age_s: 7 * 24 * 3600,
             batch_size: 256,
+            max_batch_size: 2_048,
             block_ms: 1_000,
             claim_idle_ms: 30_000,
             claim_interval_ms: 5_000,
@@ -107,6 +112,12 @@ impl ConfigSection for EventsConfig {
             if value == 0 {
                 issues.push(ConfigIssue::new(key, "must be at least 1"));
             }
+        }
+        if self.max_batch_size < self.batch_size {
+            issues.push(ConfigIssue::new(
+                "events.max_batch_size",
+                "must be at least events.batch_size",
+            ));
         }
         issues
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::stream_entry::{Entry, range_reply, read_reply};
 use super::{KvError, RedisClient, RedisConnection};
-use crate::events::stream::entry::{Entry, range_reply, read_reply};
 use crate::shutdown::Shutdown;
 
 /// How long one `XREAD` blocks; also how soon the reader sees shutdown.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod once;
 mod redis_client;
 mod redis_store;
+pub mod stream_entry;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,24 +12,33 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-/// Most ids held; beyond it new hints are dropped and the sweep finds their events.
-const CAPACITY: usize = 10_000;
-
 /// A queue of committed, undelivered event ids, waking the worker once a batch is in.
+///
+/// Under load the worker takes what waits, up to `max_batch` ids at once, so when
+/// it falls behind its batches grow with the backlog (fewer statements per event)
+/// and it catches up; `capacity` should cover the backlog the order path allows
+/// (`order.outbox.max_behind`): a dropped hint leaves its event to the sweep, whose
+/// scan is the slow way, and a worker left to it would fall further behind.
 #[derive(Debug)]
 pub(crate) struct OutboxHints {
     ids: Mutex<Vec<i64>>,
     batch_in: Notify,
     batch: usize,
+    max_batch: usize,
+    capacity: usize,
 }
 
 impl OutboxHints {
-    /// A queue that wakes its worker at `batch` ids.
-    pub(crate) fn new(batch: usize) -> OutboxHints {
+    /// A queue that wakes its worker at `batch` ids, hands out at most `max_batch`
+    /// at once and holds at most `capacity`.
+    pub(crate) fn new(batch: usize, max_batch: usize, capacity: usize) -> OutboxHints {
+        let batch = batch.max(1);
         OutboxHints {
             ids: Mutex::new(Vec::new()),
             batch_in: Notify::new(),
-            batch: batch.max(1),
+            batch,
+            max_batch: max_batch.max(batch),
+            capacity,
         }
     }
 
@@ -37,7 +46,7 @@ impl OutboxHints {
     pub(crate) fn push(&self, committed: impl IntoIterator<Item = i64>) {
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         for id in committed {
-            if ids.len() >= CAPACITY {
+            if ids.len() >= self.capacity {
                 tracing::debug!(
                     event_id = id,
                     "outbox hint queue full; the sweep will find it"
@@ -52,12 +61,13 @@ impl OutboxHints {
         }
     }
 
-    /// Takes up to a batch of ids, oldest first.
+    /// Takes the ids waiting, up to `max_batch`, oldest first.
     pub(crate) fn take_batch(&self) -> Vec<i64> {
         self.take(1)
     }
 
-    /// Takes a full batch of ids, oldest first, or nothing while fewer wait.
+    /// Takes the ids waiting, up to `max_batch`, oldest first, or nothing while
+    /// fewer than a batch wait.
     pub(crate) fn take_full_batch(&self) -> Vec<i64> {
         self.take(self.batch)
     }
@@ -67,8 +77,13 @@ impl OutboxHints {
         if ids.len() < at_least {
             return Vec::new();
         }
-        let n = ids.len().min(self.batch);
+        let n = ids.len().min(self.max_batch);
         ids.drain(..n).collect()
+    }
+
+    /// The size of batch the worker waits for.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
     }
 
     /// How many ids wait.
@@ -92,29 +107,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_come_out_oldest_first_and_no_larger_than_a_batch() {
-        let hints = OutboxHints::new(3);
+    fn batches_come_out_oldest_first_and_grow_with_the_backlog_up_to_the_most() {
+        let hints = OutboxHints::new(3, 5, 100);
         hints.push([1, 2]);
-        hints.push([3, 4, 5]);
-        assert_eq!(hints.take_full_batch(), vec![1, 2, 3]);
         assert!(hints.take_full_batch().is_empty(), "two of three");
-        assert_eq!(hints.take_batch(), vec![4, 5]);
+        hints.push([3]);
+        assert_eq!(hints.take_full_batch(), vec![1, 2, 3]);
+        hints.push(4..=10);
+        assert_eq!(
+            hints.take_full_batch(),
+            vec![4, 5, 6, 7, 8],
+            "behind: larger"
+        );
+        assert!(hints.take_full_batch().is_empty(), "two of three");
+        assert_eq!(hints.take_batch(), vec![9, 10]);
         assert!(hints.take_batch().is_empty());
     }
 
     #[test]
     fn a_full_queue_drops_new_hints_and_keeps_the_old() {
-        let hints = OutboxHints::new(CAPACITY + 10);
-        hints.push(0..CAPACITY as i64 + 5);
-        assert_eq!(hints.len(), CAPACITY);
+        let hints = OutboxHints::new(10, 1_000, 25);
+        hints.push(0..30);
+        assert_eq!(hints.len(), 25);
         let taken = hints.take_batch();
-        assert_eq!(taken.first(), Some(&0));
-        assert_eq!(taken.last(), Some(&(CAPACITY as i64 - 1)));
+        assert_eq!(taken, (0..25).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn the_worker_wakes_when_a_batch_is_in_and_not_before() {
-        let hints = std::sync::Arc::new(OutboxHints::new(2));
+        let hints = std::sync::Arc::new(OutboxHints::new(2, 2, 100));
         hints.push([1]);
         let early = tokio::time::timeout(Duration::from_millis(50), hints.batch_in()).await;
         assert!(early.is_err(), "woke with one id of a batch of two");

@@ -87,6 +87,17 @@ impl QueueRow for Claimed {
 /// The prefix of outbox event ids on the bus.
 pub const EVENT_ID_PREFIX: &str = "order-outbox:";
 
+/// Ids of undelivered events held for the worker: the backlog the order path
+/// allows and a margin (the bound is checked once a sweep interval), or a fixed
+/// amount without a bound.
+fn hint_capacity(config: &OutboxConfig) -> usize {
+    const WITHOUT_BOUND: usize = 100_000;
+    match usize::try_from(config.max_behind) {
+        Ok(0) | Err(_) => WITHOUT_BOUND,
+        Ok(bound) => bound.saturating_mul(2).max(10_000),
+    }
+}
+
 /// The order plugin's outbox: its queue and the hints of this instance's commits.
 pub(crate) struct Outbox {
     db: Db,
@@ -110,7 +121,11 @@ impl Outbox {
         Outbox {
             db,
             queue: LeaseQueue::new(TABLE, settings),
-            hints: OutboxHints::new(usize::try_from(config.batch_size).unwrap_or(1)),
+            hints: OutboxHints::new(
+                usize::try_from(config.batch_size).unwrap_or(1),
+                config.max_batch_size,
+                hint_capacity(config),
+            ),
             config: config.clone(),
             backlog: backlog::Backlog::default(),
         }

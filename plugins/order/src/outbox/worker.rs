@@ -12,14 +12,15 @@ use crate::error::OrderError;
 ///
 /// Hinted events go out once a batch is in or `order.outbox.poll_interval_ms` has
 /// passed, whichever comes first: under load each batch is full, and a lone event
-/// waits no longer than the poll interval. Every `order.outbox.sweep_interval_ms`
+/// waits no longer than the poll interval; a worker behind takes what waits, up to
+/// `order.outbox.max_batch_size` at once. Every `order.outbox.sweep_interval_ms`
 /// the worker also sweeps the outbox, batch after batch while batches come back
 /// full.
 pub(crate) async fn run_worker(outbox: &Outbox, ctx: &AppContext, shutdown: Shutdown) {
     let settings = &outbox.config;
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let sweep_every = Duration::from_millis(settings.sweep_interval_ms);
-    let full = usize::try_from(settings.batch_size).unwrap_or(1).max(1);
+    let full = outbox.hints.batch();
     let mut next_sweep = Instant::now();
     let mut timed_out = true;
     while !shutdown.is_shutting_down() {

@@ -69,6 +69,7 @@ pub(super) async fn run(
     // Handled entries not acknowledged yet: the acknowledgement rides with the next
     // read, one round trip for both.
     let mut unacked: Vec<String> = Vec::new();
+    let mut reads = ReadSize::new(relay.config.batch_size, relay.config.max_batch_size);
     while !stop.is_shutting_down() {
         let step = async {
             if !group_ready {
@@ -80,8 +81,10 @@ pub(super) async fn run(
                 claim_stale(&relay, &ctx, &group, &series).await?;
                 maintain(&relay, &group, keeps_stream).await?;
             }
+            let count = reads.next();
             let entries =
-                acknowledge_and_read(&relay, &mut reader, &group.name, &mut unacked).await?;
+                acknowledge_and_read(&relay, &mut reader, &group.name, count, &mut unacked).await?;
+            reads.came_back(entries.len());
             unacked = handle(&relay, &ctx, &group, &series, entries).await?;
             Ok::<_, KvError>(())
         };
@@ -109,12 +112,45 @@ pub(super) async fn run(
     }
 }
 
-/// Acknowledges `unacked` (emptied once Redis took it) and reads new entries for
-/// `group`, waiting up to `events.block_ms` for some: one round trip.
+/// How many entries the next read asks for: `events.batch_size` while the group
+/// keeps up, doubling after each full read up to `events.max_batch_size` while it is
+/// behind, back to the batch size after a read that was not full.
+struct ReadSize {
+    base: usize,
+    max: usize,
+    next: usize,
+}
+
+impl ReadSize {
+    fn new(base: usize, max: usize) -> ReadSize {
+        let base = base.max(1);
+        ReadSize {
+            base,
+            max: max.max(base),
+            next: base,
+        }
+    }
+
+    fn next(&self) -> usize {
+        self.next
+    }
+
+    /// Notes that the last read brought `n` entries.
+    fn came_back(&mut self, n: usize) {
+        self.next = match n >= self.next {
+            true => (self.next * 2).min(self.max),
+            false => self.base,
+        };
+    }
+}
+
+/// Acknowledges `unacked` (emptied once Redis took it) and reads up to `count` new
+/// entries for `group`, waiting up to `events.block_ms` for some: one round trip.
 async fn acknowledge_and_read(
     relay: &StreamRelay,
     reader: &mut RedisConnection,
     group: &str,
+    count: usize,
     unacked: &mut Vec<String>,
 ) -> Result<Vec<Entry>, KvError> {
     let mut pipe = redis::pipe();
@@ -130,7 +166,7 @@ async fn acknowledge_and_read(
         .arg(group)
         .arg(&relay.consumer)
         .arg("COUNT")
-        .arg(relay.config.batch_size)
+        .arg(count)
         .arg("BLOCK")
         .arg(relay.config.block_ms)
         .arg("STREAMS")
@@ -297,4 +333,22 @@ async fn maintain(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadSize;
+
+    #[test]
+    fn reads_grow_while_they_come_back_full_and_shrink_after_one_that_is_not() {
+        let mut reads = ReadSize::new(100, 350);
+        let mut asked = Vec::new();
+        for got in [100, 200, 350, 350, 20, 100, 7] {
+            asked.push(reads.next());
+            reads.came_back(got);
+        }
+        asked.push(reads.next());
+        assert_eq!(asked, [100, 200, 350, 350, 350, 100, 200, 100]);
+        assert_eq!(ReadSize::new(0, 0).next(), 1, "never a read of nothing");
+    }
 }

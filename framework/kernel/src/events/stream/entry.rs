@@ -1,33 +1,15 @@
-//! Stream entries as Redis sends them, read straight from the reply's values; public
-//! for other readers of Redis streams in the app (the WebSocket relay's fan-out).
-//!
-//! The redis crate's stream replies copy every entry into a `HashMap` of
-//! `redis::Value`s; on the relay's hot path (each order's events, read by each
-//! group) that was most of the consumer's own CPU. An event's entry has three
-//! fields, read here in place.
+//! The event relay's view of stream entries: an entry carries an event in three
+//! fields (`id`, `topic`, `payload`); `XAUTOCLAIM` replies. Entries themselves are
+//! read by [`crate::kv::stream_entry`].
 
 use redis::Value;
 
 use crate::events::Event;
 use crate::kv::KvError;
-
-/// One stream entry: its id and fields, in order.
-pub struct Entry {
-    /// The entry's id, `<ms>-<seq>`.
-    pub id: String,
-    /// Field names and values.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
-}
+pub use crate::kv::stream_entry::{Entry, read_reply};
+use crate::kv::stream_entry::{entries, malformed, string};
 
 impl Entry {
-    /// The value of field `name`.
-    pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field == name.as_bytes())
-            .map(|(_, value)| value.as_slice())
-    }
-
     /// The event the entry carries, or why it carries none.
     pub(super) fn decode(&self) -> Result<Event, String> {
         let text = |name: &'static str| {
@@ -40,99 +22,6 @@ impl Entry {
             .map_err(|e| format!("payload: {e}"))?;
         Ok(Event { id, topic, payload })
     }
-
-    /// Milliseconds since the epoch at which the entry was appended (its id's first
-    /// part).
-    pub fn appended_at_ms(&self) -> Option<i64> {
-        self.id.split('-').next()?.parse().ok()
-    }
-}
-
-fn malformed(what: &str) -> KvError {
-    KvError(format!("unexpected Redis reply to {what}"))
-}
-
-fn bytes(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(text) => Some(text.into_bytes()),
-        _ => None,
-    }
-}
-
-fn string(value: Value) -> Option<String> {
-    String::from_utf8(bytes(value)?).ok()
-}
-
-/// A list of entries (`[[id, [field, value, ...]], ...]`). An entry deleted while
-/// pending comes with no fields (nil); it is skipped, as XAUTOCLAIM reports it
-/// separately.
-fn entries(value: Value, what: &str) -> Result<Vec<Entry>, KvError> {
-    let Value::Array(items) = value else {
-        return Err(malformed(what));
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Array(parts) = item else {
-            return Err(malformed(what));
-        };
-        let mut parts = parts.into_iter();
-        let id = parts
-            .next()
-            .and_then(string)
-            .ok_or_else(|| malformed(what))?;
-        let raw = match parts.next() {
-            Some(Value::Array(raw)) => raw,
-            Some(Value::Map(pairs)) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-            Some(Value::Nil) | None => continue,
-            Some(_) => return Err(malformed(what)),
-        };
-        let mut fields = Vec::with_capacity(raw.len() / 2);
-        let mut raw = raw.into_iter();
-        while let (Some(name), Some(value)) = (raw.next(), raw.next()) {
-            let (Some(name), Some(value)) = (bytes(name), bytes(value)) else {
-                return Err(malformed(what));
-            };
-            fields.push((name, value));
-        }
-        out.push(Entry { id, fields });
-    }
-    Ok(out)
-}
-
-/// The entries of an `XRANGE` or `XREVRANGE` reply.
-pub fn range_reply(value: Value) -> Result<Vec<Entry>, KvError> {
-    entries(value, "XRANGE")
-}
-
-/// The entries of an `XREADGROUP` or `XREAD` reply on one stream (nil when none
-/// came).
-pub fn read_reply(value: Value) -> Result<Vec<Entry>, KvError> {
-    const WHAT: &str = "XREADGROUP";
-    let streams: Vec<(Value, Value)> = match value {
-        Value::Nil => return Ok(Vec::new()),
-        // RESP3
-        Value::Map(pairs) => pairs,
-        Value::Array(streams) => streams
-            .into_iter()
-            .map(|stream| match stream {
-                Value::Array(pair) => {
-                    let mut pair = pair.into_iter();
-                    match (pair.next(), pair.next()) {
-                        (Some(key), Some(entries)) => Ok((key, entries)),
-                        _ => Err(malformed(WHAT)),
-                    }
-                }
-                _ => Err(malformed(WHAT)),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(malformed(WHAT)),
-    };
-    let mut out = Vec::new();
-    for (_, list) in streams {
-        out.extend(entries(list, WHAT)?);
-    }
-    Ok(out)
 }
 
 /// An `XAUTOCLAIM` reply: the next cursor, the claimed entries, and the ids of
