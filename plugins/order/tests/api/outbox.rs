@@ -82,20 +82,26 @@ async fn an_event_that_keeps_failing_is_parked() {
     app.stop().await.unwrap();
 }
 
-/// Several workers (instances) draining one outbox in small batches: each event is
+/// Several workers (instances) sweeping one outbox in small batches: each event is
 /// delivered once. PostgreSQL claims with `SKIP LOCKED`, MariaDB with the
-/// read-then-conditional-update claim.
+/// read-then-conditional-update claim. The events are due and nobody was told of
+/// them (a stopped instance's, say), so only the sweeps find them.
 async fn competing_workers_deliver_each_event_once(backend: Backend) {
     let app = builder(backend)
         .set("order.outbox.batch_size", 4)
         .spawn()
         .await;
     let seen = recorder(&app);
-    let tea = product(&app, 100, 1_000).await;
-    let (token, _) = app.login("o_outbox_workers").await;
-    for _ in 0..30 {
-        place(&app, &token, key(), json!([{"product_id": tea, "qty": 1}])).await;
-    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let rows = vec![format!("('order.swept', '{{}}', 'pending', 0, {now}, {now})"); 30];
+    let inserted = app
+        .execute(&format!(
+            "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
+             VALUES {}",
+            rows.join(", ")
+        ))
+        .await;
+    assert_eq!(inserted, 30);
     let orders = orders(&app);
     let workers =
         (0..3).map(|_| async { while orders.deliver_outbox(&app.ctx).await.unwrap() > 0 {} });
