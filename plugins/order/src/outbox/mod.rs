@@ -193,8 +193,11 @@ impl Outbox {
         let rows: Vec<(i64, String, String, i32)> = with_conn!(conn, |c| {
             outbox::table
                 .filter(outbox::id.eq_any(&ids))
+                // "Not finished" rather than the state, which would match the
+                // pending index's predicate: the planner (with a queue table's
+                // stale statistics) might walk that index, dead entries and all,
+                // instead of looking up a batch of primary keys.
                 .filter(outbox::done_at.is_null())
-                .filter(outbox::state.eq(weapp::queue::PENDING))
                 .filter(
                     outbox::locked_until
                         .is_null()
