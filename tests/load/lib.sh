@@ -20,6 +20,10 @@ cleanup() {
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     done
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    # The run's Redis keys too: left behind, they pile up over runs (a million keys
+    # after a few) and slow every later run's Redis.
+    redis-cli -h 127.0.0.1 --scan --pattern "weapp_load_$$:*" |
+        xargs -r -n 1000 redis-cli -h 127.0.0.1 UNLINK > /dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
