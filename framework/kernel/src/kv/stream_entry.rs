@@ -120,20 +120,29 @@ pub fn read_reply(value: Value) -> Result<Vec<Entry>, KvError> {
     Ok(out)
 }
 
+/// Replies as Redis sends them, for tests of their readers.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod replies {
+    use redis::Value;
 
-    fn bulk(text: &str) -> Value {
+    /// A bulk string.
+    pub(crate) fn bulk(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())
     }
 
-    fn entry(id: &str, fields: &[&str]) -> Value {
+    /// One entry: `[id, [field, value, ...]]`.
+    pub(crate) fn entry(id: &str, fields: &[&str]) -> Value {
         Value::Array(vec![
             bulk(id),
             Value::Array(fields.iter().map(|f| bulk(f)).collect()),
         ])
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replies::{bulk, entry};
+    use super::*;
 
     #[test]
     fn read_and_range_replies_yield_their_entries_in_order() {

@@ -19,15 +19,7 @@ async fn orders_wait_while_event_delivery_is_behind_and_resume_after() {
     let (token, _) = app.login("o_backlog").await;
     // Five events not due for an hour: pending, as when delivery cannot keep up.
     let later = chrono::Utc::now().timestamp_millis() + 3_600_000;
-    let rows = vec![format!("('{TOPIC}', '{{}}', 'pending', 0, {later}, {later})"); 5];
-    let inserted = app
-        .execute(&format!(
-            "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
-             VALUES {}",
-            rows.join(", ")
-        ))
-        .await;
-    assert_eq!(inserted, 5);
+    insert_outbox_events(&app, TOPIC, 5, later).await;
     eventually("the worker counted the backlog", || async {
         orders(&app).events_behind() == Some(5)
     })

@@ -93,15 +93,7 @@ async fn competing_workers_deliver_each_event_once(backend: Backend) {
         .await;
     let seen = recorder(&app);
     let now = chrono::Utc::now().timestamp_millis();
-    let rows = vec![format!("('order.swept', '{{}}', 'pending', 0, {now}, {now})"); 30];
-    let inserted = app
-        .execute(&format!(
-            "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
-             VALUES {}",
-            rows.join(", ")
-        ))
-        .await;
-    assert_eq!(inserted, 30);
+    insert_outbox_events(&app, "order.swept", 30, now).await;
     let orders = orders(&app);
     let workers =
         (0..3).map(|_| async { while orders.deliver_outbox(&app.ctx).await.unwrap() > 0 {} });
@@ -202,16 +194,7 @@ async fn committed_events_are_delivered_by_their_ids(backend: Backend) {
     let seen = recorder(&app);
     // Due only after the worker's first sweep (at start) is surely over.
     let due_at = chrono::Utc::now().timestamp_millis() + 300;
-    let mut conn = app.ctx.db().conn().await.unwrap();
-    let insert = format!(
-        "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
-         VALUES ('order.unhinted', '{{}}', 'pending', 0, {due_at}, {due_at})"
-    );
-    weapp::with_conn!(conn, |c| {
-        diesel_async::SimpleAsyncConnection::batch_execute(c, &insert).await
-    })
-    .unwrap();
-    drop(conn);
+    insert_outbox_events(&app, "order.unhinted", 1, due_at).await;
 
     let tea = product(&app, 100, 10).await;
     let (token, _) = app.login("o_outbox_hinted").await;

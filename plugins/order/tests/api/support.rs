@@ -47,6 +47,20 @@ pub(crate) async fn product(app: &TestApp, price_fen: i64, stock: i64) -> i64 {
         .id
 }
 
+/// Writes `n` pending outbox events of `topic` due at `due_at` (ms) as no
+/// transaction of the app did: nobody hints them to the worker.
+pub(crate) async fn insert_outbox_events(app: &TestApp, topic: &str, n: usize, due_at: i64) {
+    let rows = vec![format!("('{topic}', '{{}}', 'pending', 0, {due_at}, {due_at})"); n];
+    let inserted = app
+        .execute(&format!(
+            "INSERT INTO order_outbox (topic, payload, state, attempts, next_attempt_at, created_at) \
+             VALUES {}",
+            rows.join(", ")
+        ))
+        .await;
+    assert_eq!(inserted, n);
+}
+
 /// Units left of a product, read through the public API.
 pub(crate) async fn stock(app: &TestApp, product_id: i64) -> i64 {
     let (status, body) = get(app, &format!("/api/products/{product_id}"), None).await;
