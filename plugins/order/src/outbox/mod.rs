@@ -5,10 +5,10 @@
 //! a worker claims a batch of due rows with a lease, so several instances share the
 //! work without locks held across the publish. It finds them two ways: by the ids
 //! committed transactions hand it (`hints`), in batches, read without a claim since
-//! the sweep leaves a fresh event to its writer for [`HINTED_GRACE_MS`]; and by
-//! sweeping the pending index now and then for what no hint named (`worker`). A failed publish is retried
-//! with exponential backoff; after `order.outbox.max_attempts` the row is parked as
-//! `failed` and logged. Subscribers deduplicate by
+//! the sweep leaves a fresh event to its writer for ten seconds; and by sweeping the
+//! pending index now and then for what no hint named (`worker`). A failed publish
+//! is retried with exponential backoff; after `order.outbox.max_attempts` the row is
+//! parked as `failed` and logged. Subscribers deduplicate by
 //! [`Event::id`](weapp::events::Event::id). Events are published as shared
 //! ([`EventBus::publish_shared_batch`](weapp::events::EventBus::publish_shared_batch)):
 //! with the Redis relay a row is done once its event is appended to the stream.
