@@ -312,3 +312,66 @@ async fn a_broadcast_works_on_a_redis_cluster() {
     weapp::testing::ensure_redis_cluster().await;
     exercise_broadcast(weapp::testing::redis_cluster_config()).await;
 }
+
+/// A reader whose Redis went away retries, says so once it reads again (its owner
+/// may have missed entries: the `/api/me` cache is dropped then), and hears what
+/// is sent after.
+#[tokio::test]
+async fn a_broadcast_reader_that_lost_redis_reports_the_gap_and_reads_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use weapp::kv::{Broadcast, RedisClient};
+    let mut redis = weapp::testing::PrivateRedis::start();
+    let config = weapp::kv::RedisConfig {
+        url: Some(weapp::config::ConnectionUrl::new(redis.url())),
+        ..weapp::testing::redis_config()
+    };
+    let client = RedisClient::open(&config).unwrap();
+    let sender = Broadcast::new(&client, "news", 100).unwrap();
+    let listener = std::sync::Arc::new(Broadcast::new(&client, "news", 100).unwrap());
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let gaps = std::sync::Arc::new(AtomicUsize::new(0));
+    let stop = weapp::shutdown::Shutdown::default();
+    let reader = tokio::spawn({
+        let (listener, heard, gaps, stop) =
+            (listener.clone(), heard.clone(), gaps.clone(), stop.clone());
+        async move {
+            let hear = |entry: &weapp::kv::stream_entry::Entry| {
+                let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
+                heard.lock().unwrap().push(text);
+            };
+            let gap = || {
+                gaps.fetch_add(1, Ordering::SeqCst);
+            };
+            listener.run(stop, hear, gap).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sender.publish(&[("n", b"before")]).await.unwrap();
+    // Down longer than a blocked read, so the reader surely fails at least once.
+    redis.crash();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(gaps.load(Ordering::SeqCst), 0, "not reading yet");
+    redis.start_again();
+    let mut sent_after = false;
+    for _ in 0..100 {
+        // The sender's connection broke too: its first command may fail while it
+        // reconnects.
+        if gaps.load(Ordering::SeqCst) > 0 && !sent_after {
+            sent_after = sender.publish(&[("n", b"after")]).await.is_ok();
+        }
+        if heard.lock().unwrap().iter().any(|n| n == "after") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.trigger();
+    reader.await.unwrap();
+    assert_eq!(gaps.load(Ordering::SeqCst), 1, "one gap, reported once");
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("before"),
+        "{heard:?}"
+    );
+    assert_eq!(heard.last().map(String::as_str), Some("after"), "{heard:?}");
+}
