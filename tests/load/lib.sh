@@ -50,8 +50,13 @@ start_app() {
         exec env ${APP_ENV:-} "$OLDPWD/target/release/example-app"
     ) &
     apps+=($!)
-    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.2; done
-    echo "the instance on port $1 did not answer" >&2
+    wait_healthy "http://127.0.0.1:$1" "the instance on port $1"
+}
+# wait_healthy <base url> <what>: waits until it answers /healthz, or exits saying
+# that <what> did not answer.
+wait_healthy() {
+    for _ in $(seq 1 100); do curl -fs "$1/healthz" >/dev/null && return; sleep 0.2; done
+    echo "$2 did not answer" >&2
     exit 1
 }
 # SANDBOX_HOST=1: the WeChat sandbox runs as a process of its own (the example app
@@ -69,7 +74,7 @@ if [ "${SANDBOX_HOST:-0}" = 1 ]; then
     ) &
     apps+=($!)
     sandbox="http://127.0.0.1:$sandbox_port"
-    for _ in $(seq 1 100); do curl -fs "$sandbox/healthz" >/dev/null && break; sleep 0.2; done
+    wait_healthy "$sandbox" "the sandbox host"
     # WeChat and WeChat Pay at the sandbox host, with the pay sandbox's published
     # sample merchant (plugins/pay/src/samples.rs), as the cluster tests do.
     sample() { sed -n "s/^pub const $1: &str = \"\(.*\)\";/\1/p" plugins/pay/src/samples.rs; }

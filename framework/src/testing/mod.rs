@@ -561,16 +561,7 @@ impl TestApp {
             Some(openid) => serde_json::json!({ "openid": openid }),
             None => serde_json::json!({}),
         };
-        let answer: serde_json::Value = self
-            .client
-            .post(self.url("/__sandbox/login"))
-            .json(&body)
-            .send()
-            .await
-            .expect("sandbox reachable")
-            .json()
-            .await
-            .expect("sandbox login answer");
+        let answer = self.sandbox_post("/__sandbox/login", body).await;
         let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
         (field("code"), field("openid"), field("session_key"))
     }

@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weapp::kv::{KvStore, MemoryStore};
@@ -261,6 +263,59 @@ async fn redis_cluster_reads_keys_of_many_slots_at_once() {
     }
 }
 
+/// A broadcast reader running in a task: what it heard (field `n`), how many
+/// gaps it reported, and how to stop it.
+struct Listening {
+    heard: Arc<Mutex<Vec<String>>>,
+    gaps: Arc<AtomicUsize>,
+    stop: weapp::shutdown::Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    fn start(listener: Arc<weapp::kv::Broadcast>) -> Listening {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let gaps = Arc::new(AtomicUsize::new(0));
+        let stop = weapp::shutdown::Shutdown::default();
+        let task = tokio::spawn({
+            let (heard, gaps, stop) = (heard.clone(), gaps.clone(), stop.clone());
+            async move {
+                let hear = |entry: &weapp::kv::stream_entry::Entry| {
+                    let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
+                    heard.lock().unwrap().push(text);
+                };
+                let gap = || {
+                    gaps.fetch_add(1, Ordering::SeqCst);
+                };
+                listener.run(stop, hear, gap).await;
+            }
+        });
+        Listening {
+            heard,
+            gaps,
+            stop,
+            task,
+        }
+    }
+
+    fn heard(&self) -> Vec<String> {
+        self.heard.lock().unwrap().clone()
+    }
+
+    fn gaps(&self) -> usize {
+        self.gaps.load(Ordering::SeqCst)
+    }
+
+    /// Stops the reader: what it heard and the gaps it reported, in the end.
+    async fn stop(self) -> (Vec<String>, usize) {
+        self.stop.trigger();
+        let (heard, gaps) = (self.heard.clone(), self.gaps.clone());
+        self.task.await.unwrap();
+        let heard = heard.lock().unwrap().clone();
+        (heard, gaps.load(Ordering::SeqCst))
+    }
+}
+
 /// What one instance appends to a broadcast stream, every other instance hears, in
 /// order; an instance does not hear itself; a reader hears only what came after it
 /// started.
@@ -269,21 +324,10 @@ async fn exercise_broadcast(config: weapp::kv::RedisConfig) {
     let client = RedisClient::open(&config).unwrap();
     let (sender, listener) = (
         Broadcast::new(&client, "news", 100).unwrap(),
-        std::sync::Arc::new(Broadcast::new(&client, "news", 100).unwrap()),
+        Arc::new(Broadcast::new(&client, "news", 100).unwrap()),
     );
     sender.publish(&[("n", b"before")]).await.unwrap();
-    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stop = weapp::shutdown::Shutdown::default();
-    let reader = tokio::spawn({
-        let (listener, heard, stop) = (listener.clone(), heard.clone(), stop.clone());
-        async move {
-            let hear = |entry: &weapp::kv::stream_entry::Entry| {
-                let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
-                heard.lock().unwrap().push(text);
-            };
-            listener.run(stop, hear, || {}).await;
-        }
-    });
+    let listening = Listening::start(listener.clone());
     // The reader starts from the newest entry it finds: wait until it has read once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for n in ["one", "two", "three"] {
@@ -292,14 +336,13 @@ async fn exercise_broadcast(config: weapp::kv::RedisConfig) {
     listener.publish(&[("n", b"own")]).await.unwrap();
     sender.publish(&[("n", b"four")]).await.unwrap();
     for _ in 0..50 {
-        if heard.lock().unwrap().len() >= 4 {
+        if listening.heard().len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.trigger();
-    reader.await.unwrap();
-    assert_eq!(*heard.lock().unwrap(), ["one", "two", "three", "four"]);
+    let (heard, _) = listening.stop().await;
+    assert_eq!(heard, ["one", "two", "three", "four"]);
 }
 
 #[tokio::test]
@@ -318,7 +361,6 @@ async fn a_broadcast_works_on_a_redis_cluster() {
 /// is sent after.
 #[tokio::test]
 async fn a_broadcast_reader_that_lost_redis_reports_the_gap_and_reads_on() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use weapp::kv::{Broadcast, RedisClient};
     let mut redis = weapp::testing::PrivateRedis::start();
     let config = weapp::kv::RedisConfig {
@@ -327,47 +369,28 @@ async fn a_broadcast_reader_that_lost_redis_reports_the_gap_and_reads_on() {
     };
     let client = RedisClient::open(&config).unwrap();
     let sender = Broadcast::new(&client, "news", 100).unwrap();
-    let listener = std::sync::Arc::new(Broadcast::new(&client, "news", 100).unwrap());
-    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let gaps = std::sync::Arc::new(AtomicUsize::new(0));
-    let stop = weapp::shutdown::Shutdown::default();
-    let reader = tokio::spawn({
-        let (listener, heard, gaps, stop) =
-            (listener.clone(), heard.clone(), gaps.clone(), stop.clone());
-        async move {
-            let hear = |entry: &weapp::kv::stream_entry::Entry| {
-                let text = String::from_utf8_lossy(entry.field("n").unwrap()).into_owned();
-                heard.lock().unwrap().push(text);
-            };
-            let gap = || {
-                gaps.fetch_add(1, Ordering::SeqCst);
-            };
-            listener.run(stop, hear, gap).await;
-        }
-    });
+    let listening = Listening::start(Arc::new(Broadcast::new(&client, "news", 100).unwrap()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     sender.publish(&[("n", b"before")]).await.unwrap();
     // Down longer than a blocked read, so the reader surely fails at least once.
     redis.crash();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(gaps.load(Ordering::SeqCst), 0, "not reading yet");
+    assert_eq!(listening.gaps(), 0, "not reading yet");
     redis.start_again();
     let mut sent_after = false;
     for _ in 0..100 {
         // The sender's connection broke too: its first command may fail while it
         // reconnects.
-        if gaps.load(Ordering::SeqCst) > 0 && !sent_after {
+        if listening.gaps() > 0 && !sent_after {
             sent_after = sender.publish(&[("n", b"after")]).await.is_ok();
         }
-        if heard.lock().unwrap().iter().any(|n| n == "after") {
+        if listening.heard().iter().any(|n| n == "after") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.trigger();
-    reader.await.unwrap();
-    assert_eq!(gaps.load(Ordering::SeqCst), 1, "one gap, reported once");
-    let heard = heard.lock().unwrap().clone();
+    let (heard, gaps) = listening.stop().await;
+    assert_eq!(gaps, 1, "one gap, reported once");
     assert_eq!(
         heard.first().map(String::as_str),
         Some("before"),
