@@ -1,6 +1,7 @@
 """Logs in many sandbox buyers at once; prints one access token per line.
 
-Usage: python3 tests/load/buyers.py <base url> <count> <openid prefix>
+Usage: python3 tests/load/buyers.py <base url> <count> <openid prefix> [sandbox url]
+(the sandbox url defaults to the base url: the app's embedded sandbox)
 """
 import http.client
 import json
@@ -9,6 +10,7 @@ import threading
 from urllib.parse import urlparse
 
 base, count, prefix = urlparse(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sandbox = urlparse(sys.argv[4] if len(sys.argv) > 4 else sys.argv[1])
 tokens = [None] * count
 
 
@@ -23,8 +25,9 @@ def post(conn, path, body):
 
 def work(part, parts):
     conn = http.client.HTTPConnection(base.hostname, base.port)
+    wechat = http.client.HTTPConnection(sandbox.hostname, sandbox.port)
     for i in range(part, count, parts):
-        code = post(conn, "/__sandbox/login", {"openid": f"{prefix}{i}"})["code"]
+        code = post(wechat, "/__sandbox/login", {"openid": f"{prefix}{i}"})["code"]
         tokens[i] = post(conn, "/api/auth/login", {"code": code})["access_token"]
 
 

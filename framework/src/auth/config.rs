@@ -27,6 +27,15 @@ pub struct AuthConfig {
     pub me_cache_ms: u64,
     /// Most users whose answer one instance keeps.
     pub me_cache_entries: usize,
+    /// How long one instance trusts a session it found live, in milliseconds (0:
+    /// every request checks Redis, the default). For flash sales, where each buyer
+    /// sends many requests in a second. A session ended through the app is
+    /// forgotten at once everywhere (on the other instances through Redis); while
+    /// Redis is away, an ended session may still pass on another instance within
+    /// this time.
+    pub session_cache_ms: u64,
+    /// Most users whose live sessions one instance keeps.
+    pub session_cache_entries: usize,
 }
 
 impl Default for AuthConfig {
@@ -38,6 +47,8 @@ impl Default for AuthConfig {
             admin_tokens: BTreeMap::new(),
             me_cache_ms: 1_000,
             me_cache_entries: 10_000,
+            session_cache_ms: 0,
+            session_cache_entries: 100_000,
         }
     }
 }
@@ -158,6 +169,18 @@ impl ConfigSection for AuthConfig {
             bad(
                 "auth.me_cache_entries".into(),
                 "must be at least 1 (or turn the cache off with auth.me_cache_ms = 0)",
+            );
+        }
+        if self.session_cache_ms > 0 && self.session_cache_entries == 0 {
+            bad(
+                "auth.session_cache_entries".into(),
+                "must be at least 1 (or turn the cache off with auth.session_cache_ms = 0)",
+            );
+        }
+        if self.session_cache_ms > 60_000 {
+            bad(
+                "auth.session_cache_ms".into(),
+                "must be at most 60000: an ended session may pass this long while Redis is away",
             );
         }
         if self.session_ttl_s < jwt.ttl_s {

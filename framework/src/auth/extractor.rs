@@ -87,9 +87,13 @@ pub async fn authenticate(ctx: &AppContext, token: &str) -> crate::Result<(AuthU
 /// The user of verified `claims`, if their session lives.
 async fn live_session(ctx: &AppContext, auth: &Auth, claims: Claims) -> crate::Result<AuthUser> {
     let user_id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
-    let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
-    if session.is_none() {
-        return Err(AuthError::RevokedSession.into());
+    if !auth.live.is_live(user_id, &claims.sid) {
+        let checked_at = std::time::Instant::now();
+        let session = auth.sessions(ctx.kv()).active(&claims.sid, user_id).await?;
+        if session.is_none() {
+            return Err(AuthError::RevokedSession.into());
+        }
+        auth.live.record(user_id, &claims.sid, checked_at);
     }
     Ok(AuthUser {
         user_id,

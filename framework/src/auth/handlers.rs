@@ -189,8 +189,9 @@ async fn refresh(ctx: AppContext, body: web::Json<RefreshRequest>) -> Result<Htt
         }
         RotateOutcome::Unknown => Err(AuthError::InvalidRefreshToken.into()),
         RotateOutcome::Ended => Err(AuthError::RevokedSession.into()),
-        RotateOutcome::Reused => {
+        RotateOutcome::Reused { sid, user_id } => {
             tracing::warn!("refresh token reused; session revoked");
+            announce_session_end(&ctx, user_id, Some(&sid), "refresh_reused").await;
             Err(AuthError::RefreshTokenReused.into())
         }
     }
@@ -368,13 +369,17 @@ async fn phone(
     Ok(HttpResponse::Ok().json(load_me(&ctx, user.user_id).await?))
 }
 
-/// Announces [`SessionEnded`](super::SessionEnded), as [`announce`] does.
+/// Forgets the ended session wherever it is trusted ([`super::Auth::session_ended`]),
+/// then announces [`SessionEnded`](super::SessionEnded), as [`announce`] does.
 pub(super) async fn announce_session_end(
     ctx: &AppContext,
     user_id: i64,
     session_id: Option<&str>,
     reason: &str,
 ) {
+    if let Some(auth) = ctx.get::<super::Auth>() {
+        auth.session_ended(user_id, session_id).await;
+    }
     let ended = super::SessionEnded {
         user_id,
         session_id: session_id.map(str::to_owned),

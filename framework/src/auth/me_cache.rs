@@ -8,21 +8,18 @@
 //! broadcast (milliseconds); a change they miss (Redis away, a row changed outside
 //! the app) shows within `auth.me_cache_ms`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 
-/// Independent locks, so concurrent requests of different users rarely wait.
-const SHARDS: usize = 16;
+use super::by_user::{ByUser, per_shard};
 
 /// Serialized answers by user id, each kept for `ttl`, at most `capacity` in all.
 #[derive(Debug)]
 pub(crate) struct MeCache {
     ttl: Duration,
     capacity_per_shard: usize,
-    shards: Vec<Mutex<HashMap<i64, (Instant, Bytes)>>>,
+    answers: ByUser<(Instant, Bytes)>,
 }
 
 impl MeCache {
@@ -30,17 +27,9 @@ impl MeCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> MeCache {
         MeCache {
             ttl,
-            capacity_per_shard: capacity.div_ceil(SHARDS),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            capacity_per_shard: per_shard(capacity),
+            answers: ByUser::new(),
         }
-    }
-
-    fn shard(&self, user_id: i64) -> std::sync::MutexGuard<'_, HashMap<i64, (Instant, Bytes)>> {
-        let index = user_id.rem_euclid(SHARDS as i64) as usize;
-        // A poisoned shard only held plain data: keep using it.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The user's answer, if one younger than the ttl is kept.
@@ -48,7 +37,7 @@ impl MeCache {
         if self.ttl.is_zero() {
             return None;
         }
-        let shard = self.shard(user_id);
+        let shard = self.answers.shard(user_id);
         let (at, body) = shard.get(&user_id)?;
         (at.elapsed() < self.ttl).then(|| body.clone())
     }
@@ -59,7 +48,7 @@ impl MeCache {
         if self.ttl.is_zero() {
             return;
         }
-        let mut shard = self.shard(user_id);
+        let mut shard = self.answers.shard(user_id);
         if shard.len() >= self.capacity_per_shard && !shard.contains_key(&user_id) {
             let ttl = self.ttl;
             shard.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -73,13 +62,13 @@ impl MeCache {
 
     /// Forgets the user's answer: their profile fields changed.
     pub(crate) fn forget(&self, user_id: i64) {
-        self.shard(user_id).remove(&user_id);
+        self.answers.shard(user_id).remove(&user_id);
     }
 
     /// Forgets every answer: changes may have been missed.
     pub(crate) fn clear(&self) {
-        for index in 0..SHARDS {
-            self.shard(index as i64).clear();
+        for mut shard in self.answers.each_shard() {
+            shard.clear();
         }
     }
 }
@@ -118,7 +107,7 @@ mod tests {
         for id in 0..1_000 {
             cache.put(id, Instant::now(), Bytes::from_static(b"x"));
         }
-        let kept: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        let kept: usize = cache.answers.each_shard().map(|s| s.len()).sum();
         assert!(kept <= 32, "{kept} kept");
         assert!(cache.get(999).is_some(), "the newest is kept");
     }

@@ -8,11 +8,13 @@
 //! logout-all,profile,phone}` and `GET /api/me`.
 
 mod admin;
+mod by_user;
 mod config;
 mod error;
 mod extractor;
 mod handlers;
 mod jwt;
+mod live_sessions;
 mod me_cache;
 mod privacy;
 pub mod sessions;
@@ -31,6 +33,7 @@ pub use jwt::{Claims, JwtKeys};
 use sessions::SessionStore;
 
 use crate::AppContext;
+use crate::kv::stream_entry::Entry;
 use crate::kv::{Broadcast, KvStore};
 use crate::plugin::BackgroundTask;
 
@@ -43,7 +46,7 @@ pub struct SessionEnded {
     pub user_id: i64,
     /// The one session that ended; `None`: every session of the user.
     pub session_id: Option<String>,
-    /// `logout`, `logout_all` or `erased`.
+    /// `logout`, `logout_all`, `erased` or `refresh_reused`.
     pub reason: String,
 }
 
@@ -59,6 +62,10 @@ pub struct Auth {
     me: me_cache::MeCache,
     /// With Redis: tells the other instances whose cached `/api/me` to forget.
     me_changes: Option<Broadcast>,
+    live: live_sessions::LiveSessions,
+    /// With Redis and `auth.session_cache_ms`: tells the other instances which
+    /// sessions ended.
+    session_ends: Option<Broadcast>,
 }
 
 impl Auth {
@@ -79,14 +86,41 @@ impl Auth {
             }
         }
     }
+
+    /// Forgets an ended session (`None`: every session of the user) here and on
+    /// every other instance that trusts checked sessions for
+    /// `auth.session_cache_ms`; call it after [`SessionStore::end`] or
+    /// [`SessionStore::end_all`] (the app's own logout, logout-all, erasure and
+    /// refresh-reuse detection do). Not reaching Redis is logged, not an error: the
+    /// others then trust the session at most `auth.session_cache_ms` longer.
+    pub async fn session_ended(&self, user_id: i64, session_id: Option<&str>) {
+        self.live.ended(user_id, session_id);
+        if let Some(ends) = &self.session_ends {
+            let user = user_id.to_string();
+            let mut fields = vec![(SESSION_ENDED_USER, user.as_bytes())];
+            if let Some(sid) = session_id {
+                fields.push((SESSION_ENDED_SID, sid.as_bytes()));
+            }
+            if let Err(e) = ends.publish(&fields).await {
+                tracing::warn!(error = %e, "cannot tell other instances a session ended");
+            }
+        }
+    }
 }
+
+/// The stream naming ended sessions, `<key_prefix>auth:sessions-ended`.
+const SESSIONS_ENDED_STREAM: &str = "auth:sessions-ended";
+/// Its fields: the user id, and the session id unless every session ended.
+const SESSION_ENDED_USER: &str = "u";
+const SESSION_ENDED_SID: &str = "s";
 
 /// The stream naming users whose `/api/me` changed, `<key_prefix>auth:me-changed`.
 const ME_CHANGED_STREAM: &str = "auth:me-changed";
 /// Its one field: the user id.
 const ME_CHANGED_USER: &str = "u";
-/// About how many entries it keeps: readers are at most a few seconds behind.
-const ME_CHANGED_MAX_LEN: usize = 10_000;
+/// About how many entries each auth broadcast keeps: readers are at most a few
+/// seconds behind.
+const BROADCAST_MAX_LEN: usize = 10_000;
 
 /// The built-in plugin mounting the auth routes (disable with
 /// `plugins.disabled = ["auth"]`).
@@ -135,7 +169,15 @@ impl crate::Plugin for AuthPlugin {
                     Some(redis) if config.me_cache_ms > 0 => Some(Broadcast::new(
                         &redis,
                         ME_CHANGED_STREAM,
-                        ME_CHANGED_MAX_LEN,
+                        BROADCAST_MAX_LEN,
+                    )?),
+                    _ => None,
+                };
+                let session_ends = match ctx.get::<crate::kv::RedisClient>() {
+                    Some(redis) if config.session_cache_ms > 0 => Some(Broadcast::new(
+                        &redis,
+                        SESSIONS_ENDED_STREAM,
+                        BROADCAST_MAX_LEN,
                     )?),
                     _ => None,
                 };
@@ -147,6 +189,11 @@ impl crate::Plugin for AuthPlugin {
                         config.me_cache_entries,
                     ),
                     me_changes,
+                    live: live_sessions::LiveSessions::new(
+                        Duration::from_millis(config.session_cache_ms),
+                        config.session_cache_entries,
+                    ),
+                    session_ends,
                 })
             }
             None => tracing::warn!("auth.jwt.keys is not configured; /api/auth answers 503"),
@@ -155,29 +202,55 @@ impl crate::Plugin for AuthPlugin {
     }
 
     fn background_tasks(&self, ctx: &AppContext) -> Vec<BackgroundTask> {
-        let Some(auth) = ctx.get::<Auth>().filter(|auth| auth.me_changes.is_some()) else {
+        let Some(auth) = ctx.get::<Auth>() else {
             return Vec::new();
         };
-        vec![BackgroundTask::new(
-            "auth-me-changes",
-            move |_ctx, stop| async move {
-                let Some(changes) = &auth.me_changes else {
-                    return;
-                };
-                let forget = |entry: &crate::kv::stream_entry::Entry| match entry
-                    .field(ME_CHANGED_USER)
-                    .and_then(|id| std::str::from_utf8(id).ok()?.parse().ok())
-                {
-                    Some(user_id) => auth.me.forget(user_id),
-                    None => {
-                        tracing::warn!(id = %entry.id, "malformed auth:me-changed entry skipped")
-                    }
-                };
-                // Changes made while Redis was away may not have been sent at all.
-                changes.run(stop, forget, || auth.me.clear()).await;
-            },
-        )]
+        let mut tasks = Vec::new();
+        if auth.me_changes.is_some() {
+            let auth = auth.clone();
+            tasks.push(BackgroundTask::new(
+                "auth-me-changes",
+                move |_ctx, stop| async move {
+                    let Some(changes) = &auth.me_changes else {
+                        return;
+                    };
+                    let forget = |entry: &Entry| match user_of(entry, ME_CHANGED_USER) {
+                        Some(user_id) => auth.me.forget(user_id),
+                        None => tracing::warn!(id = %entry.id, "malformed auth:me-changed entry skipped"),
+                    };
+                    // Changes made while Redis was away may not have been sent at all.
+                    changes.run(stop, forget, || auth.me.clear()).await;
+                },
+            ));
+        }
+        if auth.session_ends.is_some() {
+            tasks.push(BackgroundTask::new(
+                "auth-session-ends",
+                move |_ctx, stop| async move {
+                    let Some(ends) = &auth.session_ends else {
+                        return;
+                    };
+                    let forget = |entry: &Entry| match user_of(entry, SESSION_ENDED_USER) {
+                        Some(user_id) => {
+                            let sid = entry
+                                .field(SESSION_ENDED_SID)
+                                .and_then(|sid| std::str::from_utf8(sid).ok());
+                            auth.live.ended(user_id, sid);
+                        }
+                        None => tracing::warn!(id = %entry.id, "malformed auth:sessions-ended entry skipped"),
+                    };
+                    // Sessions ended while Redis was away may not have been sent.
+                    ends.run(stop, forget, || auth.live.clear()).await;
+                },
+            ));
+        }
+        tasks
     }
+}
+
+/// The user id in `field` of a broadcast entry.
+fn user_of(entry: &Entry, field: &str) -> Option<i64> {
+    std::str::from_utf8(entry.field(field)?).ok()?.parse().ok()
 }
 
 /// A development HS256 secret kept in a file, so tokens survive restarts.

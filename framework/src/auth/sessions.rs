@@ -140,12 +140,16 @@ impl<'a> SessionStore<'a> {
         Ok(session.filter(|s| s.user_id == user_id && s.epoch >= epoch))
     }
 
-    /// Ends one session.
+    /// Ends one session. Tell the app with [`Auth::session_ended`] too, for the
+    /// instances that trust a checked session for `auth.session_cache_ms`.
+    ///
+    /// [`Auth::session_ended`]: super::Auth::session_ended
     pub async fn end(&self, sid: &str) -> Result<(), KvError> {
         self.kv.delete(&session_key(sid)).await.map(drop)
     }
 
-    /// Ends every session of a user: the epoch moves on (ending every session
+    /// Ends every session of a user (tell the app too, as for [`end`](Self::end)):
+    /// the epoch moves on (ending every session
     /// created before, indexed or not), and each indexed session is deleted.
     pub async fn end_all(&self, user_id: i64) -> Result<(), KvError> {
         self.kv.increment(&epoch_key(user_id), 1, None).await?;
@@ -182,7 +186,10 @@ impl<'a> SessionStore<'a> {
         if !first_use || session.refresh_hash != hash {
             // A stolen token raced its owner: end the whole chain.
             self.end(&sid).await?;
-            return Ok(RotateOutcome::Reused);
+            return Ok(RotateOutcome::Reused {
+                sid,
+                user_id: session.user_id,
+            });
         }
         let epoch = epoch_of(self.kv.get(&epoch_key(session.user_id)).await?);
         if session.epoch < epoch {
@@ -231,5 +238,10 @@ pub enum RotateOutcome {
     /// The session has ended.
     Ended,
     /// The token was used before: the session has been ended.
-    Reused,
+    Reused {
+        /// The ended session's id.
+        sid: String,
+        /// Its user.
+        user_id: i64,
+    },
 }

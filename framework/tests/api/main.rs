@@ -23,6 +23,7 @@ mod production;
 mod properties;
 mod realtime;
 mod reload;
+mod session_cache;
 mod shutdown;
 mod tls;
 mod wechat_client;
