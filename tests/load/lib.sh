@@ -10,7 +10,12 @@ base="http://127.0.0.1:$port"
 # admin API.
 admin_token="load-scripts-admin-token-$$-0123456789abcdef"
 
-cargo build --release -p example-app
+# APP_BIN: another build of the app to serve (e.g. a copy of an earlier release
+# build, to compare two builds in turn); by default this checkout's, built here.
+if [ -z "${APP_BIN:-}" ]; then
+    cargo build --release -p example-app
+    APP_BIN=$PWD/target/release/example-app
+fi
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
 work=$(mktemp -d)
 apps=()
@@ -47,7 +52,7 @@ start_app() {
         WEAPP__ORDER__MAX_PENDING_ORDERS=0 \
         WEAPP__ORDER__MAX_PENDING_UNITS=0 \
         WEAPP__OBSERVE__LOG_LEVEL=warn \
-        exec env ${APP_ENV:-} "$OLDPWD/target/release/example-app"
+        exec env ${APP_ENV:-} "$APP_BIN"
     ) &
     apps+=($!)
     wait_healthy "http://127.0.0.1:$1" "the instance on port $1"
@@ -70,7 +75,7 @@ if [ "${SANDBOX_HOST:-0}" = 1 ]; then
     (
         cd "$work/sandbox"
         WEAPP__SERVER__PORT=$sandbox_port WEAPP__OBSERVE__LOG_LEVEL=warn \
-            exec "$OLDPWD/target/release/example-app"
+            exec "$APP_BIN"
     ) &
     apps+=($!)
     sandbox="http://127.0.0.1:$sandbox_port"

@@ -4,11 +4,13 @@
 //!   (`reserved`, `replayed`, `sold_out`, `limit`, `busy`);
 //! - `order_flash_written_total{result}`: reservations written to the database
 //!   (`pending`, or `refused` when the database had no unit left for them);
-//! - `order_flash_queued`: reservations not yet written, at the last sync.
+//! - `order_flash_queued`: reservations not yet written, at the last sync;
+//! - `order_flash_reserve_batch_size`: reservations per call of the reservation
+//!   script (its count: the calls).
 
 use std::sync::OnceLock;
 
-use prometheus::{IntCounterVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
 
 /// An answer to a flash-sale order.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +26,7 @@ struct FlashMetrics {
     reservations: IntCounterVec,
     written: IntCounterVec,
     queued: IntGauge,
+    batch_size: Histogram,
 }
 
 fn metrics() -> &'static FlashMetrics {
@@ -51,12 +54,21 @@ fn metrics() -> &'static FlashMetrics {
                 "Flash-sale reservations not yet written to the database, at the last sync.",
             )
             .expect("valid metric"),
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "order_flash_reserve_batch_size",
+                    "Flash-sale reservations per call of the reservation script.",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )
+            .expect("valid metric"),
         };
         let registry = prometheus::default_registry();
         // Registration fails only for a duplicate name, which cannot happen here.
         let _ = registry.register(Box::new(metrics.reservations.clone()));
         let _ = registry.register(Box::new(metrics.written.clone()));
         let _ = registry.register(Box::new(metrics.queued.clone()));
+        let _ = registry.register(Box::new(metrics.batch_size.clone()));
         metrics
     })
 }
@@ -87,4 +99,9 @@ pub(super) fn written(pending: usize, refused: usize) {
 /// Reports the reservations not yet written.
 pub(super) fn queued(n: i64) {
     metrics().queued.set(n);
+}
+
+/// Counts one call of the reservation script with `n` reservations.
+pub(super) fn reserve_call(n: usize) {
+    metrics().batch_size.observe(n as f64);
 }

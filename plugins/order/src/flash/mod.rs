@@ -22,6 +22,7 @@
 //! refused, and so is starting with one on sale.
 
 mod admin;
+mod batches;
 mod ids;
 mod metrics;
 pub(crate) mod reservation;
@@ -75,6 +76,8 @@ pub struct FlashSales {
     unpaid_timeout_s: u64,
     sales: RwLock<HashMap<i64, Arc<Sale>>>,
     ids: ids::OrderIds,
+    /// Reservations on their way to Redis, a script call per batch.
+    batches: batches::ReservationBatches,
     /// This instance's name in the writers' consumer group.
     consumer: String,
     wake_writer: Notify,
@@ -96,6 +99,7 @@ impl FlashSales {
     ) -> FlashSales {
         FlashSales {
             ids: ids::OrderIds::new(config.id_block),
+            batches: batches::ReservationBatches::new(redis.clone(), config.max_queued),
             db,
             redis,
             key_prefix: key_prefix.to_owned(),

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use weapp::actix_web::http::StatusCode;
 use weapp::kv::KvError;
 
+use super::batches::Reservation;
 use super::metrics::{Outcome, count};
 use super::reservation::{KeyRecord, Reserved, key_field};
-use super::scripts::RESERVE;
 use super::{FlashSales, Sale};
 use crate::error::OrderError;
 use crate::idempotency::{IdempotencyKey, StoredResponse};
@@ -72,31 +72,24 @@ impl FlashSales {
             total_fen,
             hash: hash.to_vec(),
         };
-        let keys = &sale.keys;
-        let answer: Vec<String> = RESERVE
-            .key(&keys.stock)
-            .key(&keys.users)
-            .key(&keys.keys)
-            .key(&keys.held)
-            .key(&keys.queue)
-            .arg(user_id)
-            .arg(line.qty)
-            .arg(sale.per_user_limit)
-            .arg(&field)
-            .arg(order_id)
-            .arg(record.text())
-            .arg(reserved.payload())
-            .arg(self.config.max_queued)
-            .invoke_async(&mut self.redis.clone())
+        let reservation = Reservation {
+            user_id,
+            qty: line.qty,
+            per_user_limit: sale.per_user_limit,
+            field,
+            order_id,
+            record: record.text(),
+            payload: reserved.payload(),
+        };
+        let (outcome, detail) = self
+            .batches
+            .reserve(sale.product_id, &sale.keys, reservation)
             .await
             .map_err(|e| {
                 self.ids.give_back(order_id);
                 kv(e)
             })?;
-        let (outcome, detail) = match answer.as_slice() {
-            [outcome, detail] => (outcome.as_str(), detail.as_str()),
-            _ => ("", ""),
-        };
+        let (outcome, detail) = (outcome.as_str(), detail.as_str());
         if outcome != "reserved" {
             self.ids.give_back(order_id);
         }
@@ -144,7 +137,7 @@ impl FlashSales {
                 ))
             }
             _ => Err(weapp::Error::internal(format!(
-                "the reservation script answered {answer:?}"
+                "the reservation script answered {outcome:?} {detail:?}"
             ))),
         }
     }

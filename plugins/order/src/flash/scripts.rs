@@ -43,29 +43,48 @@ impl SaleKeys {
     }
 }
 
-/// Reserves units for one order. KEYS: stock users keys held queue. ARGV: user, qty,
-/// per-user limit, key field, order id, key record, payload, most queued.
-/// Answers `{outcome, detail}`: `replay` + the key's record; `unloaded` (no counter:
-/// a sync must run first); `sold_out` + units left; `busy` (queue full); `limit` +
-/// units the user holds; `reserved` + units left.
+/// Reserves units for a batch of orders, one after the other. KEYS: stock users
+/// keys held queue. ARGV: most queued, `n`, then for each order: user, qty,
+/// per-user limit, key field, order id, key record, payload. Answers
+/// `{outcome, detail}` for each: `replay` + the key's record; `unloaded` (no
+/// counter: a sync must run first); `sold_out` + units left; `busy` (queue full);
+/// `limit` + units the user holds; `reserved` + units left.
 pub(crate) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local prior = redis.call('HGET', KEYS[3], ARGV[4])
-if prior then return {'replay', prior} end
-local stock = redis.call('GET', KEYS[1])
-if not stock then return {'unloaded', ''} end
-local qty = tonumber(ARGV[2])
-if tonumber(stock) < qty then return {'sold_out', stock} end
-if redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[8]) then return {'busy', ''} end
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if held + qty > tonumber(ARGV[3]) then return {'limit', tostring(held)} end
-local left = redis.call('DECRBY', KEYS[1], qty)
-redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[6])
-redis.call('HSET', KEYS[4], ARGV[5], ARGV[7])
-redis.call('XADD', KEYS[5], '*', 'p', ARGV[7])
-return {'reserved', tostring(left)}
+local most = tonumber(ARGV[1])
+local out = {}
+for i = 0, tonumber(ARGV[2]) - 1 do
+  local a = 2 + i * 7
+  local user, qty, limit = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local field, id, record, payload = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local outcome, detail = 'reserved', ''
+  local prior = redis.call('HGET', KEYS[3], field)
+  local stock = redis.call('GET', KEYS[1])
+  if prior then
+    outcome, detail = 'replay', prior
+  elseif not stock then
+    outcome = 'unloaded'
+  elseif tonumber(stock) < qty then
+    outcome, detail = 'sold_out', stock
+  elseif redis.call('HLEN', KEYS[4]) >= most then
+    outcome = 'busy'
+  else
+    local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+    if held + qty > limit then
+      outcome, detail = 'limit', tostring(held)
+    else
+      detail = tostring(redis.call('DECRBY', KEYS[1], qty))
+      redis.call('HINCRBY', KEYS[2], user, qty)
+      redis.call('HSET', KEYS[3], field, record)
+      redis.call('HSET', KEYS[4], id, payload)
+      redis.call('XADD', KEYS[5], '*', 'p', payload)
+    end
+  end
+  out[#out + 1] = outcome
+  out[#out + 1] = detail
+end
+return out
 "#,
     )
 });

@@ -1,0 +1,283 @@
+//! Reservations of one product sent to Redis together: while one script call is
+//! out, the reservations that arrive wait and go in the next call, in arrival
+//! order. A rush of buyers then costs Redis one script call (and the app one round
+//! trip) per batch instead of per buyer; a lone buyer is sent at once.
+//!
+//! The script handles a batch's reservations one after the other, exactly as
+//! separate calls in that order would: the outcome of each is its own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redis::RedisError;
+use tokio::sync::oneshot;
+use weapp::kv::RedisConnection;
+
+use super::metrics;
+use super::scripts::{RESERVE, SaleKeys};
+
+/// Most reservations in one script call: bounds how long Redis is busy with one.
+const MAX_BATCH: usize = 256;
+
+/// One reservation for the script.
+pub(super) struct Reservation {
+    pub user_id: i64,
+    pub qty: i64,
+    pub per_user_limit: i64,
+    /// The `Idempotency-Key`'s field in the `keys` hash.
+    pub field: String,
+    pub order_id: i64,
+    /// The key's record, answered to a retry.
+    pub record: String,
+    /// The reservation as the writers read it.
+    pub payload: String,
+}
+
+/// The script's answer to one reservation: `(outcome, detail)`.
+pub(super) type Answer = (String, String);
+
+struct Waiting {
+    reservation: Reservation,
+    answer: oneshot::Sender<Result<Answer, RedisError>>,
+}
+
+/// One product's reservations waiting for the next call.
+struct Lane {
+    keys: SaleKeys,
+    waiting: Mutex<Vec<Waiting>>,
+    /// A task is sending this lane's batches.
+    sending: AtomicBool,
+}
+
+/// The reservation batches of every product on sale.
+pub(super) struct ReservationBatches {
+    redis: RedisConnection,
+    max_queued: i64,
+    lanes: Mutex<HashMap<i64, Arc<Lane>>>,
+}
+
+impl ReservationBatches {
+    pub(super) fn new(redis: RedisConnection, max_queued: i64) -> ReservationBatches {
+        ReservationBatches {
+            redis,
+            max_queued,
+            lanes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `reservation` of `product_id` (keys `keys`) in the next batch.
+    pub(super) async fn reserve(
+        &self,
+        product_id: i64,
+        keys: &SaleKeys,
+        reservation: Reservation,
+    ) -> Result<Answer, RedisError> {
+        let lane = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            lanes
+                .entry(product_id)
+                .or_insert_with(|| {
+                    Arc::new(Lane {
+                        keys: keys.clone(),
+                        waiting: Mutex::new(Vec::new()),
+                        sending: AtomicBool::new(false),
+                    })
+                })
+                .clone()
+        };
+        let (answer, answered) = oneshot::channel();
+        lane.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Waiting {
+                reservation,
+                answer,
+            });
+        if !lane.sending.swap(true, Ordering::AcqRel) {
+            // A task of its own: a buyer who hangs up must not stop the others' batch.
+            tokio::spawn(send_batches(lane, self.redis.clone(), self.max_queued));
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::other(
+                "the reservation batch was dropped",
+            )))
+        })
+    }
+}
+
+/// Sends `lane`'s batches until none is waiting.
+async fn send_batches(lane: Arc<Lane>, mut redis: RedisConnection, max_queued: i64) {
+    loop {
+        let batch: Vec<Waiting> = {
+            let mut waiting = lane.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = waiting.len().min(MAX_BATCH);
+            waiting.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            lane.sending.store(false, Ordering::Release);
+            // One may have arrived after the look and before the flag went down.
+            let more = !lane
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty();
+            if more && !lane.sending.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            return;
+        }
+        metrics::reserve_call(batch.len());
+        let mut call = RESERVE.prepare_invoke();
+        for key in [
+            &lane.keys.stock,
+            &lane.keys.users,
+            &lane.keys.keys,
+            &lane.keys.held,
+            &lane.keys.queue,
+        ] {
+            call.key(key);
+        }
+        call.arg(max_queued).arg(batch.len());
+        for Waiting { reservation: r, .. } in &batch {
+            call.arg(r.user_id)
+                .arg(r.qty)
+                .arg(r.per_user_limit)
+                .arg(&r.field)
+                .arg(r.order_id)
+                .arg(&r.record)
+                .arg(&r.payload);
+        }
+        let answers: Result<Vec<String>, RedisError> = call.invoke_async(&mut redis).await;
+        match answers {
+            Ok(answers) if answers.len() == 2 * batch.len() => {
+                let mut answers = answers.into_iter();
+                for waiting in batch {
+                    let outcome = answers.next().unwrap_or_default();
+                    let detail = answers.next().unwrap_or_default();
+                    let _ = waiting.answer.send(Ok((outcome, detail)));
+                }
+            }
+            Ok(answers) => {
+                let e = RedisError::from(std::io::Error::other(format!(
+                    "the reservation script gave {} answers for {} reservations",
+                    answers.len() / 2,
+                    batch.len()
+                )));
+                for waiting in batch {
+                    let _ = waiting.answer.send(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                for waiting in batch {
+                    let _ = waiting.answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::future::join_all;
+    use weapp::kv::RedisClient;
+
+    use super::*;
+
+    fn reservation(user_id: i64, order_id: i64, field: &str) -> Reservation {
+        Reservation {
+            user_id,
+            qty: 1,
+            per_user_limit: 2,
+            field: field.to_owned(),
+            order_id,
+            record: format!("record-{order_id}"),
+            payload: format!("payload-{order_id}"),
+        }
+    }
+
+    /// The calls of the reservation script so far, and the reservations they took.
+    fn calls() -> (u64, f64) {
+        let metrics = prometheus::default_registry().gather();
+        let family = metrics
+            .iter()
+            .find(|m| m.name() == "order_flash_reserve_batch_size");
+        family.map_or((0, 0.0), |m| {
+            let h = m.get_metric()[0].get_histogram();
+            (h.get_sample_count(), h.get_sample_sum())
+        })
+    }
+
+    #[tokio::test]
+    async fn reservations_that_arrive_together_share_a_call_with_their_own_outcomes() {
+        let client = RedisClient::open(&weapp::testing::redis_config()).expect("a client");
+        let keys = SaleKeys::new(client.key_prefix(), 1);
+        let mut redis = client.connection().expect("a connection");
+        let _: () = redis::cmd("SET")
+            .arg(&keys.stock)
+            .arg(30)
+            .query_async(&mut redis)
+            .await
+            .expect("Redis answers (tests/setup.sh starts it)");
+        let batches = ReservationBatches::new(redis.clone(), 1_000);
+        // 25 buyers twice each (the limit), then the first one's key again.
+        let mut asked: Vec<Reservation> = (0..50)
+            .map(|n| reservation(n % 25, 100 + n, &format!("{}:k{n}", n % 25)))
+            .collect();
+        asked.push(reservation(0, 999, "0:k0"));
+        // Polled together before the sending task runs: one batch, in this order.
+        let answers = join_all(asked.into_iter().map(|r| batches.reserve(1, &keys, r))).await;
+        let answers: Vec<Answer> = answers.into_iter().map(|a| a.expect("answered")).collect();
+        for (n, (outcome, detail)) in answers[..30].iter().enumerate() {
+            assert_eq!(outcome, "reserved", "#{n}");
+            assert_eq!(detail, &(29 - n).to_string(), "#{n}: units left");
+        }
+        for (outcome, detail) in &answers[30..50] {
+            assert_eq!((outcome.as_str(), detail.as_str()), ("sold_out", "0"));
+        }
+        assert_eq!(answers[50], ("replay".to_owned(), "record-100".to_owned()));
+        assert_eq!(calls(), (1, 51.0), "one call for the 51");
+
+        // A lone reservation goes at once, in a call of its own; a limit holds
+        // across calls.
+        let _: () = redis::cmd("SET")
+            .arg(&keys.stock)
+            .arg(5)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let third = batches
+            .reserve(1, &keys, reservation(3, 500, "3:k-third"))
+            .await;
+        assert_eq!(third.unwrap(), ("limit".to_owned(), "2".to_owned()));
+        let other = batches
+            .reserve(1, &keys, reservation(77, 501, "77:k"))
+            .await;
+        assert_eq!(other.unwrap(), ("reserved".to_owned(), "4".to_owned()));
+        assert_eq!(calls(), (3, 53.0));
+        let held: usize = redis::cmd("HLEN")
+            .arg(&keys.held)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let queued: usize = redis::cmd("XLEN")
+            .arg(&keys.queue)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(
+            (held, queued),
+            (31, 31),
+            "each reservation held and queued once"
+        );
+        let _: () = redis::cmd("DEL")
+            .arg(&keys.stock)
+            .arg(&keys.users)
+            .arg(&keys.keys)
+            .arg(&keys.held)
+            .arg(&keys.queue)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+}
