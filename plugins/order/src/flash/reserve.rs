@@ -85,10 +85,9 @@ impl FlashSales {
             .batches
             .reserve(sale.product_id, &sale.keys, reservation)
             .await
-            .map_err(|e| {
-                self.ids.give_back(order_id);
-                kv(e)
-            })?;
+            // Not given back: the script may have run (a reply lost, a timeout), and
+            // the id would then name two reservations. An id never used is a gap.
+            .map_err(kv)?;
         let (outcome, detail) = (outcome.as_str(), detail.as_str());
         if outcome != "reserved" {
             self.ids.give_back(order_id);
