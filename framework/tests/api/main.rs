@@ -28,3 +28,23 @@ mod shutdown;
 mod tls;
 mod wechat_client;
 mod wechat_push;
+
+/// Two instances sharing a PostgreSQL database and Redis, both with `key` set to
+/// `value`: what the cross-instance tests start from.
+pub(crate) async fn two_instances(
+    key: &str,
+    value: u64,
+) -> (weapp::testing::TestApp, weapp::testing::TestApp) {
+    let first = weapp::testing::TestApp::builder()
+        .database(weapp::db::Backend::Postgres)
+        .redis()
+        .set(key, value)
+        .spawn()
+        .await;
+    let second = weapp::testing::TestApp::builder()
+        .beside(&first)
+        .set(key, value)
+        .spawn()
+        .await;
+    (first, second)
+}

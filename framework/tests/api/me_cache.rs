@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weapp::db::Backend;
 use weapp::testing::TestApp;
 
 async fn me(app: &TestApp, token: &str) -> (u16, Value) {
@@ -85,17 +84,7 @@ async fn share_phone(app: &TestApp, token: &str, openid: &str) {
 #[tokio::test]
 async fn a_change_made_on_one_instance_shows_at_once_on_another() {
     // A minute: only the broadcast can explain a fresh answer within the test.
-    let first = TestApp::builder()
-        .database(Backend::Postgres)
-        .redis()
-        .set("auth.me_cache_ms", 60_000)
-        .spawn()
-        .await;
-    let second = TestApp::builder()
-        .beside(&first)
-        .set("auth.me_cache_ms", 60_000)
-        .spawn()
-        .await;
+    let (first, second) = crate::two_instances("auth.me_cache_ms", 60_000).await;
     let (token, user_id) = first
         .login_with(json!({"openid": "o_me_two", "phone": "13812348001"}))
         .await;

@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use weapp::auth::{Claims, TokenResponse};
-use weapp::db::Backend;
 use weapp::testing::TestApp;
 
 /// `GET /api/me`: the status and the error code, if any.
@@ -135,17 +134,7 @@ async fn refused_soon(app: &TestApp, token: &str) -> (u16, Option<String>) {
 #[tokio::test]
 async fn a_session_ended_on_one_instance_is_refused_at_once_on_another() {
     // A minute: only the broadcast can explain a refusal within the test.
-    let first = TestApp::builder()
-        .database(Backend::Postgres)
-        .redis()
-        .set("auth.session_cache_ms", 60_000)
-        .spawn()
-        .await;
-    let second = TestApp::builder()
-        .beside(&first)
-        .set("auth.session_cache_ms", 60_000)
-        .spawn()
-        .await;
+    let (first, second) = crate::two_instances("auth.session_cache_ms", 60_000).await;
     let trusted = login(&first, "o_sessions_two").await.access_token;
     assert_eq!(me(&second, &trusted).await.0, 200);
     end_behind_the_apps_back(&first, &trusted).await;
