@@ -207,45 +207,61 @@ impl crate::Plugin for AuthPlugin {
         };
         let mut tasks = Vec::new();
         if auth.me_changes.is_some() {
-            let auth = auth.clone();
-            tasks.push(BackgroundTask::new(
+            // Changes made while Redis was away may not have been sent at all.
+            tasks.push(broadcast_reader(
                 "auth-me-changes",
-                move |_ctx, stop| async move {
-                    let Some(changes) = &auth.me_changes else {
-                        return;
-                    };
-                    let forget = |entry: &Entry| match user_of(entry, ME_CHANGED_USER) {
-                        Some(user_id) => auth.me.forget(user_id),
-                        None => tracing::warn!(id = %entry.id, "malformed auth:me-changed entry skipped"),
-                    };
-                    // Changes made while Redis was away may not have been sent at all.
-                    changes.run(stop, forget, || auth.me.clear()).await;
+                auth.clone(),
+                |auth| auth.me_changes.as_ref(),
+                |auth, entry| {
+                    let user_id = user_of(entry, ME_CHANGED_USER)?;
+                    auth.me.forget(user_id);
+                    Some(())
                 },
+                |auth| auth.me.clear(),
             ));
         }
         if auth.session_ends.is_some() {
-            tasks.push(BackgroundTask::new(
+            // Sessions ended while Redis was away may not have been sent.
+            tasks.push(broadcast_reader(
                 "auth-session-ends",
-                move |_ctx, stop| async move {
-                    let Some(ends) = &auth.session_ends else {
-                        return;
-                    };
-                    let forget = |entry: &Entry| match user_of(entry, SESSION_ENDED_USER) {
-                        Some(user_id) => {
-                            let sid = entry
-                                .field(SESSION_ENDED_SID)
-                                .and_then(|sid| std::str::from_utf8(sid).ok());
-                            auth.live.ended(user_id, sid);
-                        }
-                        None => tracing::warn!(id = %entry.id, "malformed auth:sessions-ended entry skipped"),
-                    };
-                    // Sessions ended while Redis was away may not have been sent.
-                    ends.run(stop, forget, || auth.live.clear()).await;
+                auth,
+                |auth| auth.session_ends.as_ref(),
+                |auth, entry| {
+                    let user_id = user_of(entry, SESSION_ENDED_USER)?;
+                    let sid = entry
+                        .field(SESSION_ENDED_SID)
+                        .and_then(|sid| std::str::from_utf8(sid).ok());
+                    auth.live.ended(user_id, sid);
+                    Some(())
                 },
+                |auth| auth.live.clear(),
             ));
         }
         tasks
     }
+}
+
+/// The task `name` reading one of the auth broadcasts until shutdown: `apply`
+/// takes each entry (`None`: malformed, skipped with a warning), `clear` drops
+/// what the entries keep up to date after a gap.
+fn broadcast_reader(
+    name: &'static str,
+    auth: std::sync::Arc<Auth>,
+    stream: fn(&Auth) -> Option<&Broadcast>,
+    apply: fn(&Auth, &Entry) -> Option<()>,
+    clear: fn(&Auth),
+) -> BackgroundTask {
+    BackgroundTask::new(name, move |_ctx, stop| async move {
+        let Some(broadcast) = stream(&auth) else {
+            return;
+        };
+        let take = |entry: &Entry| {
+            if apply(&auth, entry).is_none() {
+                tracing::warn!(task = name, id = %entry.id, "malformed broadcast entry skipped");
+            }
+        };
+        broadcast.run(stop, take, || clear(&auth)).await;
+    })
 }
 
 /// The user id in `field` of a broadcast entry.

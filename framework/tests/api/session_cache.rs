@@ -61,6 +61,12 @@ async fn end_behind_the_apps_back(app: &TestApp, token: &str) {
     assert!(app.ctx.kv().delete(&key).await.unwrap(), "{key} was stored");
 }
 
+/// Logs out (`path`: logout or logout-all) with `token`.
+async fn end_through_the_app(app: &TestApp, path: &str, token: &str) {
+    let ended = post(app, path, Some(token), json!({})).await;
+    assert!(ended.status().is_success(), "{path}: {}", ended.status());
+}
+
 #[tokio::test]
 async fn off_by_default_every_request_checks_the_session() {
     let app = TestApp::builder().spawn().await;
@@ -86,14 +92,7 @@ async fn a_checked_session_is_trusted_but_every_end_through_the_app_counts_at_on
     // Logout.
     let tokens = login(&app, "o_sessions_cached").await;
     assert_eq!(me(&app, &tokens.access_token).await.0, 200);
-    let logout = post(
-        &app,
-        "/api/auth/logout",
-        Some(&tokens.access_token),
-        json!({}),
-    )
-    .await;
-    assert!(logout.status().is_success());
+    end_through_the_app(&app, "/api/auth/logout", &tokens.access_token).await;
     assert_eq!(me(&app, &tokens.access_token).await, revoked());
 
     // A refresh token used twice ends its session.
@@ -112,8 +111,7 @@ async fn a_checked_session_is_trusted_but_every_end_through_the_app_counts_at_on
     let one = login(&app, "o_sessions_cached").await.access_token;
     let other = login(&app, "o_sessions_cached").await.access_token;
     assert_eq!(me(&app, &other).await.0, 200);
-    let all = post(&app, "/api/auth/logout-all", Some(&one), json!({})).await;
-    assert!(all.status().is_success());
+    end_through_the_app(&app, "/api/auth/logout-all", &one).await;
     assert_eq!(me(&app, &other).await, revoked());
     app.stop().await.unwrap();
 }
@@ -146,21 +144,13 @@ async fn a_session_ended_on_one_instance_is_refused_at_once_on_another() {
 
     let tokens = login(&first, "o_sessions_two").await;
     assert_eq!(me(&second, &tokens.access_token).await.0, 200);
-    let logout = post(
-        &first,
-        "/api/auth/logout",
-        Some(&tokens.access_token),
-        json!({}),
-    )
-    .await;
-    assert!(logout.status().is_success());
+    end_through_the_app(&first, "/api/auth/logout", &tokens.access_token).await;
     assert_eq!(refused_soon(&second, &tokens.access_token).await, revoked());
 
     let one = login(&first, "o_sessions_two").await.access_token;
     let other = login(&first, "o_sessions_two").await.access_token;
     assert_eq!(me(&second, &other).await.0, 200);
-    let all = post(&first, "/api/auth/logout-all", Some(&one), json!({})).await;
-    assert!(all.status().is_success());
+    end_through_the_app(&first, "/api/auth/logout-all", &one).await;
     assert_eq!(refused_soon(&second, &other).await, revoked());
     second.stop().await.unwrap();
     first.stop().await.unwrap();
