@@ -85,6 +85,10 @@ pub struct JwtConfig {
     pub ttl_s: u64,
     /// Clock-skew allowance when checking `exp` and `nbf`.
     pub leeway_s: u64,
+    /// Most verified tokens one instance keeps, so a token's next uses skip its
+    /// signature and claims and only recheck `exp` and `nbf` (0: verify every use).
+    /// About 150 bytes each.
+    pub verified_cache_entries: usize,
 }
 
 impl Default for JwtConfig {
@@ -98,6 +102,7 @@ impl Default for JwtConfig {
             audience: "weapp-miniprogram".into(),
             ttl_s: 7200,
             leeway_s: 30,
+            verified_cache_entries: 20_000,
         }
     }
 }

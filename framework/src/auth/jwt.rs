@@ -3,7 +3,9 @@
 //! Verification trusts nothing in the header but the `kid`: the algorithm must equal
 //! the configured one (so `none`, an unexpected algorithm or an RS/HS confusion is
 //! refused before any key is used), the kid must name a known key, and `exp`, `nbf`,
-//! `iss` and `aud` are checked with a small leeway.
+//! `iss` and `aud` are checked with a small leeway. A token verified once is kept
+//! (`auth.jwt.verified_cache_entries`), so its next uses only recheck `exp` and `nbf`
+//! (see `auth/verified_tokens.rs`).
 
 use std::collections::HashMap;
 
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthError;
 use super::config::{JwtAlgorithm, JwtConfig};
+use super::verified_tokens::VerifiedTokens;
 
 /// The claims of a weapp access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,8 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     ttl_s: u64,
+    leeway_s: u64,
+    verified: Option<VerifiedTokens>,
 }
 
 fn algorithm(a: JwtAlgorithm) -> Algorithm {
@@ -113,6 +118,8 @@ impl JwtKeys {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl_s: config.ttl_s,
+            leeway_s: config.leeway_s,
+            verified: VerifiedTokens::new(config.verified_cache_entries),
         }))
     }
 
@@ -137,6 +144,25 @@ impl JwtKeys {
 
     /// Verifies a token; see the module documentation.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let configured = (self.issuer.as_str(), self.audience.as_str());
+        if let Some(claims) = self
+            .verified
+            .as_ref()
+            .and_then(|kept| kept.get(token, now, self.leeway_s, configured))
+        {
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token)?;
+        if let Some(kept) = &self.verified {
+            kept.insert(token, &claims, now, self.leeway_s);
+        }
+        Ok(claims)
+    }
+
+    /// What [`JwtKeys::verify`] does with a token it has not kept: jsonwebtoken's
+    /// checks, with the algorithm and kid checked first.
+    fn verify_signed(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
         if header.alg != self.algorithm {
             return Err(AuthError::InvalidToken);

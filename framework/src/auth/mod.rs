@@ -19,6 +19,7 @@ mod me_cache;
 mod privacy;
 pub mod sessions;
 pub mod users;
+mod verified_tokens;
 
 use std::time::Duration;
 

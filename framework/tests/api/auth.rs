@@ -716,6 +716,51 @@ fn tokens_survive_a_key_rotation() {
     );
 }
 
+/// Kept tokens (`auth.jwt.verified_cache_entries`) answer as verification does:
+/// the same claims, a changed byte refused, expiry on time; and so with it off.
+#[test]
+fn verified_tokens_kept_expire_on_time_and_a_changed_byte_is_refused() {
+    use weapp::auth::{AuthError, JwtConfig, JwtKeys};
+    use weapp::config::Secret;
+    let issued = [20_000, 0].map(|entries| {
+        let keys = JwtKeys::new(&JwtConfig {
+            keys: [(
+                "k1".to_owned(),
+                Secret::new("k1-secret-0123456789-0123456789-xx"),
+            )]
+            .into(),
+            ttl_s: 1,
+            leeway_s: 0,
+            verified_cache_entries: entries,
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        let (token, _) = keys.issue(7, "s1").unwrap();
+        let first = keys.verify(&token).unwrap();
+        assert_eq!((first.sub.as_str(), first.sid.as_str()), ("7", "s1"));
+        assert_eq!(keys.verify(&token), Ok(first.clone()), "{entries}: again");
+        // Every byte of the token, changed in turn, after it was kept.
+        for at in 0..token.len() {
+            let mut changed = token.clone().into_bytes();
+            changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).unwrap();
+            if let Ok(claims) = keys.verify(&changed) {
+                // Base64's last character may carry unused bits: the same bytes.
+                assert_eq!(claims, first, "{entries}: byte {at} changed");
+            }
+        }
+        assert!(keys.verify(&format!("{token}A")).is_err());
+        assert!(keys.verify(&token[..token.len() - 1]).is_err());
+        (keys, token)
+    });
+    // exp is a second after issue: two seconds later it has passed.
+    std::thread::sleep(std::time::Duration::from_millis(2_050));
+    for (keys, token) in issued {
+        assert_eq!(keys.verify(&token), Err(AuthError::ExpiredToken));
+    }
+}
+
 #[tokio::test]
 async fn login_without_field_keys_is_a_clear_503() {
     // No field keys (and none generated): personal data cannot be stored, so say so.

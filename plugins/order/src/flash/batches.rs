@@ -179,6 +179,8 @@ async fn send_batches(lane: Arc<Lane>, mut redis: RedisConnection, max_queued: i
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use futures_util::future::join_all;
     use weapp::kv::RedisClient;
 
@@ -279,5 +281,142 @@ mod tests {
             .query_async(&mut redis)
             .await
             .unwrap();
+    }
+
+    /// What one sale's keys hold: the counter, the users' units, the key records,
+    /// the held reservations and the queue's payloads in order.
+    type SaleState = (
+        Option<String>,
+        BTreeMap<String, String>,
+        BTreeMap<String, String>,
+        BTreeMap<String, String>,
+        Vec<Vec<String>>,
+    );
+
+    async fn sale_state(redis: &mut RedisConnection, keys: &SaleKeys) -> SaleState {
+        let mut hash = async |key: &str| -> BTreeMap<String, String> {
+            redis::cmd("HGETALL")
+                .arg(key)
+                .query_async(redis)
+                .await
+                .unwrap()
+        };
+        let (users, records, held) = (
+            hash(&keys.users).await,
+            hash(&keys.keys).await,
+            hash(&keys.held).await,
+        );
+        let stock: Option<String> = redis::cmd("GET")
+            .arg(&keys.stock)
+            .query_async(redis)
+            .await
+            .unwrap();
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(&keys.queue)
+            .arg("-")
+            .arg("+")
+            .query_async(redis)
+            .await
+            .unwrap();
+        let queue = entries.into_iter().map(|(_, fields)| fields).collect();
+        (stock, users, records, held, queue)
+    }
+
+    /// 120 reservations of 8 buyers, 1 to 3 units each, limit 6, one in six
+    /// repeating an earlier one's key: the same every run (a fixed seed).
+    fn mixed_reservations() -> Vec<Reservation> {
+        let mut seed: u64 = 0x5eed;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut asked: Vec<Reservation> = Vec::new();
+        for n in 0..120 {
+            let (user_id, field) = if n > 0 && next(6) == 0 {
+                let earlier = &asked[next(n as u64) as usize];
+                (earlier.user_id, earlier.field.clone())
+            } else {
+                let user_id = next(8) as i64;
+                (user_id, format!("{user_id}:k{n}"))
+            };
+            asked.push(Reservation {
+                qty: 1 + next(3) as i64,
+                per_user_limit: 6,
+                ..reservation(user_id, 1_000 + n, &field)
+            });
+        }
+        asked
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_and_leaves_redis_as_its_reservations_one_by_one_would() {
+        let client = RedisClient::open(&weapp::testing::redis_config()).expect("a client");
+        let mut redis = client.connection().expect("a connection");
+        // The stock runs out; the queue's bound is reached; no counter is loaded.
+        let cases = [
+            (
+                Some(40),
+                1_000,
+                &["reserved", "replay", "limit", "sold_out"][..],
+            ),
+            (Some(1_000), 12, &["reserved", "replay", "limit", "busy"]),
+            (None, 1_000, &["unloaded"]),
+        ];
+        for (case, (stock, most, expected)) in cases.into_iter().enumerate() {
+            let (alone_id, together_id) = (10 + 2 * case as i64, 11 + 2 * case as i64);
+            let alone_keys = SaleKeys::new(client.key_prefix(), alone_id);
+            let together_keys = SaleKeys::new(client.key_prefix(), together_id);
+            for keys in [&alone_keys, &together_keys] {
+                if let Some(stock) = stock {
+                    let _: () = redis::cmd("SET")
+                        .arg(&keys.stock)
+                        .arg(stock)
+                        .query_async(&mut redis)
+                        .await
+                        .expect("Redis answers (tests/setup.sh starts it)");
+                }
+            }
+            let batches = ReservationBatches::new(redis.clone(), most);
+            let mut alone = Vec::new();
+            for r in mixed_reservations() {
+                alone.push(batches.reserve(alone_id, &alone_keys, r).await.unwrap());
+            }
+            let before = calls().0;
+            let together: Vec<Answer> = join_all(
+                mixed_reservations()
+                    .into_iter()
+                    .map(|r| batches.reserve(together_id, &together_keys, r)),
+            )
+            .await
+            .into_iter()
+            .map(|a| a.unwrap())
+            .collect();
+            assert_eq!(calls().0, before + 1, "case {case}: one call for the 120");
+            assert_eq!(together, alone, "case {case}: the answers");
+            for outcome in expected {
+                assert!(
+                    alone.iter().any(|(o, _)| o == *outcome),
+                    "case {case}: some {outcome} among {alone:?}"
+                );
+            }
+            assert_eq!(
+                sale_state(&mut redis, &together_keys).await,
+                sale_state(&mut redis, &alone_keys).await,
+                "case {case}: what Redis holds"
+            );
+            for keys in [&alone_keys, &together_keys] {
+                let _: () = redis::cmd("DEL")
+                    .arg(&keys.stock)
+                    .arg(&keys.users)
+                    .arg(&keys.keys)
+                    .arg(&keys.held)
+                    .arg(&keys.queue)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 }
