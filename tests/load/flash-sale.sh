@@ -81,9 +81,12 @@ run() {
     drained=$(date +%s%3N)
     sql "SELECT o.id FROM orders o WHERE o.id > $first ORDER BY 1" | sort > "$work/$name.written"
     sort "$work/$name.accepted" > "$work/$name.accepted.sorted"
-    local accepted lost
+    local accepted lost unread
     accepted=$(wc -l < "$work/$name.accepted")
     lost=$(comm -23 "$work/$name.accepted.sorted" "$work/$name.written" | wc -l)
+    # Orders of requests still in flight when wrk stopped: served, their answers
+    # never read (at most one per connection).
+    unread=$(comm -13 "$work/$name.accepted.sorted" "$work/$name.written" | wc -l)
     # Reservation and write windows: created_at is when Redis reserved the order,
     # updated_at when its batch was written.
     IFS='|' read -r reserved_ms written_ms rows cancelled sold < <(sql "
@@ -96,7 +99,8 @@ run() {
     left=$(sql "SELECT qty FROM stock WHERE product_id = 1")
     available=$(sale GET | json "['available']")
     sale DELETE >/dev/null
-    echo "-- $name: $accepted reservations answered 202, $rows orders written ($cancelled cancelled by the database)"
+    echo "-- $name: $accepted reservations answered 202, $rows orders written ($cancelled cancelled by the database;" \
+        "$unread of requests whose answer wrk did not read as it stopped, at most $conns)"
     echo "   reserved in $reserved_ms ms ($(python3 -c "print(round($accepted * 1000 / $reserved_ms))")/s);" \
         "written within $written_ms ms of the first reservation ($(python3 -c "print(round($rows * 1000 / $written_ms))")/s);" \
         "queue drained $((drained - stopped)) ms after the load"

@@ -60,7 +60,7 @@ fn digest(token: &str) -> TokenDigest {
 
 /// Whether a token with these times is usable at `now_s`: the checks
 /// verification makes (jsonwebtoken's, with the same leeway).
-pub(crate) fn in_time(nbf: u64, exp: u64, now_s: u64, leeway_s: u64) -> bool {
+fn in_time(nbf: u64, exp: u64, now_s: u64, leeway_s: u64) -> bool {
     exp >= now_s.saturating_sub(leeway_s) && nbf <= now_s.saturating_add(leeway_s)
 }
 

@@ -272,13 +272,18 @@ mod tests {
             (31, 31),
             "each reservation held and queued once"
         );
+        forget_sale(&mut redis, &keys).await;
+    }
+
+    /// Deletes the keys of a sale.
+    async fn forget_sale(redis: &mut RedisConnection, keys: &SaleKeys) {
         let _: () = redis::cmd("DEL")
             .arg(&keys.stock)
             .arg(&keys.users)
             .arg(&keys.keys)
             .arg(&keys.held)
             .arg(&keys.queue)
-            .query_async(&mut redis)
+            .query_async(redis)
             .await
             .unwrap();
     }
@@ -407,15 +412,7 @@ mod tests {
                 "case {case}: what Redis holds"
             );
             for keys in [&alone_keys, &together_keys] {
-                let _: () = redis::cmd("DEL")
-                    .arg(&keys.stock)
-                    .arg(&keys.users)
-                    .arg(&keys.keys)
-                    .arg(&keys.held)
-                    .arg(&keys.queue)
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap();
+                forget_sale(&mut redis, keys).await;
             }
         }
     }
