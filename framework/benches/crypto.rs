@@ -1,5 +1,6 @@
 //! Crypto benchmarks: `cargo bench -p weapp --bench crypto`.
-//! Goal: SM4-GCM field encrypt + decrypt of a phone number ≤ 2 µs.
+//! Goal: SM4-GCM field encrypt + decrypt of a phone number ≤ 2 µs. Also what an
+//! access token's check costs, verified or kept (`auth.jwt.verified_cache_entries`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -44,5 +45,23 @@ fn wechat(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, field, wechat);
+fn tokens(c: &mut Criterion) {
+    use weapp::auth::{JwtConfig, JwtKeys};
+    use weapp::config::Secret;
+    for (name, entries) in [("verified", 0), ("kept", 20_000)] {
+        let keys = JwtKeys::new(&JwtConfig {
+            keys: [("k1".to_owned(), Secret::new("k".repeat(32)))].into(),
+            verified_cache_entries: entries,
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        let (token, _) = keys.issue(42, "0123456789abcdef0123456789abcdef").unwrap();
+        c.bench_function(&format!("access token check (HS256, {name})"), |b| {
+            b.iter(|| keys.verify(black_box(&token)).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, field, wechat, tokens);
 criterion_main!(benches);
