@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::by_user::{ByUser, per_shard};
+use super::sharded_map::ShardedMap;
 
 /// Sessions one user may have recorded; older ones make room.
 const SESSIONS_PER_USER: usize = 8;
@@ -29,8 +29,7 @@ struct UserSessions {
 #[derive(Debug)]
 pub(crate) struct LiveSessions {
     ttl: Duration,
-    capacity_per_shard: usize,
-    users: ByUser<UserSessions>,
+    users: ShardedMap<UserSessions>,
     /// When everything was last forgotten.
     cleared_at: Mutex<Option<Instant>>,
 }
@@ -40,8 +39,7 @@ impl LiveSessions {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> LiveSessions {
         LiveSessions {
             ttl,
-            capacity_per_shard: per_shard(capacity),
-            users: ByUser::new(),
+            users: ShardedMap::new(capacity),
             cleared_at: Mutex::new(None),
         }
     }
@@ -105,18 +103,11 @@ impl LiveSessions {
     /// Makes room in a full shard for `user_id`'s entry: entries nothing younger
     /// than the ttl is left in go first.
     fn make_room(&self, shard: &mut HashMap<i64, UserSessions>, user_id: i64) {
-        if shard.len() < self.capacity_per_shard || shard.contains_key(&user_id) {
-            return;
-        }
         let ttl = self.ttl;
-        shard.retain(|_, user| {
+        self.users.make_room(shard, user_id, |user| {
             user.live.retain(|(_, at)| at.elapsed() < ttl);
             !user.live.is_empty() || user.ended_at.is_some_and(|at| at.elapsed() < ttl)
         });
-        if shard.len() >= self.capacity_per_shard {
-            // Still full of live entries: make room the cheap way.
-            shard.clear();
-        }
     }
 
     /// Forgets every session: ends may have been missed.

@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 
-use super::by_user::{ByUser, per_shard};
+use super::sharded_map::ShardedMap;
 
 /// Serialized answers by user id, each kept for `ttl`, at most `capacity` in all.
 #[derive(Debug)]
 pub(crate) struct MeCache {
     ttl: Duration,
-    capacity_per_shard: usize,
-    answers: ByUser<(Instant, Bytes)>,
+    answers: ShardedMap<(Instant, Bytes)>,
 }
 
 impl MeCache {
@@ -27,8 +26,7 @@ impl MeCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> MeCache {
         MeCache {
             ttl,
-            capacity_per_shard: per_shard(capacity),
-            answers: ByUser::new(),
+            answers: ShardedMap::new(capacity),
         }
     }
 
@@ -49,14 +47,9 @@ impl MeCache {
             return;
         }
         let mut shard = self.answers.shard(user_id);
-        if shard.len() >= self.capacity_per_shard && !shard.contains_key(&user_id) {
-            let ttl = self.ttl;
-            shard.retain(|_, (at, _)| at.elapsed() < ttl);
-            if shard.len() >= self.capacity_per_shard {
-                // Still full of live entries: make room the cheap way.
-                shard.clear();
-            }
-        }
+        let ttl = self.ttl;
+        self.answers
+            .make_room(&mut shard, user_id, |(at, _)| at.elapsed() < ttl);
         shard.insert(user_id, (read_at, body));
     }
 

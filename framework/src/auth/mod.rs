@@ -8,7 +8,6 @@
 //! logout-all,profile,phone}` and `GET /api/me`.
 
 mod admin;
-mod by_user;
 mod config;
 mod error;
 mod extractor;
@@ -18,6 +17,7 @@ mod live_sessions;
 mod me_cache;
 mod privacy;
 pub mod sessions;
+mod sharded_map;
 pub mod users;
 mod verified_tokens;
 

@@ -149,8 +149,8 @@ impl<'a> SessionStore<'a> {
     }
 
     /// Ends every session of a user (tell the app too, as for [`end`](Self::end)):
-    /// the epoch moves on (ending every session
-    /// created before, indexed or not), and each indexed session is deleted.
+    /// the epoch moves on (ending every session created before, indexed or not),
+    /// and each indexed session is deleted.
     pub async fn end_all(&self, user_id: i64) -> Result<(), KvError> {
         self.kv.increment(&epoch_key(user_id), 1, None).await?;
         for sid in self.kv.take_list(&user_sessions_key(user_id)).await? {

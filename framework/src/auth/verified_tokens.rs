@@ -11,16 +11,12 @@
 //! verification would, so a kept token expires on time. Whether its session still
 //! lives is not this cache's business: that is checked after it, as before.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
 use super::Claims;
-
-/// Independent locks.
-const SHARDS: usize = 16;
+use super::sharded_map::ShardedMap;
 
 /// Longer tokens are always verified: weapp's are a few hundred bytes, and a
 /// lookup should cost a small fraction of a verification.
@@ -40,11 +36,10 @@ struct Verified {
     exp: u64,
 }
 
-/// Verified tokens by a keyed hash of their digest, in [`SHARDS`] locked maps.
-/// Two tokens with one hash share a slot: the later one is kept.
+/// Verified tokens by a keyed hash of their digest. Two tokens with one hash
+/// share a slot: the later one is kept.
 pub(crate) struct VerifiedTokens<S = RandomState> {
-    shards: Vec<Mutex<HashMap<u64, Verified>>>,
-    per_shard: usize,
+    tokens: ShardedMap<Verified>,
     /// Randomly keyed per instance, so a client cannot aim tokens at one shard.
     hasher: S,
 }
@@ -74,17 +69,14 @@ impl VerifiedTokens {
 impl<S: BuildHasher> VerifiedTokens<S> {
     fn with_hasher(capacity: usize, hasher: S) -> Option<VerifiedTokens<S>> {
         (capacity > 0).then(|| VerifiedTokens {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS),
+            tokens: ShardedMap::new(capacity),
             hasher,
         })
     }
 
-    fn shard(&self, hash: u64) -> MutexGuard<'_, HashMap<u64, Verified>> {
-        // A poisoned shard only held plain data: keep using it.
-        self.shards[(hash % SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The slot of `digest`.
+    fn slot(&self, digest: &TokenDigest) -> i64 {
+        self.hasher.hash_one(digest) as i64
     }
 
     /// The claims of `token` if it was verified here and is in time at `now_s`;
@@ -100,14 +92,14 @@ impl<S: BuildHasher> VerifiedTokens<S> {
             return None;
         }
         let digest = digest(token);
-        let hash = self.hasher.hash_one(digest);
-        let mut shard = self.shard(hash);
+        let slot = self.slot(&digest);
+        let mut shard = self.tokens.shard(slot);
         let kept = shard
-            .get(&hash)
+            .get(&slot)
             .filter(|kept| same(&kept.digest, &digest))?;
         if !in_time(kept.nbf, kept.exp, now_s, leeway_s) {
             // Verification refuses it now, and will say why.
-            shard.remove(&hash);
+            shard.remove(&slot);
             return None;
         }
         Some(Claims {
@@ -129,16 +121,13 @@ impl<S: BuildHasher> VerifiedTokens<S> {
             return;
         }
         let digest = digest(token);
-        let hash = self.hasher.hash_one(digest);
-        let mut shard = self.shard(hash);
-        if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
-            shard.retain(|_, kept| in_time(kept.nbf, kept.exp, now_s, leeway_s));
-            if shard.len() >= self.per_shard {
-                shard.clear();
-            }
-        }
+        let slot = self.slot(&digest);
+        let mut shard = self.tokens.shard(slot);
+        self.tokens.make_room(&mut shard, slot, |kept| {
+            in_time(kept.nbf, kept.exp, now_s, leeway_s)
+        });
         shard.insert(
-            hash,
+            slot,
             Verified {
                 digest,
                 sub: claims.sub.as_str().into(),
@@ -153,10 +142,7 @@ impl<S: BuildHasher> VerifiedTokens<S> {
     /// How many tokens are kept.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.tokens.each_shard().map(|shard| shard.len()).sum()
     }
 }
 
