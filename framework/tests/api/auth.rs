@@ -28,7 +28,13 @@ fn encrypted(session_key: &str, plain: &[u8]) -> (String, String) {
     (STANDARD.encode(ct), STANDARD.encode(iv))
 }
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+/// POSTs `body` to `path`, with `token` as the bearer if given.
+pub(crate) async fn post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
     let mut request = app.client.post(app.url(path)).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -36,7 +42,8 @@ async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> re
     request.send().await.unwrap()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+/// `POST /api/auth/refresh` with `refresh_token`.
+pub(crate) async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
     post(
         app,
         "/api/auth/refresh",
@@ -46,7 +53,8 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
     .await
 }
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
+/// `GET /api/me` with `token`.
+pub(crate) async fn me(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .get(app.url("/api/me"))
         .bearer_auth(token)
@@ -71,7 +79,13 @@ async fn code_of(response: reqwest::Response, status: StatusCode) -> String {
         .to_owned()
 }
 
-async fn login(app: &TestApp, openid: &str, phone: Option<&str>) -> (TokenResponse, String) {
+/// Logs `openid` in through the sandbox: its tokens, and the session_key the
+/// sandbox issued (checked never to reach the client).
+pub(crate) async fn login(
+    app: &TestApp,
+    openid: &str,
+    phone: Option<&str>,
+) -> (TokenResponse, String) {
     let fixture = app
         .sandbox_post(
             "/__sandbox/login",

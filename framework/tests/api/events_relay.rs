@@ -522,13 +522,11 @@ async fn an_app_on_redis_relays_shared_events_unless_told_otherwise() {
 
 #[tokio::test]
 async fn a_redis_relay_without_redis_is_refused_at_start() {
-    let error = TestApp::builder()
-        .set("events.relay", "redis")
-        .try_spawn()
-        .await
-        .err()
-        .expect("refused");
-    assert!(error.to_string().contains("events.relay"), "{error}");
+    crate::refused_at_start(
+        TestApp::builder().set("events.relay", "redis"),
+        "events.relay",
+    )
+    .await;
 }
 
 /// Declared shared topics: subscriptions that cannot match one get no group (they

@@ -48,3 +48,10 @@ pub(crate) async fn two_instances(
         .await;
     (first, second)
 }
+
+/// Asserts that `app` does not start, with an error naming `named` (the setting
+/// at fault).
+pub(crate) async fn refused_at_start(app: weapp::testing::TestAppBuilder, named: &str) {
+    let refused = app.try_spawn().await.err().expect("start-up must fail");
+    assert!(refused.to_string().contains(named), "{refused}");
+}

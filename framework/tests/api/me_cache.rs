@@ -9,13 +9,7 @@ use serde_json::{Value, json};
 use weapp::testing::TestApp;
 
 async fn me(app: &TestApp, token: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = crate::auth::me(app, token).await;
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -124,14 +118,6 @@ async fn with_the_cache_off_every_answer_is_read_afresh() {
 
 #[tokio::test]
 async fn a_cache_with_room_for_nobody_is_refused_at_start() {
-    let refused = TestApp::builder()
-        .set("auth.me_cache_entries", 0)
-        .try_spawn()
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        refused.to_string().contains("auth.me_cache_entries"),
-        "{refused}"
-    );
+    let app = TestApp::builder().set("auth.me_cache_entries", 0);
+    crate::refused_at_start(app, "auth.me_cache_entries").await;
 }

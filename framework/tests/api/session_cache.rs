@@ -10,15 +10,11 @@ use serde_json::{Value, json};
 use weapp::auth::{Claims, TokenResponse};
 use weapp::testing::TestApp;
 
+use crate::auth::{post, refresh};
+
 /// `GET /api/me`: the status and the error code, if any.
 async fn me(app: &TestApp, token: &str) -> (u16, Option<String>) {
-    let response = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = crate::auth::me(app, token).await;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
     (status, body["code"].as_str().map(str::to_owned))
@@ -28,28 +24,9 @@ fn revoked() -> (u16, Option<String>) {
     (401, Some("revoked_session".to_owned()))
 }
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = app.client.post(app.url(path)).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.unwrap()
-}
-
 /// Logs `openid` in: both tokens.
 async fn login(app: &TestApp, openid: &str) -> TokenResponse {
-    let code = app
-        .sandbox_post("/__sandbox/login", json!({"openid": openid}))
-        .await["code"]
-        .clone();
-    let response = post(app, "/api/auth/login", None, json!({"code": code})).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
-    let body = json!({"refresh_token": refresh_token});
-    post(app, "/api/auth/refresh", None, body).await
+    crate::auth::login(app, openid, None).await.0
 }
 
 /// Deletes the token's session from the store, as an operator or a lost Redis
@@ -166,13 +143,9 @@ async fn a_session_record_that_cannot_work_is_refused_at_start() {
         ),
         ("auth.session_cache_ms", 60_001, "auth.session_cache_ms"),
     ] {
-        let refused = TestApp::builder()
+        let app = TestApp::builder()
             .set("auth.session_cache_ms", 1_000)
-            .set(key, value)
-            .try_spawn()
-            .await
-            .err()
-            .expect("refused");
-        assert!(refused.to_string().contains(named), "{refused}");
+            .set(key, value);
+        crate::refused_at_start(app, named).await;
     }
 }

@@ -99,21 +99,17 @@ async fn https_accepts_tls_1_3_and_1_2_and_refuses_1_1() {
 
 #[tokio::test]
 async fn a_missing_certificate_stops_start_up_with_the_key_named() {
-    let err = TestApp::builder()
+    let app = TestApp::builder()
         .set("wechat.sandbox", false)
         .set("server.tls.cert_path", "/nonexistent/cert.pem")
-        .set("server.tls.key_path", "/nonexistent/key.pem")
-        .try_spawn()
-        .await
-        .err()
-        .expect("start-up must fail");
-    assert!(err.to_string().contains("server.tls.cert_path"), "{err}");
+        .set("server.tls.key_path", "/nonexistent/key.pem");
+    crate::refused_at_start(app, "server.tls.cert_path").await;
 }
 
 #[tokio::test]
 async fn the_embedded_sandbox_and_https_do_not_mix() {
     let (dir, _) = certificate();
-    let err = TestApp::builder()
+    let app = TestApp::builder()
         .set(
             "server.tls.cert_path",
             dir.join("cert.pem").display().to_string(),
@@ -121,10 +117,6 @@ async fn the_embedded_sandbox_and_https_do_not_mix() {
         .set(
             "server.tls.key_path",
             dir.join("key.pem").display().to_string(),
-        )
-        .try_spawn()
-        .await
-        .err()
-        .expect("start-up must fail");
-    assert!(err.to_string().contains("wechat.sandbox"), "{err}");
+        );
+    crate::refused_at_start(app, "wechat.sandbox").await;
 }
