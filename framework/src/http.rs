@@ -80,8 +80,11 @@ pub async fn request_context(
         span.clone(),
     )
     .await;
-    let finish = |route: String, status: StatusCode| {
-        span.record("route", route.as_str());
+    // The route is looked up again in the router, so only for a span that records it.
+    let finish = |route: &dyn Fn() -> String, status: StatusCode| {
+        if !span.is_disabled() {
+            span.record("route", route().as_str());
+        }
         span.record("status", status.as_u16());
         span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
         let _entered = span.enter();
@@ -95,9 +98,11 @@ pub async fn request_context(
     let mut res = match outcome {
         Ok(Ok(res)) => {
             finish(
-                res.request()
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_owned()),
+                &|| {
+                    res.request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned())
+                },
                 res.status(),
             );
             if res.status() == StatusCode::BAD_REQUEST {
@@ -121,7 +126,7 @@ pub async fn request_context(
         // built here: the finished response travels inside the error instead.
         Ok(Err(err)) => {
             let status = err.as_response_error().status_code();
-            finish("unmatched".to_owned(), status);
+            finish(&|| "unmatched".to_owned(), status);
             if status.is_server_error() {
                 tracing::error!(error = %err, "request failed");
             }
@@ -135,7 +140,10 @@ pub async fn request_context(
             return Err(finished(response, &id, err.to_string()));
         }
         Err(_panic) => {
-            finish("unmatched".to_owned(), StatusCode::INTERNAL_SERVER_ERROR);
+            finish(
+                &|| "unmatched".to_owned(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            );
             tracing::error!(request_id = %id, "handler panicked");
             let response = crate::request_id::sync_scope(id.clone(), || {
                 json_error_for_status(StatusCode::INTERNAL_SERVER_ERROR, None)

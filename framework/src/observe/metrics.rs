@@ -150,31 +150,29 @@ impl Metrics {
     /// request on a trivial route.
     fn series(
         &self,
-        method: &str,
-        route: &str,
+        method: &'static str,
+        route: String,
         status: u16,
     ) -> (prometheus::IntCounter, prometheus::Histogram) {
-        type Key = (usize, String, String, u16);
+        type Key = (usize, &'static str, String, u16);
         thread_local! {
             static SERIES: std::cell::RefCell<std::collections::HashMap<Key, (prometheus::IntCounter, prometheus::Histogram)>> =
                 std::cell::RefCell::new(std::collections::HashMap::new());
         }
         // The registry's address keys the cache, so apps in one process stay apart.
-        let key = (
-            self as *const Metrics as usize,
-            method.to_owned(),
-            route.to_owned(),
-            status,
-        );
+        let key = (self as *const Metrics as usize, method, route, status);
         SERIES.with(|cache| {
             cache
                 .borrow_mut()
                 .entry(key)
-                .or_insert_with(|| {
+                .or_insert_with_key(|(_, method, route, status)| {
                     (
-                        self.requests
-                            .with_label_values(&[method, route, &status.to_string()]),
-                        self.duration.with_label_values(&[method, route]),
+                        self.requests.with_label_values(&[
+                            method,
+                            route.as_str(),
+                            &status.to_string(),
+                        ]),
+                        self.duration.with_label_values(&[method, route.as_str()]),
                     )
                 })
                 .clone()
@@ -234,10 +232,15 @@ pub async fn track(
     };
     // Arbitrary method tokens are accepted by HTTP, so they must not become labels.
     let method = match req.method().as_str() {
-        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
         _ => "OTHER",
-    }
-    .to_owned();
+    };
     let started = Instant::now();
     metrics.in_flight.inc();
     let result = next.call(req).await;
@@ -254,7 +257,7 @@ pub async fn track(
             err.as_response_error().status_code().as_u16(),
         ),
     };
-    let (counter, histogram) = metrics.series(&method, &route, status);
+    let (counter, histogram) = metrics.series(method, route, status);
     counter.inc();
     histogram.observe(started.elapsed().as_secs_f64());
     Ok(result?.map_into_boxed_body())

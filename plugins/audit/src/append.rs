@@ -1,8 +1,9 @@
 //! Writing chained rows to `audit_log`, the way each backend does it best.
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
-use weapp::db::{AsyncMysqlConnection, AsyncPgConnection, SqliteConn};
+use weapp::db::{AsyncMysqlConnection, AsyncPgConnection, PrepareOnce, SqliteConn};
 
 use crate::chain::Content;
 use crate::schema::audit_log as log;
@@ -48,29 +49,61 @@ pub(crate) trait AppendRows: Send {
     ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
 }
 
-/// Rows per INSERT: eleven bind parameters each, well inside the 65,535 a
-/// statement may carry on PostgreSQL and MySQL, whatever batch the bus hands over.
+/// Rows per INSERT on MySQL: eleven bind parameters each, well inside the 65,535 a
+/// statement may carry, whatever batch the bus hands over.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// PostgreSQL and MySQL: one multi-row INSERT per batch (of up to
-/// [`ROWS_PER_INSERT`]), not a round trip per row.
-macro_rules! append_in_one_insert {
-    ($($conn:ty),+) => {$(
-        impl AppendRows for $conn {
-            async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(log::table)
-                        .values(chunk)
-                        .execute(self)
-                        .await?;
-                }
-                Ok(())
-            }
+/// MySQL: one multi-row INSERT per batch (of up to [`ROWS_PER_INSERT`]), not a
+/// round trip per row.
+impl AppendRows for AsyncMysqlConnection {
+    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(log::table)
+                .values(chunk)
+                .execute(self)
+                .await?;
         }
-    )+};
+        Ok(())
+    }
 }
 
-append_in_one_insert!(AsyncPgConnection, AsyncMysqlConnection);
+/// PostgreSQL: a column per array, so the statement's text is the same whatever the
+/// batch's size and is prepared once per connection (a multi-row `VALUES` list is
+/// parsed and planned again for every batch).
+const APPEND_ROWS: &str = "INSERT INTO audit_log (id, at, actor, action, target, request_id, \
+     details, details_hash, event_id, prev_hash, hash) \
+     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])";
+
+impl AppendRows for AsyncPgConnection {
+    async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let int = |f: fn(&NewLogRow<'_>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+        let text =
+            |f: for<'r> fn(&'r NewLogRow<'_>) -> &'r str| rows.iter().map(f).collect::<Vec<_>>();
+        let maybe = |f: for<'r> fn(&'r NewLogRow<'_>) -> Option<&'r str>| {
+            rows.iter().map(f).collect::<Vec<_>>()
+        };
+        diesel::sql_query(APPEND_ROWS)
+            .bind::<Array<BigInt>, _>(int(|r| r.id))
+            .bind::<Array<BigInt>, _>(int(|r| r.at))
+            .bind::<Array<Text>, _>(text(|r| r.actor))
+            .bind::<Array<Text>, _>(text(|r| r.action))
+            .bind::<Array<Text>, _>(text(|r| r.target))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.request_id))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.details))
+            .bind::<Array<Text>, _>(text(|r| &r.details_hash))
+            .bind::<Array<Nullable<Text>>, _>(maybe(|r| r.event_id))
+            .bind::<Array<Text>, _>(text(|r| &r.prev_hash))
+            .bind::<Array<Text>, _>(text(|r| &r.hash))
+            .prepare_once()
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
 
 // diesel-async has no multi-row INSERT for SQLite; its inserts are local calls anyway.
 impl AppendRows for SqliteConn {

@@ -32,6 +32,11 @@ pub(crate) struct NewItem {
     pub price_fen: i64,
 }
 
+/// Every line of a batch of orders, as arrays (`UNNEST`): one prepared statement
+/// whatever the batch's size.
+pub(crate) const INSERT_ITEMS: &str = "INSERT INTO order_items (order_id, product_id, qty, price_fen) \
+     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[])";
+
 /// A new row of `order_idempotency_keys`.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = order_idempotency_keys)]

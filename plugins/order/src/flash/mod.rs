@@ -27,6 +27,7 @@ mod ids;
 mod metrics;
 pub(crate) mod reservation;
 mod reserve;
+mod rows;
 mod scripts;
 mod store;
 mod sync;

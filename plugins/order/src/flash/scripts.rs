@@ -120,15 +120,28 @@ return out
 /// group, `n`, `n` stream entry ids, `n` order ids, then `user, units` pairs of
 /// orders the database refused (their units go back to the user; the stock counter
 /// is left to the next sync, as the database had fewer units than Redis thought).
+///
+/// The entries are acknowledged and deleted, and the orders dropped from `held`,
+/// many to a command: three commands a batch, not three an order.
 pub(crate) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local n = tonumber(ARGV[2])
-for i = 1, n do
-  redis.call('XACK', KEYS[3], ARGV[1], ARGV[2 + i])
-  redis.call('XDEL', KEYS[3], ARGV[2 + i])
-  redis.call('HDEL', KEYS[2], ARGV[2 + n + i])
+-- ARGV[first..last] as arguments, in slices: unpack is bounded by Lua's C stack.
+local function in_slices(command, key, group, first, last)
+  while first <= last do
+    local upto = math.min(first + 999, last)
+    if group then
+      redis.call(command, key, group, unpack(ARGV, first, upto))
+    else
+      redis.call(command, key, unpack(ARGV, first, upto))
+    end
+    first = upto + 1
+  end
 end
+in_slices('XACK', KEYS[3], ARGV[1], 3, 2 + n)
+in_slices('XDEL', KEYS[3], nil, 3, 2 + n)
+in_slices('HDEL', KEYS[2], nil, 3 + n, 2 + 2 * n)
 local i = 3 + 2 * n
 while i < #ARGV do
   if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then

@@ -9,28 +9,22 @@
 //! between leaves them to be read again (by another instance after
 //! `order.flash_sale.claim_after_ms`) and skipped.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use redis::AsyncCommands;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
 use weapp::Shutdown;
-use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
+use weapp::db::DbConn;
 use weapp::kv::KvError;
 
 use super::reservation::Reserved;
+use super::rows::write;
 use super::scripts::{SETTLE, WRITERS};
 use super::{FlashSales, Sale, metrics};
 use crate::error::OrderError;
-use crate::events;
-use crate::model::{OrderCreated, OrderStatus};
-use crate::outbox::{NewEvent, Outbox};
-use crate::rows::{NewItem, NewKey};
-use crate::schema::{order_idempotency_keys, order_items, order_outbox, orders, stock};
+use crate::outbox::Outbox;
 
 /// Writes reservations until shutdown.
 pub(crate) async fn run_writer(flash: &FlashSales, outbox: &Outbox, shutdown: &Shutdown) {
@@ -86,17 +80,6 @@ impl Entry {
             reserved,
         }
     }
-}
-
-/// What a batch wrote.
-#[derive(Default)]
-struct Written {
-    pending: usize,
-    /// `(user, units)` of the orders the database had no units for.
-    refused: Vec<(i64, i64)>,
-    /// Buyers of orders found written already: their counts are redone.
-    recount: Vec<i64>,
-    events: Vec<i64>,
 }
 
 impl FlashSales {
@@ -220,171 +203,4 @@ impl FlashSales {
             _ => Ok(()),
         }
     }
-}
-
-/// A flash-sale order's row: its id was given at reservation.
-#[derive(Insertable)]
-#[diesel(table_name = orders)]
-struct FlashOrder<'a> {
-    id: i64,
-    user_id: i64,
-    status: &'a str,
-    total_fen: i64,
-    version: i32,
-    cancel_reason: Option<&'a str>,
-    created_at: i64,
-    updated_at: i64,
-    expires_at: i64,
-}
-
-/// Writes `batch` of `product_id` in one transaction (see the [module docs](self)).
-async fn write(
-    c: &mut AsyncPgConnection,
-    product_id: i64,
-    batch: &[&Reserved],
-) -> Result<Written, OrderError> {
-    c.begin_with(Isolation::BackendDefault).await?;
-    let result = write_in_transaction(c, product_id, batch).await;
-    weapp::db::transaction::finish(c, result).await
-}
-
-async fn write_in_transaction(
-    c: &mut AsyncPgConnection,
-    product_id: i64,
-    batch: &[&Reserved],
-) -> Result<Written, OrderError> {
-    let mut written = Written::default();
-    let on_hand: i64 = super::lock_stock(c, product_id).await?;
-    let ids: Vec<i64> = batch.iter().map(|r| r.order_id).collect();
-    let there: HashSet<i64> = orders::table
-        .filter(orders::id.eq_any(&ids))
-        .select(orders::id)
-        .load::<i64>(c)
-        .await?
-        .into_iter()
-        .collect();
-    let mut seen = HashSet::new();
-    let mut left = on_hand;
-    let mut rows = Vec::new();
-    for r in batch {
-        if there.contains(&r.order_id) || !seen.insert(r.order_id) {
-            written.recount.push(r.user_id);
-            continue;
-        }
-        let fits = r.qty <= left;
-        if fits {
-            left -= r.qty;
-            written.pending += 1;
-        } else {
-            written.refused.push((r.user_id, r.qty));
-        }
-        rows.push((*r, fits));
-    }
-    if rows.is_empty() {
-        return Ok(written);
-    }
-    let now = crate::model::now_ms();
-    let orders: Vec<FlashOrder> = rows
-        .iter()
-        .map(|(r, fits)| FlashOrder {
-            id: r.order_id,
-            user_id: r.user_id,
-            status: if *fits {
-                OrderStatus::Pending.as_str()
-            } else {
-                OrderStatus::Cancelled.as_str()
-            },
-            total_fen: r.total_fen,
-            version: 0,
-            cancel_reason: (!fits).then_some("out_of_stock"),
-            created_at: r.created_at,
-            updated_at: now,
-            expires_at: r.expires_at,
-        })
-        .collect();
-    diesel::insert_into(orders::table)
-        .values(&orders)
-        .execute(c)
-        .await?;
-    let items: Vec<NewItem> = rows
-        .iter()
-        .map(|(r, _)| NewItem {
-            order_id: r.order_id,
-            product_id,
-            qty: r.qty,
-            price_fen: r.total_fen / r.qty.max(1),
-        })
-        .collect();
-    diesel::insert_into(order_items::table)
-        .values(&items)
-        .execute(c)
-        .await?;
-    let answers: Vec<String> = rows
-        .iter()
-        .map(|(r, _)| {
-            serde_json::to_string(&OrderCreated {
-                order_id: r.order_id,
-                status: OrderStatus::Reserved,
-                total_fen: r.total_fen,
-            })
-            .unwrap_or_default()
-        })
-        .collect();
-    let keys: Vec<NewKey> = rows
-        .iter()
-        .zip(&answers)
-        .map(|((r, _), answer)| NewKey {
-            user_id: r.user_id,
-            idem_key: &r.key,
-            request_hash: &r.hash,
-            status: 202,
-            response: answer,
-            created_at: r.created_at,
-        })
-        .collect();
-    // A key an ordinary order took first keeps that order's answer.
-    diesel::insert_into(order_idempotency_keys::table)
-        .values(&keys)
-        .on_conflict_do_nothing()
-        .execute(c)
-        .await?;
-    let events: Vec<NewEvent> = rows
-        .iter()
-        .map(|(r, fits)| match fits {
-            true => NewEvent::new(
-                &events::Created {
-                    order_id: r.order_id,
-                    user_id: Some(r.user_id),
-                    total_fen: r.total_fen,
-                },
-                now,
-            ),
-            false => NewEvent::new(
-                &events::Cancelled {
-                    order_id: r.order_id,
-                    user_id: Some(r.user_id),
-                    total_fen: r.total_fen,
-                    reason: "out_of_stock".to_owned(),
-                },
-                now,
-            ),
-        })
-        .collect();
-    written.events = diesel::insert_into(order_outbox::table)
-        .values(&events)
-        .returning(order_outbox::id)
-        .get_results(c)
-        .await?;
-    let taken = on_hand - left;
-    if taken > 0 {
-        // The stock row is locked: this always holds; kept as the last check.
-        let updated = diesel::update(stock::table.find(product_id).filter(stock::qty.ge(taken)))
-            .set(stock::qty.eq(stock::qty - taken))
-            .execute(c)
-            .await?;
-        if updated != 1 {
-            return Err(OrderError::OutOfStock { product_id });
-        }
-    }
-    Ok(written)
 }

@@ -42,7 +42,7 @@ use crate::idempotency::IdempotencyKey;
 use crate::model::{OrderLine, OrderStatus};
 use crate::placement::pipelined::{TAKE_STOCK, begin_with_prices, out_of_stock, rollback};
 use crate::placement::{OrderRequest, Placed, Placement, Written};
-use crate::rows::{NewItem, key_taken};
+use crate::rows::{INSERT_ITEMS, NewItem, key_taken};
 
 /// One order waiting for a batch: what `POST /api/orders` asked for, owned.
 pub(crate) struct GroupedOrder {
@@ -276,8 +276,6 @@ const INSERT_ORDERS: &str = "INSERT INTO orders \
      SELECT o.id, o.user_id, $6, o.total_fen, 0, o.at, o.at, o.expires_at \
      FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) \
      AS o(id, user_id, total_fen, at, expires_at)";
-const INSERT_ITEMS: &str = "INSERT INTO order_items (order_id, product_id, qty, price_fen) \
-     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[])";
 const INSERT_EVENTS: &str = "INSERT INTO order_outbox \
      (id, topic, payload, state, attempts, next_attempt_at, created_at) \
      SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[], \
