@@ -47,6 +47,26 @@ pub(crate) trait AppendRows: Send {
         &mut self,
         rows: &[NewLogRow<'_>],
     ) -> impl std::future::Future<Output = QueryResult<()>> + Send;
+
+    /// Which of `event_ids` the log holds already.
+    fn chained_before(
+        &mut self,
+        event_ids: &[&str],
+    ) -> impl std::future::Future<Output = QueryResult<Vec<String>>> + Send;
+}
+
+/// `chained_before` for MySQL and SQLite, whose planners probe the unique index for
+/// `IN (…)`.
+macro_rules! chained_before_by_in_list {
+    () => {
+        async fn chained_before(&mut self, event_ids: &[&str]) -> QueryResult<Vec<String>> {
+            log::table
+                .filter(log::event_id.eq_any(event_ids))
+                .select(log::event_id.assume_not_null())
+                .load::<String>(self)
+                .await
+        }
+    };
 }
 
 /// Rows per INSERT on MySQL: eleven bind parameters each, well inside the 65,535 a
@@ -56,6 +76,8 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// MySQL: one multi-row INSERT per batch (of up to [`ROWS_PER_INSERT`]), not a
 /// round trip per row.
 impl AppendRows for AsyncMysqlConnection {
+    chained_before_by_in_list!();
+
     async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             diesel::insert_into(log::table)
@@ -75,7 +97,31 @@ const APPEND_ROWS: &str = "INSERT INTO audit_log (id, at, actor, action, target,
      SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])";
 
+/// One probe of the `event_id` index per event: for `= ANY($1)` with a batch of
+/// hundreds of ids, PostgreSQL's planner reads the whole log instead (5.7 ms for
+/// 500 ids in 30,000 rows, and growing with the log), and chaining runs several
+/// times a second under load. `LIMIT 1` keeps the lateral subquery from being
+/// flattened into a join the planner would hash the same way.
+const CHAINED_BEFORE: &str = "SELECT l.event_id FROM UNNEST($1::text[]) AS e(id) \
+     CROSS JOIN LATERAL (SELECT event_id FROM audit_log WHERE event_id = e.id LIMIT 1) AS l";
+
+/// An `event_id`, as `CHAINED_BEFORE` answers it.
+#[derive(QueryableByName)]
+struct ChainedEvent {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+}
+
 impl AppendRows for AsyncPgConnection {
+    async fn chained_before(&mut self, event_ids: &[&str]) -> QueryResult<Vec<String>> {
+        let found = diesel::sql_query(CHAINED_BEFORE)
+            .bind::<Array<Text>, _>(event_ids)
+            .prepare_once()
+            .load::<ChainedEvent>(self)
+            .await?;
+        Ok(found.into_iter().map(|e| e.event_id).collect())
+    }
+
     async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
         if rows.is_empty() {
             return Ok(());
@@ -107,6 +153,8 @@ impl AppendRows for AsyncPgConnection {
 
 // diesel-async has no multi-row INSERT for SQLite; its inserts are local calls anyway.
 impl AppendRows for SqliteConn {
+    chained_before_by_in_list!();
+
     async fn append_rows(&mut self, rows: &[NewLogRow<'_>]) -> QueryResult<()> {
         for row in rows {
             diesel::insert_into(log::table)

@@ -10,7 +10,7 @@ use weapp::{transaction, with_conn};
 
 use crate::append::{AppendRows, NewLogRow};
 use crate::chain::{row_hash, sm3_hex};
-use crate::schema::{audit_chain_head as head, audit_log as log, audit_pending as pending};
+use crate::schema::{audit_chain_head as head, audit_pending as pending};
 
 /// Keys whose values are personal data; [`AuditEvent::details`] replaces them with
 /// `"[redacted]"` wherever they appear, so the log never holds them in clear.
@@ -305,13 +305,7 @@ async fn chain_batch(db: &Db, given: Option<&[PendingRow]>) -> Result<usize, Aud
         let mut chained_before: std::collections::HashSet<String> = if event_ids.is_empty() {
             Default::default()
         } else {
-            log::table
-                .filter(log::event_id.eq_any(&event_ids))
-                .select(log::event_id.assume_not_null())
-                .load::<String>(c)
-                .await?
-                .into_iter()
-                .collect()
+            c.chained_before(&event_ids).await?.into_iter().collect()
         };
         let mut chained = Vec::with_capacity(rows.len());
         for (_, at, actor, action, target, request_id, details, event_id) in &rows {

@@ -82,8 +82,8 @@ impl FlashSales {
         let (available, queued): (Option<i64>, i64) = redis::pipe()
             .cmd("GET")
             .arg(&keys.stock)
-            .cmd("XLEN")
-            .arg(&keys.queue)
+            .cmd("HLEN")
+            .arg(&keys.held)
             .query_async(&mut redis)
             .await
             .map_err(KvError::from)?;

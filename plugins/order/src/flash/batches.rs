@@ -185,6 +185,7 @@ mod tests {
     use weapp::kv::RedisClient;
 
     use super::*;
+    use crate::flash::scripts::PER_ENTRY;
 
     fn reservation(user_id: i64, order_id: i64, field: &str) -> Reservation {
         Reservation {
@@ -217,7 +218,7 @@ mod tests {
         let mut redis = client.connection().expect("a connection");
         let _: () = redis::cmd("SET")
             .arg(&keys.stock)
-            .arg(30)
+            .arg(40)
             .query_async(&mut redis)
             .await
             .expect("Redis answers (tests/setup.sh starts it)");
@@ -230,11 +231,11 @@ mod tests {
         // Polled together before the sending task runs: one batch, in this order.
         let answers = join_all(asked.into_iter().map(|r| batches.reserve(1, &keys, r))).await;
         let answers: Vec<Answer> = answers.into_iter().map(|a| a.expect("answered")).collect();
-        for (n, (outcome, detail)) in answers[..30].iter().enumerate() {
+        for (n, (outcome, detail)) in answers[..40].iter().enumerate() {
             assert_eq!(outcome, "reserved", "#{n}");
-            assert_eq!(detail, &(29 - n).to_string(), "#{n}: units left");
+            assert_eq!(detail, &(39 - n).to_string(), "#{n}: units left");
         }
-        for (outcome, detail) in &answers[30..50] {
+        for (outcome, detail) in &answers[40..50] {
             assert_eq!((outcome.as_str(), detail.as_str()), ("sold_out", "0"));
         }
         assert_eq!(answers[50], ("replay".to_owned(), "record-100".to_owned()));
@@ -262,15 +263,21 @@ mod tests {
             .query_async(&mut redis)
             .await
             .unwrap();
-        let queued: usize = redis::cmd("XLEN")
+        let queued = sale_state(&mut redis, &keys).await.4;
+        assert_eq!(
+            (held, queued.len()),
+            (41, 41),
+            "each reservation held and queued once"
+        );
+        let entries: usize = redis::cmd("XLEN")
             .arg(&keys.queue)
             .query_async(&mut redis)
             .await
             .unwrap();
         assert_eq!(
-            (held, queued),
-            (31, 31),
-            "each reservation held and queued once"
+            entries,
+            40_usize.div_ceil(PER_ENTRY) + 1,
+            "the batch's 40 in entries of PER_ENTRY at most, the lone one in its own"
         );
         forget_sale(&mut redis, &keys).await;
     }
@@ -289,13 +296,14 @@ mod tests {
     }
 
     /// What one sale's keys hold: the counter, the users' units, the key records,
-    /// the held reservations and the queue's payloads in order.
+    /// the held reservations and the queue's payloads in order (whatever entries
+    /// they were queued in).
     type SaleState = (
         Option<String>,
         BTreeMap<String, String>,
         BTreeMap<String, String>,
         BTreeMap<String, String>,
-        Vec<Vec<String>>,
+        Vec<String>,
     );
 
     async fn sale_state(redis: &mut RedisConnection, keys: &SaleKeys) -> SaleState {
@@ -323,7 +331,14 @@ mod tests {
             .query_async(redis)
             .await
             .unwrap();
-        let queue = entries.into_iter().map(|(_, fields)| fields).collect();
+        let mut queue = Vec::new();
+        for (_, fields) in entries {
+            assert_eq!(fields.len(), 2, "one field: {fields:?}");
+            assert_eq!(fields[0], "p");
+            let lines: Vec<String> = fields[1].split('\n').map(str::to_owned).collect();
+            assert!(lines.len() <= PER_ENTRY, "{} in one entry", lines.len());
+            queue.extend(lines);
+        }
         (stock, users, records, held, queue)
     }
 

@@ -44,6 +44,16 @@ pub(super) struct Written {
     pub events: Vec<i64>,
 }
 
+impl Written {
+    /// Adds what another transaction of the same read wrote.
+    pub(super) fn add(&mut self, other: Written) {
+        self.pending += other.pending;
+        self.refused.extend(other.refused);
+        self.recount.extend(other.recount);
+        self.events.extend(other.events);
+    }
+}
+
 const INSERT_ORDERS: &str = "INSERT INTO orders (id, user_id, status, total_fen, version, \
      cancel_reason, created_at, updated_at, expires_at) \
      SELECT o.id, o.user_id, o.status, o.total_fen, 0, o.reason, o.created_at, $8, o.expires_at \

@@ -7,7 +7,9 @@
 //! - `users`: units each buyer holds in the sale (hash user → units);
 //! - `keys`: the answer of each `Idempotency-Key` (hash `user:key` → [`KeyRecord`]);
 //! - `held`: reservations not yet written to the database (hash order → [`Reserved`]);
-//! - `queue`: the same reservations as a stream, read by the writers' consumer group.
+//! - `queue`: the same reservations as a stream, read by the writers' consumer group:
+//!   an entry per reservation call, up to [`PER_ENTRY`] of its reservations in its
+//!   `p` field, one a line.
 //!
 //! [`KeyRecord`]: super::reservation::KeyRecord
 //! [`Reserved`]: super::reservation::Reserved
@@ -18,6 +20,9 @@ use redis::Script;
 
 /// The consumer group every instance's writer reads the queue in.
 pub(crate) const WRITERS: &str = "writers";
+
+/// Most reservations in one queue entry (the reservation script's `PER_ENTRY`).
+pub(crate) const PER_ENTRY: usize = 32;
 
 /// The Redis keys of one product's sale.
 #[derive(Debug, Clone)]
@@ -53,11 +58,10 @@ impl SaleKeys {
 /// Each order sees what the ones before it in the batch did, as separate calls in
 /// that order would; but Redis is read once per batch (the counter, the queue's
 /// length, the users' units and the keys, two of them in one `HMGET` each) and
-/// written once per batch (but for each order's stream entry): a handful of
-/// commands a batch instead of nine an order.
+/// written once per batch, the reservations queued [`PER_ENTRY`] to a stream entry:
+/// a handful of commands a batch instead of nine an order.
 pub(crate) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+    let text = r#"
 local most, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 local users, fields = {}, {}
 for i = 0, n - 1 do
@@ -70,7 +74,7 @@ stock = stock and tonumber(stock)
 local queued = redis.call('HLEN', KEYS[4])
 -- What this batch changed: units by user, records by key field.
 local units, records = {}, {}
-local taken, key_args, held_args, out = 0, {}, {}, {}
+local taken, key_args, held_args, queued_payloads, out = 0, {}, {}, {}, {}
 for i = 0, n - 1 do
   local a = 2 + i * 7
   local user, qty, limit = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
@@ -95,7 +99,7 @@ for i = 0, n - 1 do
       detail = tostring(stock)
       key_args[#key_args + 1], key_args[#key_args + 2] = field, record
       held_args[#held_args + 1], held_args[#held_args + 2] = id, payload
-      redis.call('XADD', KEYS[5], '*', 'p', payload)
+      queued_payloads[#queued_payloads + 1] = payload
     end
   end
   out[#out + 1] = outcome
@@ -110,14 +114,19 @@ if taken > 0 then
   redis.call('HSET', KEYS[2], unpack(user_args))
   redis.call('HSET', KEYS[3], unpack(key_args))
   redis.call('HSET', KEYS[4], unpack(held_args))
+  local PER_ENTRY = {per_entry}
+  for first = 1, #queued_payloads, PER_ENTRY do
+    local last = math.min(first + PER_ENTRY - 1, #queued_payloads)
+    redis.call('XADD', KEYS[5], '*', 'p', table.concat(queued_payloads, '\n', first, last))
+  end
 end
 return out
-"#,
-    )
+"#;
+    Script::new(&text.replace("{per_entry}", &PER_ENTRY.to_string()))
 });
 
 /// Forgets reservations written to the database. KEYS: users held queue. ARGV: the
-/// group, `n`, `n` stream entry ids, `n` order ids, then `user, units` pairs of
+/// group, `n`, `m`, `n` stream entry ids, `m` order ids, then `user, units` pairs of
 /// orders the database refused (their units go back to the user; the stock counter
 /// is left to the next sync, as the database had fewer units than Redis thought).
 ///
@@ -126,7 +135,7 @@ return out
 pub(crate) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local n = tonumber(ARGV[2])
+local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
 -- ARGV[first..last] as arguments, in slices: unpack is bounded by Lua's C stack.
 local function in_slices(command, key, group, first, last)
   while first <= last do
@@ -139,10 +148,10 @@ local function in_slices(command, key, group, first, last)
     first = upto + 1
   end
 end
-in_slices('XACK', KEYS[3], ARGV[1], 3, 2 + n)
-in_slices('XDEL', KEYS[3], nil, 3, 2 + n)
-in_slices('HDEL', KEYS[2], nil, 3 + n, 2 + 2 * n)
-local i = 3 + 2 * n
+in_slices('XACK', KEYS[3], ARGV[1], 4, 3 + n)
+in_slices('XDEL', KEYS[3], nil, 4, 3 + n)
+in_slices('HDEL', KEYS[2], nil, 4 + n, 3 + n + m)
+local i = 4 + n + m
 while i < #ARGV do
   if redis.call('HINCRBY', KEYS[1], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
     redis.call('HDEL', KEYS[1], ARGV[i])

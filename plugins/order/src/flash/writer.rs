@@ -9,6 +9,7 @@
 //! between leaves them to be read again (by another instance after
 //! `order.flash_sale.claim_after_ms`) and skipped.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -20,8 +21,8 @@ use weapp::db::DbConn;
 use weapp::kv::KvError;
 
 use super::reservation::Reserved;
-use super::rows::write;
-use super::scripts::{SETTLE, WRITERS};
+use super::rows::{Written, write};
+use super::scripts::{PER_ENTRY, SETTLE, WRITERS};
 use super::{FlashSales, Sale, metrics};
 use crate::error::OrderError;
 use crate::outbox::Outbox;
@@ -33,6 +34,7 @@ pub(crate) async fn run_writer(flash: &FlashSales, outbox: &Outbox, shutdown: &S
     let mut last_claim: Option<Instant> = None;
     // With `max_writes_per_s`, when the next batch may start.
     let mut paced_until = Instant::now();
+    let mut read_sizes: HashMap<i64, ReadSize> = HashMap::new();
     while !shutdown.is_shutting_down() {
         let claim = last_claim.is_none_or(|at| at.elapsed() >= claim_every);
         if claim {
@@ -40,7 +42,8 @@ pub(crate) async fn run_writer(flash: &FlashSales, outbox: &Outbox, shutdown: &S
         }
         let mut handled = 0;
         for sale in flash.all_sales() {
-            match flash.write_batch(&sale, outbox, claim).await {
+            let size = read_sizes.entry(sale.product_id).or_default();
+            match flash.write_batch(&sale, outbox, claim, size).await {
                 Ok(n) => handled += n,
                 Err(e) => tracing::warn!(
                     product_id = sale.product_id,
@@ -66,49 +69,105 @@ pub(crate) async fn run_writer(flash: &FlashSales, outbox: &Outbox, shutdown: &S
     }
 }
 
-/// A reservation read from a queue.
+/// An entry read from a queue: the reservations of one call of the script (up to
+/// [`PER_ENTRY`]).
 struct Entry {
     stream_id: String,
-    reserved: Option<Reserved>,
+    reserved: Vec<Reserved>,
+    /// Lines that are no reservation.
+    unreadable: usize,
 }
 
 impl Entry {
     fn of(id: StreamId) -> Entry {
-        let reserved = id.get::<String>("p").as_deref().and_then(Reserved::parse);
+        let mut reserved = Vec::new();
+        let mut unreadable = 0;
+        let lines = id.get::<String>("p").unwrap_or_default();
+        for line in lines.split('\n') {
+            match Reserved::parse(line) {
+                Some(r) => reserved.push(r),
+                None => unreadable += 1,
+            }
+        }
         Entry {
             stream_id: id.id,
             reserved,
+            unreadable,
+        }
+    }
+}
+
+/// How many queue entries a writer reads at a time: about `batch_size`
+/// reservations, from the sizes of the entries it read last (one reservation each
+/// when buyers come one by one, up to [`PER_ENTRY`] in a rush).
+struct ReadSize {
+    per_entry: usize,
+}
+
+impl Default for ReadSize {
+    fn default() -> ReadSize {
+        ReadSize { per_entry: 1 }
+    }
+}
+
+impl ReadSize {
+    fn entries(&self, batch_size: usize) -> usize {
+        (batch_size / self.per_entry).max(1)
+    }
+
+    fn read(&mut self, entries: usize, reservations: usize) {
+        if entries > 0 {
+            // Halfway to what was seen, rounded towards it.
+            let seen = reservations.div_ceil(entries);
+            let sum = self.per_entry + seen;
+            let half = if seen >= self.per_entry {
+                sum.div_ceil(2)
+            } else {
+                sum / 2
+            };
+            self.per_entry = half.clamp(1, PER_ENTRY);
         }
     }
 }
 
 impl FlashSales {
     /// Writes one batch of `sale`'s queue (taking over entries another instance left
-    /// if `claim`); returns how many reservations it handled.
+    /// if `claim`), in transactions of up to `batch_size` orders; returns how many
+    /// reservations it handled.
     async fn write_batch(
         &self,
         sale: &Sale,
         outbox: &Outbox,
         claim: bool,
+        size: &mut ReadSize,
     ) -> Result<usize, OrderError> {
-        let entries = self.read_batch(sale, claim).await?;
+        let entries = self
+            .read_batch(sale, claim, size.entries(self.config.batch_size))
+            .await?;
         if entries.is_empty() {
             return Ok(0);
         }
-        let reserved: Vec<&Reserved> = entries.iter().filter_map(|e| e.reserved.as_ref()).collect();
-        if reserved.len() < entries.len() {
+        let reserved: Vec<&Reserved> = entries.iter().flat_map(|e| &e.reserved).collect();
+        size.read(entries.len(), reserved.len());
+        let unreadable: usize = entries.iter().map(|e| e.unreadable).sum();
+        if unreadable > 0 {
             tracing::warn!(
                 product_id = sale.product_id,
-                unreadable = entries.len() - reserved.len(),
+                unreadable,
                 "unreadable flash-sale queue entries dropped"
             );
         }
-        let mut conn = self.db.conn().await?;
-        let DbConn::Postgres(c) = &mut conn else {
-            return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
-        };
-        let written = write(c, sale.product_id, &reserved).await?;
-        drop(conn);
+        let mut written = Written::default();
+        for chunk in reserved.chunks(self.config.batch_size.max(1)) {
+            let mut conn = self.db.conn().await?;
+            let DbConn::Postgres(c) = &mut conn else {
+                return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
+            };
+            // A failure leaves every entry to be read again: what committed is
+            // skipped then.
+            written.add(write(c, sale.product_id, chunk).await?);
+            drop(conn);
+        }
         outbox.hint(written.events.iter().copied());
         metrics::written(written.pending, written.refused.len());
         let mut settle = SETTLE.key(&sale.keys.users);
@@ -116,12 +175,13 @@ impl FlashSales {
             .key(&sale.keys.held)
             .key(&sale.keys.queue)
             .arg(WRITERS)
-            .arg(entries.len());
+            .arg(entries.len())
+            .arg(reserved.len());
         for entry in &entries {
             settle.arg(&entry.stream_id);
         }
-        for entry in &entries {
-            settle.arg(entry.reserved.as_ref().map_or(0, |r| r.order_id));
+        for r in &reserved {
+            settle.arg(r.order_id);
         }
         for (user, qty) in &written.refused {
             settle.arg(user).arg(qty);
@@ -136,15 +196,19 @@ impl FlashSales {
             let users = written.refused.iter().map(|(u, _)| *u);
             self.resync(users.chain(written.recount.iter().copied()));
         }
-        Ok(entries.len())
+        Ok(reserved.len() + unreadable)
     }
 
-    /// Up to a batch of the queue's entries for this instance: new ones, or (with
+    /// Up to `count` of the queue's entries for this instance: new ones, or (with
     /// `claim`) those another reader left unwritten for `claim_after_ms`.
-    async fn read_batch(&self, sale: &Sale, claim: bool) -> Result<Vec<Entry>, OrderError> {
+    async fn read_batch(
+        &self,
+        sale: &Sale,
+        claim: bool,
+        count: usize,
+    ) -> Result<Vec<Entry>, OrderError> {
         let mut redis = self.redis.clone();
         let queue = &sale.keys.queue;
-        let count = self.config.batch_size;
         if claim {
             let options = StreamAutoClaimOptions::default().count(count);
             let claimed: Result<StreamAutoClaimReply, _> = redis
@@ -202,5 +266,34 @@ impl FlashSales {
             Err(e) if e.code() != Some("BUSYGROUP") => Err(KvError::from(e).into()),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_reads_about_a_batch_of_reservations_whatever_the_entries_hold() {
+        let mut size = ReadSize::default();
+        assert_eq!(size.entries(500), 500, "one reservation an entry at first");
+        // A rush: full entries. The estimate follows within a few reads.
+        for _ in 0..6 {
+            let n = size.entries(500);
+            size.read(n, n * PER_ENTRY);
+        }
+        assert_eq!(size.entries(500), 500 / PER_ENTRY);
+        // Buyers one by one again.
+        for _ in 0..6 {
+            let n = size.entries(500);
+            size.read(n, n);
+        }
+        assert_eq!(size.entries(500), 500);
+        // Nothing read changes nothing; a batch smaller than an entry reads one.
+        size.read(0, 0);
+        assert_eq!(size.entries(500), 500);
+        size.read(1, PER_ENTRY);
+        size.read(1, PER_ENTRY);
+        assert_eq!(size.entries(1), 1);
     }
 }
