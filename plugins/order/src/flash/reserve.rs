@@ -185,8 +185,8 @@ impl FlashSales {
     }
 }
 
-/// The `202` answer of a reservation.
-fn created(order_id: i64, total_fen: i64) -> String {
+/// The `202` answer of a reservation (also what the writers store under its key).
+pub(super) fn created(order_id: i64, total_fen: i64) -> String {
     serde_json::to_string(&OrderCreated {
         order_id,
         status: OrderStatus::Reserved,

@@ -25,9 +25,10 @@ use diesel_async::RunQueryDsl;
 use weapp::db::{AsyncPgConnection, BeginTransaction, Isolation, PrepareOnce};
 
 use super::reservation::Reserved;
+use super::reserve::created;
 use crate::error::OrderError;
 use crate::events;
-use crate::model::{OrderCreated, OrderStatus};
+use crate::model::OrderStatus;
 use crate::outbox::NewEvent;
 use crate::rows::INSERT_ITEMS;
 use crate::schema::{orders, stock};
@@ -104,13 +105,7 @@ impl Row<'_> {
 
     /// The 202 a retry with its key is answered.
     fn answer(&self) -> String {
-        let r = self.reserved;
-        serde_json::to_string(&OrderCreated {
-            order_id: r.order_id,
-            status: OrderStatus::Reserved,
-            total_fen: r.total_fen,
-        })
-        .unwrap_or_default()
+        created(self.reserved.order_id, self.reserved.total_fen)
     }
 
     fn event(&self, now: i64) -> NewEvent {
