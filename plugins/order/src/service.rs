@@ -52,11 +52,12 @@ impl Orders {
         })
     }
 
-    /// Tells the flash sales that `users`' orders gave units back (cancelled,
-    /// refunded, restocked), so Redis counts them again.
-    pub(crate) fn units_returned(&self, users: impl IntoIterator<Item = i64>) {
+    /// Tells the flash sales that the stock of `products` changed outside them
+    /// (orders of `users` cancelled or refunded, a stock change), so Redis counts
+    /// them again if one is on sale.
+    pub(crate) fn units_returned(&self, products: &[i64], users: impl IntoIterator<Item = i64>) {
         if let Some(flash) = &self.flash {
-            flash.resync(users);
+            flash.resync(products, users);
         }
     }
 

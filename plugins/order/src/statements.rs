@@ -39,8 +39,9 @@ pub(crate) trait OrderStatements {
     ) -> Result<(), OrderError>;
 
     /// Puts an order's units back on hand, in product order (as orders take them,
-    /// so two transactions never wait on each other's rows in opposite orders).
-    async fn restock(&mut self, order_id: i64) -> QueryResult<()>;
+    /// so two transactions never wait on each other's rows in opposite orders);
+    /// returns the products restocked.
+    async fn restock(&mut self, order_id: i64) -> QueryResult<Vec<i64>>;
 }
 
 /// Implements [`OrderStatements`]; `lock` is how the order's row is locked.
@@ -73,20 +74,23 @@ macro_rules! order_statements {
                 }
             }
 
-            async fn restock(&mut self, order_id: i64) -> QueryResult<()> {
+            async fn restock(&mut self, order_id: i64) -> QueryResult<Vec<i64>> {
                 let lines: Vec<(i64, i64)> = order_items::table
                     .filter(order_items::order_id.eq(order_id))
                     .order(order_items::product_id)
                     .select((order_items::product_id, order_items::qty))
                     .load(self)
                     .await?;
-                for (product_id, qty) in lines {
+                for (product_id, qty) in &lines {
                     diesel::update(stock::table.find(product_id))
                         .set(stock::qty.eq(stock::qty + qty))
                         .execute(self)
                         .await?;
                 }
-                Ok(())
+                Ok(lines
+                    .into_iter()
+                    .map(|(product_id, _)| product_id)
+                    .collect())
             }
         }
     };

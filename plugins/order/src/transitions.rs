@@ -174,7 +174,7 @@ impl Orders {
                     ..Transition::to(OrderStatus::Cancelled, &row, now)
                 };
                 c.advance(&row, OrderStatus::Pending, &change).await?;
-                c.restock(row.id).await?;
+                let restocked = c.restock(row.id).await?;
                 let cancelled = events::Cancelled {
                     order_id: row.id,
                     user_id: row.user_id,
@@ -183,12 +183,12 @@ impl Orders {
                 };
                 let event = NewEvent::new(&cancelled, now);
                 let event_id = c.insert_event(&event).await?;
-                Ok::<_, OrderError>(Some((event_id, row.user_id)))
+                Ok::<_, OrderError>(Some((event_id, row.user_id, restocked)))
             })
         })?;
-        if let Some((event_id, user_id)) = event_id {
+        if let Some((event_id, user_id, restocked)) = event_id {
             self.outbox.hint([event_id]);
-            self.units_returned(user_id);
+            self.units_returned(&restocked, user_id);
         }
         Ok(())
     }
@@ -219,9 +219,10 @@ impl Orders {
                     ..Transition::to(OrderStatus::Refunded, &row, now)
                 };
                 c.advance(&row, OrderStatus::Paid, &change).await?;
-                if restock {
-                    c.restock(row.id).await?;
-                }
+                let restocked = match restock {
+                    true => c.restock(row.id).await?,
+                    false => Vec::new(),
+                };
                 let refunded = events::Refunded {
                     order_id: row.id,
                     user_id: row.user_id,
@@ -229,16 +230,15 @@ impl Orders {
                     restocked: restock,
                 };
                 let event_id = c.insert_event(&NewEvent::new(&refunded, now)).await?;
-                Ok::<_, OrderError>(Some((event_id, row.user_id)))
+                Ok::<_, OrderError>(Some((event_id, row.user_id, restocked)))
             })
         })?;
-        if let Some((event_id, user_id)) = event_id {
+        let refunded = event_id.is_some();
+        if let Some((event_id, user_id, restocked)) = event_id {
             self.outbox.hint([event_id]);
-            if restock {
-                self.units_returned(user_id);
-            }
+            self.units_returned(&restocked, user_id);
         }
-        Ok(event_id.is_some())
+        Ok(refunded)
     }
 
     /// Records that WeChat Pay could not refund a paid order (`REFUND.ABNORMAL` or

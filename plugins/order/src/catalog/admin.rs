@@ -299,7 +299,7 @@ impl Orders {
         };
         if changed.is_ok() {
             // A product on flash sale: Redis counts the new figure at once.
-            self.units_returned([]);
+            self.units_returned(&[id], []);
         }
         changed
     }

@@ -5,12 +5,13 @@
 //! - `order_flash_written_total{result}`: reservations written to the database
 //!   (`pending`, or `refused` when the database had no unit left for them);
 //! - `order_flash_queued`: reservations not yet written, at the last sync;
+//! - `order_flash_syncs_total`: syncs of a sale's counters from the database;
 //! - `order_flash_reserve_batch_size`: reservations per call of the reservation
 //!   script (its count: the calls).
 
 use std::sync::OnceLock;
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// An answer to a flash-sale order.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,7 @@ struct FlashMetrics {
     reservations: IntCounterVec,
     written: IntCounterVec,
     queued: IntGauge,
+    syncs: IntCounter,
     batch_size: Histogram,
 }
 
@@ -54,6 +56,11 @@ fn metrics() -> &'static FlashMetrics {
                 "Flash-sale reservations not yet written to the database, at the last sync.",
             )
             .expect("valid metric"),
+            syncs: IntCounter::new(
+                "order_flash_syncs_total",
+                "Syncs of a flash sale's Redis counters from the database.",
+            )
+            .expect("valid metric"),
             batch_size: Histogram::with_opts(
                 HistogramOpts::new(
                     "order_flash_reserve_batch_size",
@@ -68,6 +75,7 @@ fn metrics() -> &'static FlashMetrics {
         let _ = registry.register(Box::new(metrics.reservations.clone()));
         let _ = registry.register(Box::new(metrics.written.clone()));
         let _ = registry.register(Box::new(metrics.queued.clone()));
+        let _ = registry.register(Box::new(metrics.syncs.clone()));
         let _ = registry.register(Box::new(metrics.batch_size.clone()));
         metrics
     })
@@ -99,6 +107,11 @@ pub(super) fn written(pending: usize, refused: usize) {
 /// Reports the reservations not yet written.
 pub(super) fn queued(n: i64) {
     metrics().queued.set(n);
+}
+
+/// Counts one sync of a sale.
+pub(super) fn synced() {
+    metrics().syncs.inc();
 }
 
 /// Counts one call of the reservation script with `n` reservations.

@@ -169,15 +169,17 @@ impl FlashSales {
         sales.values().cloned().collect()
     }
 
-    /// Asks the sync task to run now, recounting `users` (e.g. after cancellations).
-    pub(crate) fn resync(&self, users: impl IntoIterator<Item = i64>) {
-        // Every cancellation asks: without a sale, nothing to copy or wake.
-        if self
-            .sales
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
+    /// Asks the sync task to run now, recounting `users`, if one of `products` is
+    /// on sale here (running, or ended with reservations maybe still to write):
+    /// the stock of other products is none of a sale's business, and a shop's
+    /// ordinary cancellations (unpaid orders expiring by the thousand) must not
+    /// have every sale recounted from its whole queue each time.
+    pub(crate) fn resync(&self, products: &[i64], users: impl IntoIterator<Item = i64>) {
+        let on_sale = {
+            let sales = self.sales.read().unwrap_or_else(|e| e.into_inner());
+            products.iter().any(|p| sales.contains_key(p))
+        };
+        if !on_sale {
             return;
         }
         self.recount

@@ -122,6 +122,7 @@ impl FlashSales {
             return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
         };
         c.begin_with(Isolation::BackendDefault).await?;
+        metrics::synced();
         let result = self.sync_locked(c, sale, recount).await;
         weapp::db::transaction::finish(c, result).await
     }

@@ -194,7 +194,10 @@ impl FlashSales {
             // The database had fewer units than Redis counted, or a batch was
             // written twice: the counters are set again from the database.
             let users = written.refused.iter().map(|(u, _)| *u);
-            self.resync(users.chain(written.recount.iter().copied()));
+            self.resync(
+                &[sale.product_id],
+                users.chain(written.recount.iter().copied()),
+            );
         }
         Ok(reserved.len() + unreadable)
     }

@@ -343,6 +343,53 @@ async fn a_cancelled_order_gives_its_unit_back_to_the_sale_and_its_buyer() {
 }
 
 #[tokio::test]
+async fn only_units_of_a_product_on_sale_have_the_sale_synced_again() {
+    // No periodic sync within the test: every sync is one something woke.
+    let app = flash_builder()
+        .set("order.flash_sale.reconcile_interval_ms", 600_000)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 1).await;
+    let cake = product(&app, 200, 10).await;
+    start_sale(&app, tea, 1).await;
+    let (token, _) = app.login("o_flash_elsewhere").await;
+    let mut cakes = Vec::new();
+    for _ in 0..3 {
+        let (status, body, _) =
+            place(&app, &token, key(), json!([{"product_id": cake, "qty": 1}])).await;
+        assert_eq!(status, 201, "{body}");
+        cakes.push(body["order_id"].as_i64().unwrap());
+    }
+    let before = metric(&app, "order_flash_syncs_total").await;
+    // The shop's ordinary cancellations (unpaid orders expiring do the same).
+    for id in cakes {
+        assert_eq!(cancel(&app, &token, id).await, 200);
+    }
+    // A sync they woke would have run by now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(&app, "order_flash_syncs_total").await,
+        before,
+        "cancelled orders of another product leave the sale alone"
+    );
+
+    let line = json!([{"product_id": tea, "qty": 1}]);
+    let (status, body, _) = place(&app, &token, key(), line.clone()).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["order_id"].as_i64().unwrap();
+    eventually("the order is written", || async {
+        written(&app, &[id], "pending").await == 1
+    })
+    .await;
+    assert_eq!(cancel(&app, &token, id).await, 200);
+    eventually("the sale's own unit is on sale again", || async {
+        sale(&app, tea).await["available"] == 1
+    })
+    .await;
+    assert!(metric(&app, "order_flash_syncs_total").await > before);
+}
+
+#[tokio::test]
 async fn an_unpaid_flash_order_expires_and_its_unit_goes_back_on_sale() {
     let app = flash_builder()
         .set("order.unpaid_timeout_s", 1)

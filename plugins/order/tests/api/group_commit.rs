@@ -258,10 +258,3 @@ async fn max_orders_one_turns_group_commit_off() {
     assert_eq!(transactions, 20);
     app.stop().await.unwrap();
 }
-
-/// A sample of `/metrics` without labels.
-async fn metric(app: &weapp::testing::TestApp, name: &str) -> f64 {
-    let text = app.metrics().await;
-    weapp::testing::metric_sample(&text, &format!("{name} "))
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
-}

@@ -262,6 +262,14 @@ where
     panic!("timed out waiting until {what}");
 }
 
+/// A sample of `/metrics` without labels (process-wide: every app of the test's
+/// process adds to it).
+pub(crate) async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.metrics().await;
+    weapp::testing::metric_sample(&text, &format!("{name} "))
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+}
+
 /// Runs one SQL query returning a single BIGINT on the app's database.
 pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     app.count(sql).await
