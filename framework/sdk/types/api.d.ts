@@ -73,7 +73,8 @@ orders give theirs back). */
 export interface FlashSaleView {
   /** Whether orders of the product are reserved in Redis now. */
   active: boolean
-  /** Units Redis still lets buyers reserve; `null` until the counters are loaded. */
+  /** Units Redis still lets buyers reserve; `null` until the counters are loaded,
+and once an ended sale's are dropped. */
   available?: number | null
   /** When it ended (RFC 3339), if it did. */
   ended_at?: string | null

@@ -15,7 +15,10 @@
 //!   there are skipped;
 //! - a sync sets the Redis counters from the database's figures under the same
 //!   lock (every `order.flash_sale.reconcile_interval_ms`, after cancellations, and
-//!   from scratch when Redis lost them).
+//!   from scratch when Redis lost them);
+//! - once a sale has ended and its queue is written, Redis forgets its counters and
+//!   key records ([`FORGET`](scripts::FORGET)): retries are answered from the
+//!   database's keys, as for any order.
 //!
 //! Needs PostgreSQL and Redis (AOF with `appendfsync always` for no reservation to be
 //! lost when Redis itself crashes); elsewhere putting a product on flash sale is
@@ -62,6 +65,8 @@ pub(crate) struct Sale {
     pub active: bool,
     /// A buyer's units count from then.
     pub started_at: i64,
+    /// When the sale ended (not set while it runs, even with the product off sale).
+    pub ended_at: Option<i64>,
     keys: SaleKeys,
     /// Until then (Unix ms) this instance answers "sold out" without the script.
     sold_out_until: AtomicI64,
@@ -130,6 +135,7 @@ impl FlashSales {
                 price_fen: row.price_fen,
                 active: row.active && row.product_active,
                 started_at: row.started_at,
+                ended_at: row.ended_at,
                 sold_out_until: AtomicI64::new(sold_out_until),
             };
             sales.insert(row.product_id, Arc::new(sale));

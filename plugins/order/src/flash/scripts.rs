@@ -204,3 +204,16 @@ return left
 "#,
     )
 });
+
+/// Forgets an ended sale's counters and key records, unless reservations are still
+/// held (not yet written). KEYS: stock users keys held. Answers the keys deleted.
+/// The queue and its group stay: empty once written, and a writer reading an
+/// ended sale's queue would make them again.
+pub(crate) static FORGET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HLEN', KEYS[4]) > 0 then return 0 end
+return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+"#,
+    )
+});

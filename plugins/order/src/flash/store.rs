@@ -14,6 +14,7 @@ pub(super) struct SaleRow {
     pub per_user_limit: i64,
     pub active: bool,
     pub started_at: i64,
+    pub ended_at: Option<i64>,
     pub price_fen: i64,
     pub product_active: bool,
 }
@@ -34,7 +35,8 @@ pub struct FlashSaleView {
     pub ended_at: Option<String>,
     /// Units on hand in the database (not yet taken by a written order).
     pub stock: i64,
-    /// Units Redis still lets buyers reserve; `null` until the counters are loaded.
+    /// Units Redis still lets buyers reserve; `null` until the counters are loaded,
+    /// and once an ended sale's are dropped.
     pub available: Option<i64>,
     /// Reservations not yet written to the database (or written and not yet
     /// settled in Redis).
@@ -44,7 +46,8 @@ pub struct FlashSaleView {
 /// Every sale, with its product's price and whether the product is for sale.
 pub(super) async fn load(db: &Db) -> Result<Vec<SaleRow>, OrderError> {
     let mut conn = db.conn().await?;
-    let rows: Vec<(i64, i64, bool, i64, i64, bool)> = weapp::with_conn!(conn, |c| {
+    type Row = (i64, i64, bool, i64, Option<i64>, i64, bool);
+    let rows: Vec<Row> = weapp::with_conn!(conn, |c| {
         sales::table
             .inner_join(products::table.on(products::id.eq(sales::product_id)))
             .select((
@@ -52,6 +55,7 @@ pub(super) async fn load(db: &Db) -> Result<Vec<SaleRow>, OrderError> {
                 sales::per_user_limit,
                 sales::active,
                 sales::started_at,
+                sales::ended_at,
                 products::price_fen,
                 products::active,
             ))
@@ -61,13 +65,24 @@ pub(super) async fn load(db: &Db) -> Result<Vec<SaleRow>, OrderError> {
     Ok(rows
         .into_iter()
         .map(
-            |(product_id, per_user_limit, active, started_at, price_fen, product_active)| SaleRow {
+            |(
                 product_id,
                 per_user_limit,
                 active,
                 started_at,
+                ended_at,
                 price_fen,
                 product_active,
+            )| {
+                SaleRow {
+                    product_id,
+                    per_user_limit,
+                    active,
+                    started_at,
+                    ended_at: ended_at.filter(|_| !active),
+                    price_fen,
+                    product_active,
+                }
             },
         )
         .collect())

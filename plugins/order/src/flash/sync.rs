@@ -20,11 +20,13 @@ use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
 use weapp::kv::KvError;
 
 use super::reservation::{KeyRecord, key_field};
-use super::scripts::SYNC;
+use super::scripts::{FORGET, SYNC};
 use super::{FlashSales, Sale, metrics};
 use crate::error::OrderError;
 use crate::model::OrderStatus;
-use crate::schema::{order_idempotency_keys as keys, order_items, orders};
+use crate::schema::{
+    order_flash_sales as flash_sales, order_idempotency_keys as keys, order_items, orders,
+};
 
 /// Every this many periodic syncs, every buyer is recounted (else only those
 /// whose orders changed): a recount missed by a stopped instance is redone.
@@ -76,7 +78,7 @@ pub(crate) async fn run_upkeep(flash: &FlashSales, shutdown: &Shutdown) {
                 syncs += 1;
                 next_sync = Instant::now() + sync_every;
             }
-            flash.sync_running(recount).await;
+            flash.sync_sales(recount).await;
         }
         let until = next_refresh.min(next_sync);
         woken = tokio::select! {
@@ -94,10 +96,17 @@ impl FlashSales {
         recount.drain().collect()
     }
 
-    /// Syncs every running sale; logs what fails (the next sync tries again).
-    pub(crate) async fn sync_running(&self, recount: Recount) {
+    /// Syncs every running sale, and forgets the ended ones whose queue is written;
+    /// logs what fails (the next sync tries again).
+    pub(crate) async fn sync_sales(&self, recount: Recount) {
         let mut queued = 0;
-        for sale in self.all_sales().into_iter().filter(|s| s.active) {
+        let sales = self.all_sales();
+        for sale in sales.iter().filter(|s| s.ended_at.is_some()) {
+            if let Err(e) = self.forget_ended(sale).await {
+                tracing::warn!(product_id = sale.product_id, error = %e, "forgetting an ended flash sale failed");
+            }
+        }
+        for sale in sales.into_iter().filter(|s| s.active) {
             match self.sync(&sale, &recount).await {
                 Ok(n) => queued += n,
                 Err(e) => {
@@ -125,6 +134,66 @@ impl FlashSales {
         metrics::synced();
         let result = self.sync_locked(c, sale, recount).await;
         weapp::db::transaction::finish(c, result).await
+    }
+
+    /// Drops an ended sale's counters and key records from Redis once nothing of it
+    /// is left to write and every instance has seen it end (two
+    /// `refresh_interval_ms` after): they would otherwise stay for good, a record
+    /// per reservation. Retries of its keys are then answered from the database, as
+    /// for any order. Under the stock row's lock, with the sale read again, so a
+    /// restart of the sale (whose sync waits on the lock) never loses its counters.
+    async fn forget_ended(&self, sale: &Sale) -> Result<(), OrderError> {
+        let mut redis = self.redis.clone();
+        let keys = &sale.keys;
+        let left: i64 = redis::cmd("EXISTS")
+            .arg(&keys.stock)
+            .arg(&keys.users)
+            .arg(&keys.keys)
+            .query_async(&mut redis)
+            .await
+            .map_err(KvError::from)?;
+        // Every instance re-reads the sales within `refresh_interval_ms`.
+        let grace = 2 * self.config.refresh_interval_ms as i64;
+        let seen_ended =
+            |ended_at: Option<i64>| ended_at.is_some_and(|at| at + grace <= crate::model::now_ms());
+        if left == 0 || !seen_ended(sale.ended_at) {
+            return Ok(());
+        }
+        let mut conn = self.db.conn().await?;
+        let DbConn::Postgres(c) = &mut conn else {
+            return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
+        };
+        c.begin_with(Isolation::BackendDefault).await?;
+        let result = async {
+            super::lock_stock(c, sale.product_id).await?;
+            // Read again: it may have been started (and ended) again since.
+            let state: Option<(bool, Option<i64>)> = flash_sales::table
+                .find(sale.product_id)
+                .select((flash_sales::active, flash_sales::ended_at))
+                .first(c)
+                .await
+                .optional()?;
+            if !state.is_some_and(|(active, ended_at)| !active && seen_ended(ended_at)) {
+                return Ok(0);
+            }
+            let forgotten: i64 = FORGET
+                .key(&keys.stock)
+                .key(&keys.users)
+                .key(&keys.keys)
+                .key(&keys.held)
+                .invoke_async(&mut redis)
+                .await
+                .map_err(KvError::from)?;
+            Ok::<_, OrderError>(forgotten)
+        }
+        .await;
+        if weapp::db::transaction::finish(c, result).await? > 0 {
+            tracing::info!(
+                product_id = sale.product_id,
+                "an ended flash sale's Redis counters and key records dropped"
+            );
+        }
+        Ok(())
     }
 
     async fn is_loaded(&self, sale: &Sale) -> Result<bool, OrderError> {

@@ -390,6 +390,77 @@ async fn only_units_of_a_product_on_sale_have_the_sale_synced_again() {
 }
 
 #[tokio::test]
+async fn an_ended_sale_leaves_redis_once_written_and_its_keys_still_answer() {
+    let app = flash_builder()
+        .set("order.flash_sale.refresh_interval_ms", 50)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 5).await;
+    start_sale(&app, tea, 2).await;
+    let (token, _) = app.login("o_flash_ended").await;
+    let first_key = key();
+    let line = json!([{"product_id": tea, "qty": 1}]);
+    let (status, first, _) = place(&app, &token, &first_key, line.clone()).await;
+    assert_eq!(status, 202, "{first}");
+    let id = first["order_id"].as_i64().unwrap();
+    eventually("the order is written", || async {
+        written(&app, &[id], "pending").await == 1
+    })
+    .await;
+    let (mut redis, base) = sale_redis(&app, tea);
+    let counters = [
+        format!("{base}stock"),
+        format!("{base}users"),
+        format!("{base}keys"),
+    ];
+    let watcher = redis.clone();
+    let left = async || -> i64 {
+        redis::cmd("EXISTS")
+            .arg(&counters)
+            .query_async(&mut watcher.clone())
+            .await
+            .unwrap()
+    };
+    assert_eq!(left().await, 3);
+
+    let (status, ended) = admin(&app, Method::DELETE, &sale_path(tea), None).await;
+    assert_eq!(status, 200, "{ended}");
+    // A reservation still held (not yet written) keeps the sale in Redis.
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{base}held"))
+        .arg(999)
+        .arg("held")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(left().await, 3, "kept while a reservation is held");
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{base}held"))
+        .arg(999)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    eventually(
+        "the ended sale's counters and key records are dropped",
+        || async { left().await == 0 },
+    )
+    .await;
+
+    // A retry of a key of the sale is answered from the database: the same order.
+    let (status, replay, replayed) = place(&app, &token, &first_key, line.clone()).await;
+    assert_eq!((status.as_u16(), replayed), (202, true), "{replay}");
+    assert_eq!(replay["order_id"], id);
+    let (status, body, _) = place(&app, &token, key(), line.clone()).await;
+    assert_eq!(status, 201, "placed the ordinary way: {body}");
+    // Started again, the counters come from the database afresh.
+    start_sale(&app, tea, 2).await;
+    assert_eq!(sale(&app, tea).await["available"], 3);
+    let (status, body, _) = place(&app, &token, key(), line).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
 async fn an_unpaid_flash_order_expires_and_its_unit_goes_back_on_sale() {
     let app = flash_builder()
         .set("order.unpaid_timeout_s", 1)
