@@ -45,6 +45,9 @@ pub(crate) async fn run_writer(flash: &FlashSales, outbox: &Outbox, shutdown: &S
             let size = read_sizes.entry(sale.product_id).or_default();
             match flash.write_batch(&sale, outbox, claim, size).await {
                 Ok(n) => handled += n,
+                // Stopping: the connections close under a batch, which is read
+                // again by the next writer.
+                Err(_) if shutdown.is_shutting_down() => break,
                 Err(e) => tracing::warn!(
                     product_id = sale.product_id,
                     error = %e,
