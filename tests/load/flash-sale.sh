@@ -149,7 +149,7 @@ for round in $(seq 1 "$rounds"); do
     run paced "$burst" 5 10s
     per_s=$(python3 -c "print(round($paced_accepted * 1000 / $paced_reserved_ms))")
     tps=$(pgbench_tps "$pg_slice" "$work/pgbench-$round.txt")
-    echo "   round $round: $per_s reservations/s; pgbench right after: $tps tps;" \
+    echo "   round $round: $per_s reservations/s; pgbench right after: $(printf %.0f "$tps") tps;" \
         "ratio $(python3 -c "print(f'{$per_s / $tps:.1f}')")x"
     paced_rounds+=("$per_s:$tps")
 done
