@@ -17,7 +17,7 @@
 //!   lock (every `order.flash_sale.reconcile_interval_ms`, after cancellations, and
 //!   from scratch when Redis lost them);
 //! - once a sale has ended and its queue is written, Redis forgets its counters and
-//!   key records ([`FORGET`](scripts::FORGET)): retries are answered from the
+//!   key records (the `FORGET` script): retries are answered from the
 //!   database's keys, as for any order.
 //!
 //! Needs PostgreSQL and Redis (AOF with `appendfsync always` for no reservation to be
