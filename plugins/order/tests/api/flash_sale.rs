@@ -92,6 +92,19 @@ async fn written(app: &TestApp, ids: &[i64], status: &str) -> i64 {
     .await
 }
 
+/// Reserves `items` under `key` (202) and waits until the order is written
+/// (pending); returns its id.
+async fn reserve_written(app: &TestApp, token: &str, key: &str, items: Value) -> i64 {
+    let (status, body, _) = place(app, token, key, items).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["order_id"].as_i64().unwrap();
+    eventually("the order is written", || async {
+        written(app, &[id], "pending").await == 1
+    })
+    .await;
+    id
+}
+
 #[tokio::test]
 async fn many_buyers_at_once_get_exactly_the_stock_and_every_reservation_is_written() {
     let app = flash_builder().spawn().await;
@@ -373,14 +386,7 @@ async fn only_units_of_a_product_on_sale_have_the_sale_synced_again() {
         "cancelled orders of another product leave the sale alone"
     );
 
-    let line = json!([{"product_id": tea, "qty": 1}]);
-    let (status, body, _) = place(&app, &token, key(), line.clone()).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["order_id"].as_i64().unwrap();
-    eventually("the order is written", || async {
-        written(&app, &[id], "pending").await == 1
-    })
-    .await;
+    let id = reserve_written(&app, &token, &key(), json!([{"product_id": tea, "qty": 1}])).await;
     assert_eq!(cancel(&app, &token, id).await, 200);
     eventually("the sale's own unit is on sale again", || async {
         sale(&app, tea).await["available"] == 1
@@ -400,13 +406,7 @@ async fn an_ended_sale_leaves_redis_once_written_and_its_keys_still_answer() {
     let (token, _) = app.login("o_flash_ended").await;
     let first_key = key();
     let line = json!([{"product_id": tea, "qty": 1}]);
-    let (status, first, _) = place(&app, &token, &first_key, line.clone()).await;
-    assert_eq!(status, 202, "{first}");
-    let id = first["order_id"].as_i64().unwrap();
-    eventually("the order is written", || async {
-        written(&app, &[id], "pending").await == 1
-    })
-    .await;
+    let id = reserve_written(&app, &token, &first_key, line.clone()).await;
     let (mut redis, base) = sale_redis(&app, tea);
     let counters = [
         format!("{base}stock"),
@@ -497,13 +497,7 @@ async fn a_sale_redis_lost_is_rebuilt_from_the_database() {
     let (token, _) = app.login("o_flash_rebuilt").await;
     let first_key = key();
     let line = json!([{"product_id": tea, "qty": 2}]);
-    let (status, first, _) = place(&app, &token, &first_key, line.clone()).await;
-    assert_eq!(status, 202, "{first}");
-    let id = first["order_id"].as_i64().unwrap();
-    eventually("the order is written", || async {
-        written(&app, &[id], "pending").await == 1
-    })
-    .await;
+    let id = reserve_written(&app, &token, &first_key, line.clone()).await;
 
     // Redis restarted without its data.
     let (mut redis, base) = sale_redis(&app, tea);
@@ -593,14 +587,7 @@ async fn a_reservation_written_but_not_forgotten_is_not_written_twice() {
     let tea = product(&app, 100, 5).await;
     start_sale(&app, tea, 5).await;
     let (token, _) = app.login("o_flash_twice").await;
-    let (status, body, _) =
-        place(&app, &token, key(), json!([{"product_id": tea, "qty": 2}])).await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["order_id"].as_i64().unwrap();
-    eventually("the order is written", || async {
-        written(&app, &[id], "pending").await == 1
-    })
-    .await;
+    let id = reserve_written(&app, &token, &key(), json!([{"product_id": tea, "qty": 2}])).await;
     eventually("and forgotten by Redis", || async {
         sale(&app, tea).await["queued"] == 0
     })
