@@ -87,6 +87,11 @@ pub struct FlashSaleConfig {
     /// How often the Redis counters are checked against the database (and rebuilt
     /// from it if Redis lost them).
     pub reconcile_interval_ms: u64,
+    /// Syncs asked for between those (units of the product coming back: a
+    /// cancellation, a refund, a stock change) run at most this often: a stream of
+    /// cancellations in a rush costs a sync per interval, not one each, and the
+    /// units are on sale again within it. `0`: at once, every time.
+    pub resync_interval_ms: u64,
     /// Reservations read by an instance and not written after this long are taken
     /// over by another (the first one stopped).
     pub claim_after_ms: u64,
@@ -111,6 +116,7 @@ impl Default for FlashSaleConfig {
             batch_size: 500,
             poll_interval_ms: 20,
             reconcile_interval_ms: 5_000,
+            resync_interval_ms: 1_000,
             claim_after_ms: 10_000,
             id_block: 1_000,
             sold_out_recheck_ms: 500,

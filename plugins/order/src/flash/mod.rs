@@ -175,7 +175,8 @@ impl FlashSales {
         sales.values().cloned().collect()
     }
 
-    /// Asks the sync task to run now, recounting `users`, if one of `products` is
+    /// Asks for a sync (now, or after `resync_interval_ms` since the last), recounting
+    /// `users`, if one of `products` is
     /// on sale here (running, or ended with reservations maybe still to write):
     /// the stock of other products is none of a sale's business, and a shop's
     /// ordinary cancellations (unpaid orders expiring by the thousand) must not

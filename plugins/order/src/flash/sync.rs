@@ -54,13 +54,18 @@ const UNITS_BY_BUYER: &str = "SELECT o.user_id AS user_id, SUM(i.qty)::BIGINT AS
      GROUP BY o.user_id";
 
 /// Refreshes the sales every `refresh_interval_ms` and syncs the running ones
-/// every `reconcile_interval_ms`, or at once when asked ([`FlashSales::resync`]).
+/// every `reconcile_interval_ms`, and when asked ([`FlashSales::resync`]) at most
+/// every `resync_interval_ms`: each sync reads every reservation still held, so a
+/// run of cancellations during a rush must not each have one.
 pub(crate) async fn run_upkeep(flash: &FlashSales, shutdown: &Shutdown) {
     let refresh_every = Duration::from_millis(flash.config.refresh_interval_ms);
     let sync_every = Duration::from_millis(flash.config.reconcile_interval_ms);
-    let (mut next_refresh, mut next_sync) = (Instant::now(), Instant::now());
+    let resync_gap = Duration::from_millis(flash.config.resync_interval_ms);
+    let now = Instant::now();
+    let (mut next_refresh, mut next_sync, mut next_resync) = (now, now, now);
     let mut syncs: u64 = 0;
-    let mut woken = false;
+    // A sync was asked for and has not run yet.
+    let mut asked = false;
     while !shutdown.is_shutting_down() {
         if Instant::now() >= next_refresh {
             if let Err(e) = flash.refresh().await {
@@ -68,24 +73,30 @@ pub(crate) async fn run_upkeep(flash: &FlashSales, shutdown: &Shutdown) {
             }
             next_refresh = Instant::now() + refresh_every;
         }
-        if woken || Instant::now() >= next_sync {
-            let periodic = !woken;
+        let now = Instant::now();
+        let periodic = now >= next_sync;
+        if periodic || (asked && now >= next_resync) {
             let recount = match periodic && syncs.is_multiple_of(FULL_RECOUNT_EVERY) {
                 true => Recount::All,
                 false => Recount::Only(flash.take_recount()),
             };
             if periodic {
                 syncs += 1;
-                next_sync = Instant::now() + sync_every;
+                next_sync = now + sync_every;
             }
+            asked = false;
             flash.sync_sales(recount).await;
+            next_resync = Instant::now() + resync_gap;
         }
-        let until = next_refresh.min(next_sync);
-        woken = tokio::select! {
+        let mut until = next_refresh.min(next_sync);
+        if asked {
+            until = until.min(next_resync);
+        }
+        tokio::select! {
             _ = shutdown.wait() => break,
-            _ = tokio::time::sleep_until(until.into()) => false,
-            _ = flash.wake_sync.notified() => true,
-        };
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = flash.wake_sync.notified() => asked = true,
+        }
     }
 }
 

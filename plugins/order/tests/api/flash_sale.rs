@@ -396,6 +396,34 @@ async fn only_units_of_a_product_on_sale_have_the_sale_synced_again() {
 }
 
 #[tokio::test]
+async fn cancellations_in_a_row_are_synced_together() {
+    let app = flash_builder()
+        .set("order.flash_sale.reconcile_interval_ms", 600_000)
+        .set("order.flash_sale.resync_interval_ms", 2_000)
+        .spawn()
+        .await;
+    let tea = product(&app, 100, 10).await;
+    start_sale(&app, tea, 10).await;
+    let (token, _) = app.login("o_flash_cancels").await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let line = json!([{"product_id": tea, "qty": 1}]);
+        ids.push(reserve_written(&app, &token, &key(), line).await);
+    }
+    let before = metric(&app, "order_flash_syncs_total").await;
+    for id in ids {
+        assert_eq!(cancel(&app, &token, id).await, 200);
+    }
+    eventually("the ten units are on sale again", || async {
+        sale(&app, tea).await["available"] == 10
+    })
+    .await;
+    // The first cancellation's sync at once, the other nine's together after it.
+    let syncs = metric(&app, "order_flash_syncs_total").await - before;
+    assert!(syncs <= 2.0, "{syncs} syncs for ten cancellations");
+}
+
+#[tokio::test]
 async fn an_ended_sale_leaves_redis_once_written_and_its_keys_still_answer() {
     let app = flash_builder()
         .set("order.flash_sale.refresh_interval_ms", 50)
