@@ -5,7 +5,7 @@
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use tokio::sync::Mutex;
-use weapp::db::{Db, DbConn};
+use weapp::db::Db;
 
 use crate::error::OrderError;
 
@@ -36,11 +36,7 @@ impl OrderIds {
             return Ok(id);
         }
         let mut conn = db.conn().await?;
-        let DbConn::Postgres(c) = &mut conn else {
-            return Err(OrderError::Invalid(
-                "flash sales need PostgreSQL".to_owned(),
-            ));
-        };
+        let c = super::postgres(&mut conn)?;
         let ids: Vec<Id> =
             diesel::sql_query("SELECT nextval('orders_id_seq') AS id FROM generate_series(1, $1)")
                 .bind::<BigInt, _>(self.block)

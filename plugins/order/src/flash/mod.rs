@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
-use weapp::db::Db;
+use weapp::db::{AsyncPgConnection, Db, DbConn};
 use weapp::kv::RedisConnection;
 
 use crate::config::FlashSaleConfig;
@@ -201,7 +201,7 @@ impl FlashSales {
 /// units on hand (0 without a row): what every write and sync of a sale starts with,
 /// so they take turns.
 async fn lock_stock(
-    c: &mut weapp::db::AsyncPgConnection,
+    c: &mut AsyncPgConnection,
     product_id: i64,
 ) -> Result<i64, crate::error::OrderError> {
     use diesel::prelude::*;
@@ -214,6 +214,17 @@ async fn lock_stock(
         .await
         .optional()?;
     Ok(on_hand.unwrap_or(0))
+}
+
+/// The PostgreSQL connection behind `conn`: flash sales run on nothing else (an app
+/// on another database refuses them).
+fn postgres(conn: &mut DbConn) -> Result<&mut AsyncPgConnection, crate::error::OrderError> {
+    match conn {
+        DbConn::Postgres(c) => Ok(c),
+        _ => Err(crate::error::OrderError::Invalid(
+            "flash sales need PostgreSQL".into(),
+        )),
+    }
 }
 
 fn hostname() -> String {

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use weapp::db::{Db, DbConn};
+use weapp::db::Db;
 
 use crate::error::OrderError;
 use crate::schema::{order_flash_sales as sales, products};
@@ -131,9 +131,7 @@ pub(super) async fn start(
 ) -> Result<(), OrderError> {
     let running = matches!(state(db, product_id).await?, Some((_, true, _, _)));
     let mut conn = db.conn().await?;
-    let DbConn::Postgres(c) = &mut conn else {
-        return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
-    };
+    let c = super::postgres(&mut conn)?;
     if running {
         diesel::update(sales::table.find(product_id))
             .set((

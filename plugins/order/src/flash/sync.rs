@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool};
 use diesel_async::RunQueryDsl;
 use weapp::Shutdown;
-use weapp::db::{AsyncPgConnection, BeginTransaction, DbConn, Isolation};
+use weapp::db::{AsyncPgConnection, BeginTransaction, Isolation};
 use weapp::kv::KvError;
 
 use super::reservation::{KeyRecord, key_field};
@@ -138,9 +138,7 @@ impl FlashSales {
     /// queued.
     pub(crate) async fn sync(&self, sale: &Sale, recount: &Recount) -> Result<i64, OrderError> {
         let mut conn = self.db.conn().await?;
-        let DbConn::Postgres(c) = &mut conn else {
-            return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
-        };
+        let c = super::postgres(&mut conn)?;
         c.begin_with(Isolation::BackendDefault).await?;
         metrics::synced();
         let result = self.sync_locked(c, sale, recount).await;
@@ -171,9 +169,7 @@ impl FlashSales {
             return Ok(());
         }
         let mut conn = self.db.conn().await?;
-        let DbConn::Postgres(c) = &mut conn else {
-            return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
-        };
+        let c = super::postgres(&mut conn)?;
         c.begin_with(Isolation::BackendDefault).await?;
         let result = async {
             super::lock_stock(c, sale.product_id).await?;

@@ -17,7 +17,6 @@ use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
 use weapp::Shutdown;
-use weapp::db::DbConn;
 use weapp::kv::KvError;
 
 use super::reservation::Reserved;
@@ -163,9 +162,7 @@ impl FlashSales {
         let mut written = Written::default();
         for chunk in reserved.chunks(self.config.batch_size.max(1)) {
             let mut conn = self.db.conn().await?;
-            let DbConn::Postgres(c) = &mut conn else {
-                return Err(OrderError::Invalid("flash sales need PostgreSQL".into()));
-            };
+            let c = super::postgres(&mut conn)?;
             // A failure leaves every entry to be read again: what committed is
             // skipped then.
             written.add(write(c, sale.product_id, chunk).await?);
